@@ -1,0 +1,109 @@
+"""Argument validation shared by every op (SPEC §6): each message names the argument."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def tensor(x, name: str, *, min_dim: int = 1, dims: Sequence[int] | None = None) -> torch.Tensor:
+    """A floating tensor with a non-empty batch dimension and an allowed rank."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
+    if dims is not None and x.dim() not in dims:
+        raise ValueError(f"{name} must have {' or '.join(map(str, dims))} dimensions, got shape {tuple(x.shape)}")
+    if x.dim() < min_dim:
+        raise ValueError(f"{name} must have at least {min_dim} dimension(s) [B, ...], got shape {tuple(x.shape)}")
+    if min_dim >= 1 and x.shape[0] == 0:
+        raise ValueError(f"{name} has an empty batch (shape {tuple(x.shape)})")
+    return x
+
+
+def tensor_list(grads, name: str, *, same_batch: bool = True) -> list[torch.Tensor]:
+    """A tensor or a non-empty sequence of tensors on one device; with ``same_batch`` each is
+    ``[B, ...]`` with one ``B``, otherwise any shape (parameter gradients)."""
+    seq = [grads] if isinstance(grads, torch.Tensor) else grads
+    if not isinstance(seq, (list, tuple)) or len(seq) == 0:
+        raise TypeError(f"{name} must be a tensor or a non-empty list/tuple of tensors, got {type(grads).__name__}")
+    min_dim = 1 if same_batch else 0
+    out = [tensor(g, f"{name}[{i}]" if len(seq) > 1 else name, min_dim=min_dim) for i, g in enumerate(seq)]
+    same_device(name, *out)
+    if same_batch:
+        sizes = {g.shape[0] for g in out}
+        if len(sizes) > 1:
+            raise ValueError(f"{name}: every tensor must have the same batch size, got {[g.shape[0] for g in out]}")
+    return out
+
+
+def same_device(name: str, *xs: torch.Tensor) -> torch.device:
+    devices = {x.device for x in xs if isinstance(x, torch.Tensor)}
+    if len(devices) > 1:
+        raise ValueError(f"{name}: all tensors must be on one device, got {sorted(map(str, devices))}")
+    return xs[0].device
+
+
+def same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    same_device(f"{name_a}/{name_b}", a, b)
+    if a.shape != b.shape:
+        raise ValueError(f"{name_b} must have the shape of {name_a} {tuple(a.shape)}, got {tuple(b.shape)}")
+
+
+def batch_match(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    same_device(f"{name_a}/{name_b}", a, b)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{name_b} must have the batch size of {name_a} ({a.shape[0]}), got {b.shape[0]}")
+
+
+def nonneg(value, name: str) -> float:
+    if isinstance(value, torch.Tensor):
+        value = float(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return float(value)
+
+
+def unit_interval(value, name: str) -> float:
+    value = nonneg(value, name)
+    if value > 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def reduction(value: str) -> str:
+    if value not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {value!r}")
+    return value
+
+
+def inv_scale(value) -> float:
+    """``None`` → 1.0; a positive float or 0-d tensor (read on the host) otherwise."""
+    if value is None:
+        return 1.0
+    value = nonneg(value, "inv_scale")
+    if value == 0:
+        raise ValueError("inv_scale must be > 0 (1 / GradScaler.get_scale())")
+    return value
+
+
+def seed(value) -> int:
+    """``None`` draws a 63-bit seed from torch's default CPU generator (``torch.manual_seed`` repeats runs)."""
+    if value is None:
+        return int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64).item())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"seed must be an int or None, got {type(value).__name__}")
+    if not 0 <= value < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {value}")
+    return value
+
+
+def images(x, name: str) -> torch.Tensor:
+    """An NCHW image batch."""
+    return tensor(x, name, dims=(4,))

@@ -1,0 +1,126 @@
+"""Gradient-norm penalties (SPEC §2): R1, R2, WGAN-GP, Roth et al. 2017, and their helpers.
+
+Only ``s_b = Σ_i (inv_scale·g)²`` touches the full-size gradients: it runs in one fused pass
+(one launch for a whole list of tensors) on the chosen backend; the O(B) epilogues are shared.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor
+
+from . import _checks as check
+from ._dispatch import resolve
+from .ops import gradnorm as ops
+from .reference import gradnorm as ref
+
+Grads = Union[Tensor, Sequence[Tensor]]
+_OPS = ("sqnorm", "scale", "dot")
+
+
+def grad_sqnorm(grads: Grads, per_sample: bool = True, inv_scale=None, backend: str | None = None) -> Tensor:
+    """``s_b = Σ_i (inv_scale·g)²`` summed over every tensor in ``grads``.
+
+    ``grads``: a tensor ``[B, ...]`` or a sequence of them (same ``B``); any float dtype and strides.
+    Returns ``[B]`` float32 (float64 for float64 inputs); ``per_sample=False`` sums everything into
+    a 0-d scalar (e.g. parameter-gradient norms, where the tensors need not share a batch size).
+    ``inv_scale`` fuses the AMP unscale ``g·inv_scale`` (float32, before squaring).
+    """
+    grads = check.tensor_list(grads, "grads", same_batch=per_sample)
+    inv = check.inv_scale(inv_scale)
+    name = resolve(_OPS, backend, grads[0].device)
+    if name == "reference":
+        return ref.grad_sqnorm(grads, per_sample, inv)
+    return ops.sqnorm(grads, inv, per_sample, name)
+
+
+def r1_penalty(grads: Grads, gamma: float = 10.0, reduction: str = "mean", inv_scale=None, backend=None) -> Tensor:
+    """R1 on real inputs: ``γ/2 · Σ_i g_b²`` per sample, then ``reduction`` (``mean``/``sum``/``none``).
+
+    Anchor: NVlabs stylegan2-ada-pytorch ``loss.py`` (``r1_grads.square().sum([1,2,3]) * (r1_gamma/2)``).
+    ``grads`` come from ``autograd.grad(D(x).sum(), x, create_graph=True)`` (see :func:`input_gradients`).
+    """
+    gamma = check.nonneg(gamma, "gamma")
+    check.reduction(reduction)
+    return ref.r1_from_sqnorm(grad_sqnorm(grads, True, inv_scale, backend), gamma, reduction)
+
+
+def r2_penalty(grads: Grads, gamma: float = 10.0, reduction: str = "mean", inv_scale=None, backend=None) -> Tensor:
+    """R2: the R1 formula ``γ/2 · Σ_i g_b²`` on gradients at fake inputs (Mescheder 2018, R3GAN)."""
+    return r1_penalty(grads, gamma, reduction, inv_scale, backend)
+
+
+def gradient_penalty(
+    grads: Grads,
+    center: float = 1.0,
+    weight: float = 10.0,
+    one_sided: bool = False,
+    eps: float = 0.0,
+    reduction: str = "mean",
+    inv_scale=None,
+    backend=None,
+) -> Tensor:
+    """WGAN-GP (Gulrajani 2017): ``w · (‖g_b‖ − c)²``, one-sided ``w · relu(‖g_b‖ − c)²``,
+    with the per-sample norm ``‖g_b‖ = sqrt(s_b + eps)`` (never batch-global). Gradient 0 at ``‖g_b‖ = 0``.
+    """
+    weight = check.nonneg(weight, "weight")
+    eps = check.nonneg(eps, "eps")
+    check.reduction(reduction)
+    s = grad_sqnorm(grads, True, inv_scale, backend)
+    return ref.gp_from_sqnorm(s, float(center), weight, bool(one_sided), eps, reduction)
+
+
+def roth_penalty(grads_real: Grads, logits_real: Tensor, grads_fake: Grads, logits_fake: Tensor, gamma: float = 0.1, backend=None):
+    """Roth et al. 2017: ``γ/2 · E_b[(1−σ(D_r))²·‖∇D_r‖² + σ(D_f)²·‖∇D_f‖²]``; the gradient flows
+    into the logits too. ``logits_*``: ``[B]`` or ``[B, 1]`` D outputs (pre-sigmoid)."""
+    gamma = check.nonneg(gamma, "gamma")
+    s_real = grad_sqnorm(grads_real, True, None, backend)
+    s_fake = grad_sqnorm(grads_fake, True, None, backend)
+    for name, logits, s in (("logits_real", logits_real, s_real), ("logits_fake", logits_fake, s_fake)):
+        check.tensor(logits, name, dims=(1, 2))
+        if logits.numel() != s.shape[0]:
+            raise ValueError(f"{name} must hold one logit per sample ({s.shape[0]}), got shape {tuple(logits.shape)}")
+        check.same_device(name, logits, s)
+    return ref.roth_from_sqnorm(s_real, logits_real, s_fake, logits_fake, gamma)
+
+
+def input_gradients(outputs: Tensor, inputs, scaler=None):
+    """``autograd.grad(outputs.sum(), inputs, create_graph=True)``: the gradients a penalty needs,
+    kept differentiable so the penalty's backward reaches D's parameters. With an AMP ``scaler`` the
+    sum is scaled first (pass ``inv_scale=1/scaler.get_scale()`` to the penalty). Returns a tensor
+    for a tensor ``inputs``, else a tuple."""
+    check.tensor(outputs, "outputs", min_dim=0)
+    total = outputs.sum()
+    if scaler is not None:
+        total = scaler.scale(total)
+    grads = torch.autograd.grad(total, inputs, create_graph=True)
+    return grads[0] if isinstance(inputs, Tensor) else grads
+
+
+def r1_loss(logits: Tensor, inputs, gamma: float = 10.0, backend=None) -> Tensor:
+    """``r1_penalty(input_gradients(logits, inputs), gamma)``: R1 from D's logits in one call."""
+    return r1_penalty(input_gradients(logits, inputs), gamma, backend=backend)
+
+
+def wgan_interpolate(real: Tensor, fake: Tensor, alpha: Tensor | None = None, generator=None) -> Tensor:
+    """``α·real + (1−α)·fake`` with ``α ~ U[0,1)`` per sample (WGAN-GP). Detach ``fake`` and call
+    ``.requires_grad_()`` on the result before taking gradients w.r.t. it."""
+    check.tensor(real, "real")
+    check.tensor(fake, "fake")
+    check.same_shape("real", real, "fake", fake)
+    if alpha is None:
+        alpha = torch.rand(real.shape[0], device=real.device, generator=generator, dtype=real.dtype)
+    alpha = alpha.to(real.dtype).reshape(-1, *([1] * (real.dim() - 1)))
+    if alpha.shape[0] != real.shape[0]:
+        raise ValueError(f"alpha must hold one value per sample ({real.shape[0]}), got {alpha.shape[0]}")
+    return alpha * real + (1 - alpha) * fake
+
+
+def dragan_perturb(x: Tensor, c: float = 0.5, generator=None) -> Tensor:
+    """DRAGAN perturbation ``x + c·std(x)·U[0,1)`` (elementwise uniform, global std; StudioGAN)."""
+    check.tensor(x, "x")
+    c = check.nonneg(c, "c")
+    u = torch.rand(x.shape, device=x.device, generator=generator, dtype=x.dtype)
+    return x + c * x.std() * u

@@ -1,0 +1,73 @@
+"""Build ganreg_ext._C from csrc/ with torch.utils.cpp_extension + ninja.
+
+- CUDAExtension when nvcc is found (CUDA_HOME, else the newest /usr/local/cuda*); FORCE_CUDA=1 forces it.
+- CppExtension otherwise; GANREG_SKIP_BUILD=1 installs pure Python (reference + triton backends).
+- TORCH_CUDA_ARCH_LIST defaults to Ampere + Hopper ("8.0;9.0+PTX"); MAX_JOBS is honoured by ninja.
+- CPU sources are built with AVX2/FMA when the compiler supports it (GANREG_NO_AVX2=1 turns it off).
+"""
+
+import glob
+import os
+import platform
+import shutil
+
+from setuptools import find_packages, setup
+
+
+def find_cuda_home():
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if home and os.path.exists(os.path.join(home, "bin", "nvcc")):
+        return home
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        return os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+    candidates = sorted(glob.glob("/usr/local/cuda*/bin/nvcc"), key=lambda p: [int(x) if x.isdigit() else 0 for x in p.split("cuda-")[-1].split("/")[0].split(".")])
+    return os.path.dirname(os.path.dirname(candidates[-1])) if candidates else None
+
+
+def extensions():
+    if os.environ.get("GANREG_SKIP_BUILD") == "1":
+        return [], {}
+    cuda_home = find_cuda_home()
+    if cuda_home:
+        os.environ["CUDA_HOME"] = cuda_home  # read by torch.utils.cpp_extension at import
+    from torch.utils import cpp_extension as ce
+
+    ce.CUDA_HOME = cuda_home or ce.CUDA_HOME
+    with_cuda = os.environ.get("FORCE_CUDA") == "1" or cuda_home is not None
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+    cxx = ["-O3", "-std=c++17"]
+    if platform.machine() in ("x86_64", "AMD64") and os.environ.get("GANREG_NO_AVX2") != "1":
+        cxx += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2"]
+    sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    include_dirs = [os.path.abspath("csrc")]
+    macros = []
+    if with_cuda:
+        import torch
+
+        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        include_dirs += glob.glob(os.path.join(os.path.dirname(torch.__file__), "..", "nvidia", "cu*", "include"))
+        macros.append(("GANREG_WITH_CUDA", None))
+        ext = ce.CUDAExtension(
+            "ganreg_ext._C",
+            sources,
+            include_dirs=include_dirs,
+            define_macros=macros,
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]},
+        )
+    else:
+        ext = ce.CppExtension("ganreg_ext._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx})
+    return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=True)}
+
+
+ext_modules, cmdclass = extensions()
+
+setup(
+    name="ganreg_ext",
+    version="0.1.0",
+    description="Fused GAN regularizers (R1/R2, WGAN-GP, path length, CR/bCR/zCR, DiffAugment) for PyTorch",
+    packages=find_packages(include=["ganreg_ext", "ganreg_ext.*", "triton_kernels", "triton_kernels.*"]),
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+    python_requires=">=3.10",
+)
