@@ -36,9 +36,9 @@ def extensions():
     ce.CUDA_HOME = cuda_home or ce.CUDA_HOME
     with_cuda = os.environ.get("FORCE_CUDA") == "1" or cuda_home is not None
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
-    cxx = ["-O3", "-std=c++17"]
+    cxx = ["-O3", "-std=c++20"]
     if platform.machine() in ("x86_64", "AMD64") and os.environ.get("GANREG_NO_AVX2") != "1":
-        cxx += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2"]
+        cxx += ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2"]
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     include_dirs = [os.path.abspath("csrc")]
     macros = []
@@ -53,7 +53,7 @@ def extensions():
             sources,
             include_dirs=include_dirs,
             define_macros=macros,
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20", "-lineinfo"]},
         )
     else:
         ext = ce.CppExtension("ganreg_ext._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx})

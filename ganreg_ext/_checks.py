@@ -70,6 +70,18 @@ def nonneg(value, name: str) -> float:
     return float(value)
 
 
+def running_mean(value, name: str, like: torch.Tensor, like_name: str):
+    """A number or a 0-d float tensor on the device of ``like`` (e.g. ``pl_mean``)."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{name} must be a number or a 0-d float tensor, got {value.dtype} of shape {tuple(value.shape)}")
+        same_device(f"{name}/{like_name}", value, like)
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number or a 0-d float tensor, got {type(value).__name__}")
+    return value
+
+
 def unit_interval(value, name: str) -> float:
     value = nonneg(value, name)
     if value > 1:

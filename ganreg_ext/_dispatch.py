@@ -53,6 +53,7 @@ def register_kernel(op: str, backend: str) -> Callable[[Callable], Callable]:
     return deco
 
 
+@torch.compiler.assume_constant_result  # may be first called while torch.compile traces an op
 def _probe(name: str) -> tuple[bool, str]:
     """Load a backend's kernels once; return (available, reason)."""
     if name in _status:
@@ -76,9 +77,8 @@ def _probe(name: str) -> tuple[bool, str]:
             else:
                 importlib.import_module("triton_kernels")
     except ImportError as e:
-        ok, why = False, f"{name} backend failed to import ({e}); " + (
-            "pip install triton" if name == "triton" else _BUILD_HINT
-        )
+        hint = "" if "pip install" in str(e) else "; " + ("pip install triton" if name == "triton" else _BUILD_HINT)
+        ok, why = False, f"{name} backend failed to import ({e}){hint}"
     _status[name] = (ok, why)
     return ok, why
 
@@ -206,7 +206,7 @@ def kernel(op: str, backend: str) -> Callable:
 def set_poison(flag: bool) -> None:
     """Tests: make every fused kernel's output start as NaN (catches unwritten elements)."""
     _poison[0] = bool(flag)
-    if _probe("cpu")[0] or "cuda" in _status:
+    if _probe("cpu")[0] or _status.get("cuda", (False, ""))[0]:
         from .ops.native import set_native_poison
 
         set_native_poison(flag)

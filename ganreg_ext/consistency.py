@@ -15,7 +15,7 @@ from .ops import consistency as ops
 from .reference import consistency as ref
 
 
-def _mse(a: Tensor, b: Tensor, name_a: str, name_b: str, backend) -> Tensor:
+def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     check.tensor(a, name_a, min_dim=0)
     check.tensor(b, name_b, min_dim=0)
     check.same_shape(name_a, a, name_b, b)
@@ -23,6 +23,10 @@ def _mse(a: Tensor, b: Tensor, name_a: str, name_b: str, backend) -> Tensor:
         raise ValueError(f"{name_a} is empty (shape {tuple(a.shape)})")
     if a.dtype != b.dtype:
         raise TypeError(f"{name_b} must have the dtype of {name_a} ({a.dtype}), got {b.dtype}")
+
+
+def _mse(a: Tensor, b: Tensor, name_a: str, name_b: str, backend) -> Tensor:
+    _check_pair(a, b, name_a, name_b)
     name = resolve(("sq_diff_sum", "diff_scale"), backend, a.device)
     if name == "reference":
         return ref.mse(a, b)
@@ -38,6 +42,8 @@ def bcr_loss(real, real_aug, fake, fake_aug, lambda_real: float = 10.0, lambda_f
     """bCR (Zhao et al. 2020): ``λ_r·mse(D(x), D(T(x))) + λ_f·mse(D(G(z)), D(T(G(z))))``."""
     lr = check.nonneg(lambda_real, "lambda_real")
     lf = check.nonneg(lambda_fake, "lambda_fake")
+    _check_pair(real, real_aug, "real", "real_aug")  # both pairs before any kernel runs
+    _check_pair(fake, fake_aug, "fake", "fake_aug")
     return lr * _mse(real, real_aug, "real", "real_aug", backend) + lf * _mse(fake, fake_aug, "fake", "fake_aug", backend)
 
 

@@ -76,13 +76,15 @@ def roth_penalty(grads_real: Grads, logits_real: Tensor, grads_fake: Grads, logi
     """Roth et al. 2017: ``γ/2 · E_b[(1−σ(D_r))²·‖∇D_r‖² + σ(D_f)²·‖∇D_f‖²]``; the gradient flows
     into the logits too. ``logits_*``: ``[B]`` or ``[B, 1]`` D outputs (pre-sigmoid)."""
     gamma = check.nonneg(gamma, "gamma")
+    grads_real = check.tensor_list(grads_real, "grads_real")  # validate everything before any kernel runs
+    grads_fake = check.tensor_list(grads_fake, "grads_fake")
+    for name, logits, g in (("logits_real", logits_real, grads_real[0]), ("logits_fake", logits_fake, grads_fake[0])):
+        check.tensor(logits, name, dims=(1, 2))
+        if logits.numel() != g.shape[0]:
+            raise ValueError(f"{name} must hold one logit per sample ({g.shape[0]}), got shape {tuple(logits.shape)}")
+        check.same_device(name, logits, g)
     s_real = grad_sqnorm(grads_real, True, None, backend)
     s_fake = grad_sqnorm(grads_fake, True, None, backend)
-    for name, logits, s in (("logits_real", logits_real, s_real), ("logits_fake", logits_fake, s_fake)):
-        check.tensor(logits, name, dims=(1, 2))
-        if logits.numel() != s.shape[0]:
-            raise ValueError(f"{name} must hold one logit per sample ({s.shape[0]}), got shape {tuple(logits.shape)}")
-        check.same_device(name, logits, s)
     return ref.roth_from_sqnorm(s_real, logits_real, s_fake, logits_fake, gamma)
 
 

@@ -49,6 +49,7 @@ def path_length_penalty(pl_grads: Tensor, pl_mean, decay: float = 0.01, backend:
     ``len_b = sqrt(mean_k Σ_d g²)``, ``new_mean = pl_mean + decay·(E_b len − pl_mean)``,
     ``penalty_b = (len_b − new_mean)²``; the gradient also flows through ``new_mean`` (as NVlabs)."""
     _pl_grads(pl_grads)
+    check.running_mean(pl_mean, "pl_mean", pl_grads, "pl_grads")
     decay = check.unit_interval(decay, "decay")
     num_ws = pl_grads.shape[1] if pl_grads.dim() == 3 else 1
     return ref.pl_epilogue(grad_sqnorm(pl_grads, backend=backend), num_ws, pl_mean, decay)

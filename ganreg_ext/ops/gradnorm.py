@@ -23,7 +23,8 @@ def sqnorm(grads: list[Tensor], inv_scale: float, per_sample: bool, backend: str
 def scale(grads: list[Tensor], coef: Tensor, factor: float, per_sample: bool, backend: str) -> list[Tensor]:
     """``out_t = factor·coef_b·g_t`` (``coef`` ``[B]``, or 0-d if not ``per_sample``), dtype of ``g_t``,
     with ``torch.empty_like(g_t)`` strides (channels_last stays channels_last)."""
-    return kernel("scale", backend)(grads, coef, factor, per_sample)
+    # coef is often an expanded gradient (``s.sum().backward()`` gives stride 0): kernels index it densely
+    return kernel("scale", backend)(grads, coef.contiguous(), factor, per_sample)
 
 
 @torch.library.custom_op("ganreg::dot", mutates_args=())

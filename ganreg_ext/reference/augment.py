@@ -88,7 +88,7 @@ def diff_augment(x: torch.Tensor, params: dict) -> torch.Tensor:
         c = torch.arange(W, device=y.device).view(1, 1, W) - (o[:, 1].view(B, 1, 1) - cw // 2)
         keep = ~((r >= 0) & (r < ch) & (c >= 0) & (c < cw))
         y = y * keep.unsqueeze(1).to(y.dtype)
-    return y.to(x.dtype)
+    return y.to(x.dtype).contiguous()  # contiguous NCHW, like the original (and the kernel contract)
 
 
 def sample_cr_params(B: int, H: int, W: int, device=None, generator=None) -> dict:
@@ -114,4 +114,4 @@ def cr_augment(x: torch.Tensor, params: dict) -> torch.Tensor:
     rows = torch.arange(H, device=x.device).view(1, H, 1) + t[:, 0].view(B, 1, 1) + sx
     cols = torch.arange(W, device=x.device).view(1, 1, W) + t[:, 1].view(B, 1, 1) + sy
     out = padded.permute(0, 2, 3, 1)[torch.arange(B, device=x.device).view(B, 1, 1), rows, cols]
-    return out.permute(0, 3, 1, 2)
+    return out.permute(0, 3, 1, 2).contiguous()  # contiguous NCHW, like StudioGAN's ``x.contiguous()``

@@ -38,7 +38,7 @@ def r1_from_sqnorm(s: torch.Tensor, gamma: float, reduction: str) -> torch.Tenso
 def safe_norm(s: torch.Tensor, eps: float) -> torch.Tensor:
     """``sqrt(s + eps)`` whose gradient is 0 (not NaN) at ``s + eps = 0``, like ``vector_norm``."""
     s = s + eps
-    pos = s > 0
+    pos = ~(s <= 0)  # NaN counts as positive: sqrt(NaN) = NaN propagates (SPEC §6), never masked to 0
     return torch.where(pos, torch.sqrt(torch.where(pos, s, torch.ones_like(s))), torch.zeros_like(s))
 
 

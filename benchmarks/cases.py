@@ -1,0 +1,345 @@
+"""Benchmark cases, one builder per op family (SPEC §2–§5), at sizes taken from real GAN training.
+
+A :class:`Case` makes its random-normal inputs (never zeros/constants) and calls the *public*
+``ganreg_ext`` function with a ``backend=`` argument, so every backend (and ``torch.compile`` of the
+reference) runs exactly the code a user calls. Each case also states the bytes the op must move at
+the very least (the *floor*) for the forward, the backward and both; achieved GB/s is measured
+against that floor.
+
+Floor conventions (``N`` elements of the big tensor, ``e`` bytes per element):
+
+- gradient-norm penalties (R1/R2, WGAN-GP, path-length penalty): forward reads ``g`` (``N·e``);
+  backward reads ``g`` and writes ``dL/dg`` (``2N·e``); fwd+bwd ``3N·e``. Roth: twice that (real+fake).
+- path-length noise-dot: forward reads the images (``N·e``, the noise is generated, never stored);
+  backward writes ``grad_out·y`` (``N·e``).
+- consistency (bCR on logits, zCR on images): forward reads both inputs; backward reads both and
+  writes both gradients.
+- augmentations (DiffAugment, CR): forward reads ``x`` and writes the output; backward reads
+  ``grad_out`` and writes ``dx``.
+- instance noise: forward reads ``x``, writes ``x + σ·n``; the backward is the identity (floor 0,
+  no GB/s is reported for it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+import ganreg_ext as gx
+
+MODES = ("fwd", "bwd", "fwdbwd")
+MODE_LABEL = {"fwd": "fwd", "bwd": "bwd", "fwdbwd": "fwd+bwd"}
+SEED = 0x5EED_1234_ABCD  # noise seed of the Philox ops (fixed: same work every repetition)
+
+
+@dataclass
+class Inputs:
+    leaves: list[Tensor]  # tensors that require grad (what the backward differentiates w.r.t.)
+    kw: dict = field(default_factory=dict)  # other arguments (params, pl_mean, ...)
+    grad_out: Tensor | None = None  # random normal output gradient for non-scalar outputs
+
+
+@dataclass
+class Case:
+    family: str  # --ops name, e.g. "r1"
+    op: str  # public function benchmarked, e.g. "r1_penalty"
+    size: str  # human label, e.g. "32x3x256x256"
+    numel: int  # elements of the big tensor(s): the x axis of the plots
+    make: Callable[[torch.device, torch.dtype, torch.Generator], Inputs]
+    fn: Callable[[Inputs, str], Tensor]  # fn(inputs, backend) -> output (runs the public op)
+    floor_elems: dict  # mode -> elements that must be read/written at the least
+    tol: tuple[float, float] = (1e-4, 1e-5)  # (rtol, atol) fused vs reference, float32
+    # extra unchecked baselines (name -> fn(inputs) -> output), e.g. NVlabs' randn_like noise-dot
+    extra: dict = field(default_factory=dict)
+    primary: bool = True  # the family's largest size (quick sweeps compile only this one)
+    # torch.compile of the integer-Philox reference takes > 14 min on a busy 2-core CPU: off by
+    # default (--compile-noise); its compiled randn_like baseline (compile_<extra>) is run instead
+    compile_slow: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.family}/{self.size}"
+
+    def floor_bytes(self, mode: str, dtype: torch.dtype) -> int:
+        return int(self.floor_elems[mode] * torch.empty((), dtype=dtype).element_size())
+
+
+def _randn(shape, device, dtype, gen, scale=1.0, requires_grad=True) -> Tensor:
+    t = (torch.randn(shape, device=device, generator=gen, dtype=torch.float32) * scale).to(dtype)
+    return t.requires_grad_(requires_grad)
+
+
+def _label(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# one builder per family; each takes a shape (or a list of shapes) and returns a Case
+
+
+def r1_case(shapes) -> Case:
+    """R1/R2 ``r1_penalty`` on D's input gradients (a tensor, or a list for multi-input D)."""
+    shapes = [shapes] if isinstance(shapes[0], int) else list(shapes)
+    n = sum(math.prod(s) for s in shapes)
+
+    def make(dev, dt, gen):
+        return Inputs([_randn(s, dev, dt, gen) for s in shapes])
+
+    def fn(inp, backend):
+        g = inp.leaves if len(inp.leaves) > 1 else inp.leaves[0]
+        return gx.r1_penalty(g, gamma=10.0, backend=backend)
+
+    return Case("r1", "r1_penalty", "+".join(_label(s) for s in shapes), n, make, fn, {"fwd": n, "bwd": 2 * n, "fwdbwd": 3 * n})
+
+
+def wgan_gp_case(shape) -> Case:
+    n = math.prod(shape)
+
+    def make(dev, dt, gen):
+        return Inputs([_randn(shape, dev, dt, gen, scale=0.01)])  # ‖g_b‖ near the centre 1
+
+    def fn(inp, backend):
+        return gx.gradient_penalty(inp.leaves[0], center=1.0, weight=10.0, backend=backend)
+
+    return Case("wgan_gp", "gradient_penalty", _label(shape), n, make, fn, {"fwd": n, "bwd": 2 * n, "fwdbwd": 3 * n})
+
+
+def roth_case(shape) -> Case:
+    n = math.prod(shape)
+    B = shape[0]
+
+    def make(dev, dt, gen):
+        gr, gf = _randn(shape, dev, dt, gen), _randn(shape, dev, dt, gen)
+        lr, lf = _randn((B, 1), dev, dt, gen), _randn((B, 1), dev, dt, gen)
+        return Inputs([gr, lr, gf, lf])
+
+    def fn(inp, backend):
+        gr, lr, gf, lf = inp.leaves
+        return gx.roth_penalty(gr, lr, gf, lf, gamma=0.1, backend=backend)
+
+    return Case("roth", "roth_penalty", "2x" + _label(shape), 2 * n, make, fn, {"fwd": 2 * n, "bwd": 4 * n, "fwdbwd": 6 * n})
+
+
+def pl_noise_dot_case(shape) -> Case:
+    n = math.prod(shape)
+    hw = shape[2] * shape[3]
+
+    def make(dev, dt, gen):
+        return Inputs([_randn(shape, dev, dt, gen)])
+
+    def fn(inp, backend):
+        return gx.path_length_noise_dot(inp.leaves[0], seed=SEED, backend=backend)
+
+    def nvlabs(inp):  # NVlabs loss.py: (gen_img * randn_like(gen_img) / sqrt(H*W)).sum(); other noise
+        img = inp.leaves[0]
+        return (img * (torch.randn_like(img) / math.sqrt(hw))).sum()
+
+    return Case(
+        "pl_noise_dot", "path_length_noise_dot", _label(shape), n, make, fn, {"fwd": n, "bwd": n, "fwdbwd": 2 * n},
+        tol=(2e-4, 1e-3), extra={"nvlabs_randn": nvlabs}, compile_slow=True,
+    )  # fmt: skip
+
+
+def pl_penalty_case(shape) -> Case:
+    """``path_length_penalty`` on ``pl_grads = dL/dws`` ``[B, num_ws, 512]``."""
+    n = math.prod(shape)
+
+    def make(dev, dt, gen):
+        return Inputs([_randn(shape, dev, dt, gen, scale=0.05)], kw={"pl_mean": torch.tensor(0.7, device=dev)})
+
+    def fn(inp, backend):
+        penalty, _ = gx.path_length_penalty(inp.leaves[0], inp.kw["pl_mean"], decay=0.01, backend=backend)
+        return penalty.mean()
+
+    return Case("pl_penalty", "path_length_penalty", _label(shape), n, make, fn, {"fwd": n, "bwd": 2 * n, "fwdbwd": 3 * n})
+
+
+def bcr_case(shape) -> Case:
+    """bCR on D logits ``[B, 1]`` (real, T(real), fake, T(fake)): latency-bound, tiny."""
+    n = math.prod(shape)
+
+    def make(dev, dt, gen):
+        return Inputs([_randn(shape, dev, dt, gen) for _ in range(4)])
+
+    def fn(inp, backend):
+        return gx.bcr_loss(*inp.leaves, lambda_real=10.0, lambda_fake=10.0, backend=backend)
+
+    return Case("bcr", "bcr_loss", "4x" + _label(shape), 4 * n, make, fn, {"fwd": 4 * n, "bwd": 8 * n, "fwdbwd": 12 * n})
+
+
+def zcr_case(shape) -> Case:
+    """zCR generator loss ``−w·mse(G(z), G(z+ε))`` on images."""
+    n = math.prod(shape)
+
+    def make(dev, dt, gen):
+        a = _randn(shape, dev, dt, gen)
+        b = (a.detach() + 0.1 * torch.randn(shape, device=dev, generator=gen).to(dt)).requires_grad_()
+        return Inputs([a, b])
+
+    def fn(inp, backend):
+        return gx.zcr_generator_loss(*inp.leaves, weight=0.5, backend=backend)
+
+    return Case("zcr", "zcr_generator_loss", "2x" + _label(shape), 2 * n, make, fn, {"fwd": 2 * n, "bwd": 4 * n, "fwdbwd": 6 * n})
+
+
+def cr_augment_case(shape) -> Case:
+    n = math.prod(shape)
+    B, _, H, W = shape
+
+    def make(dev, dt, gen):
+        x = _randn(shape, dev, dt, gen)
+        return Inputs(
+            [x],
+            kw={"params": gx.sample_cr_params(B, H, W, device=dev, generator=gen)},
+            grad_out=_randn(shape, dev, dt, gen, requires_grad=False),
+        )
+
+    def fn(inp, backend):
+        return gx.cr_augment(inp.leaves[0], params=inp.kw["params"], backend=backend)
+
+    return Case("cr_augment", "cr_augment", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 2 * n, "fwdbwd": 4 * n})
+
+
+def diff_augment_case(shape) -> Case:
+    n = math.prod(shape)
+    B, _, H, W = shape
+    policy = "color,translation,cutout"
+
+    def make(dev, dt, gen):
+        x = _randn(shape, dev, dt, gen)
+        params = gx.sample_diffaug_params(B, H, W, policy, device=dev, generator=gen)
+        return Inputs([x], kw={"params": params}, grad_out=_randn(shape, dev, dt, gen, requires_grad=False))
+
+    def fn(inp, backend):
+        return gx.diff_augment(inp.leaves[0], policy, params=inp.kw["params"], backend=backend)
+
+    return Case("diff_augment", "diff_augment", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 2 * n, "fwdbwd": 4 * n})
+
+
+def instance_noise_case(shape) -> Case:
+    n = math.prod(shape)
+
+    def make(dev, dt, gen):
+        return Inputs([_randn(shape, dev, dt, gen)], grad_out=_randn(shape, dev, dt, gen, requires_grad=False))
+
+    def fn(inp, backend):
+        return gx.instance_noise(inp.leaves[0], 0.1, seed=SEED, backend=backend)
+
+    def nvlabs(inp):  # the usual eager way: a stored randn tensor
+        x = inp.leaves[0]
+        return x + 0.1 * torch.randn_like(x)
+
+    return Case(
+        "instance_noise", "instance_noise", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 0, "fwdbwd": 2 * n},
+        tol=(1e-4, 1e-4), extra={"torch_randn": nvlabs}, compile_slow=True,
+    )  # fmt: skip
+
+
+BUILDERS: dict[str, Callable] = {
+    "r1": r1_case,
+    "wgan_gp": wgan_gp_case,
+    "roth": roth_case,
+    "pl_noise_dot": pl_noise_dot_case,
+    "pl_penalty": pl_penalty_case,
+    "bcr": bcr_case,
+    "zcr": zcr_case,
+    "cr_augment": cr_augment_case,
+    "diff_augment": diff_augment_case,
+    "instance_noise": instance_noise_case,
+}
+TRAIN_OPS = ("train_d_r1", "train_g_pl")  # real use patterns (benchmarks/train.py)
+ALL_OPS = tuple(BUILDERS) + TRAIN_OPS
+ALIASES = {
+    "r2": ("r1",),
+    "gp": ("wgan_gp",),
+    "path_length": ("pl_noise_dot", "pl_penalty"),
+    "pl": ("pl_noise_dot", "pl_penalty"),
+    "cr": ("bcr", "zcr", "cr_augment"),
+    "consistency": ("bcr", "zcr"),
+    "augment": ("cr_augment", "diff_augment"),
+    "train": TRAIN_OPS,
+    "all": ALL_OPS,
+}
+
+
+def expand_ops(names) -> list[str]:
+    """``--ops`` names (comma lists, aliases) → op families in the canonical order."""
+    want: set[str] = set()
+    for item in names:
+        for name in str(item).split(","):
+            name = name.strip()
+            if not name:
+                continue
+            if name in ALIASES:
+                want.update(ALIASES[name])
+            elif name in ALL_OPS:
+                want.add(name)
+            else:
+                raise SystemExit(f"--ops: unknown op {name!r}; choose from {list(ALL_OPS)} or aliases {list(ALIASES)}")
+    return [o for o in ALL_OPS if o in want]
+
+
+# ---------------------------------------------------------------------------------------------
+# sizes from real training: images B×3×H×W (B 4..64, H 32..1024), ws B×num_ws×512, logits B×1,
+# feature-map gradients B×512×4×4, plus odd sizes. "quick" fits the time budgets of the runner.
+
+ODD = (7, 3, 33, 33)
+
+
+def sizes(family: str, device: str, quick: bool, tiny: bool = False) -> list:
+    """Shapes for ``family`` on ``device`` (``cpu``/``cuda``); ``tiny`` is for smoke tests."""
+    if tiny:
+        return {
+            "r1": [(2, 3, 8, 8), [(3, 3, 5, 7), (3, 8, 4, 4)]],
+            "pl_penalty": [(2, 4, 32)],
+            "bcr": [(4, 1)],
+        }.get(family, [(2, 3, 8, 8), (3, 3, 9, 7)])
+    gpu = device == "cuda"
+    # the eager reference of the noise ops (integer Philox in torch ops) takes seconds per call on
+    # CPU at 16x3x256x256: CPU sweeps keep the noise families small
+    if quick:
+        img = [ODD, (32, 3, 256, 256)] + ([(16, 3, 1024, 1024)] if gpu else [])
+        pl_img = [ODD, (16, 3, 256, 256)] + ([(8, 3, 1024, 1024)] if gpu else [])
+        noise = [ODD, (16, 3, 256, 256), (8, 3, 1024, 1024)] if gpu else [ODD, (8, 3, 64, 64)]
+        aug = [ODD, (32, 3, 64, 64)] + ([(32, 3, 256, 256)] if gpu else [])
+    else:
+        img = [ODD, (4, 3, 32, 32), (64, 3, 32, 32), (32, 3, 64, 64), (32, 3, 128, 128), (32, 3, 256, 256), (16, 3, 512, 512)]
+        img += [(32, 3, 512, 512), (16, 3, 1024, 1024), (64, 3, 1024, 1024)] if gpu else [(4, 3, 1024, 1024)]
+        pl_img = [ODD, (32, 3, 64, 64), (16, 3, 256, 256), (8, 3, 512, 512)]
+        pl_img += [(16, 3, 512, 512), (8, 3, 1024, 1024), (32, 3, 1024, 1024)] if gpu else [(2, 3, 1024, 1024)]
+        aug = [ODD, (64, 3, 32, 32), (32, 3, 64, 64), (32, 3, 128, 128), (32, 3, 256, 256)]
+        aug += [(16, 3, 512, 512), (16, 3, 1024, 1024)] if gpu else [(8, 3, 512, 512)]
+        noise = pl_img if gpu else [ODD, (8, 3, 64, 64), (16, 3, 128, 128)]
+    table = {
+        "r1": img + ([(64, 512, 4, 4), [(32, 3, 256, 256), (32, 512, 4, 4)]] if not quick else [(64, 512, 4, 4)]),
+        "wgan_gp": img,
+        "roth": img[:-1] if not quick else img,
+        "pl_noise_dot": noise,
+        "pl_penalty": [(8, 14, 512), (32, 18, 512)]
+        if quick
+        else [(4, 12, 512), (8, 14, 512), (16, 16, 512), (32, 18, 512), (64, 18, 512)],
+        "bcr": [(64, 1)] if quick else [(4, 1), (16, 1), (64, 1)],
+        "zcr": pl_img,
+        "cr_augment": aug,
+        "diff_augment": aug,
+        "instance_noise": noise,
+    }
+    return table[family]
+
+
+def build(families, device: str, quick: bool, tiny: bool = False) -> list[Case]:
+    """Cases of ``families`` in order; ``primary`` marks the largest size of each family."""
+    out = []
+    for f in families:
+        if f not in BUILDERS:
+            continue
+        cs = [BUILDERS[f](s) for s in sizes(f, device, quick, tiny)]
+        big = max(range(len(cs)), key=lambda i: cs[i].numel)
+        for i, c in enumerate(cs):
+            c.primary = i == big
+        out += cs
+    return out

@@ -1,0 +1,299 @@
+"""``results.md`` and the PNG plots from ``results.csv`` + ``meta.json`` (also usable on its own:
+``python -m benchmarks.run --report-only --out DIR``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+from .cases import MODE_LABEL
+
+IMPL_ORDER = ("eager", "compile", "cpu", "cuda", "triton")
+
+
+def _f(x) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _fmt(x, nd: int = 3, suffix: str = "") -> str:
+    v = _f(x)
+    if v is None:
+        return "—"
+    if v == 0:
+        return "0" + suffix
+    if abs(v) >= 100:
+        return f"{v:.0f}{suffix}"
+    return f"{v:.{nd}g}{suffix}"
+
+
+def _impl_key(impl: str) -> tuple:
+    return (IMPL_ORDER.index(impl) if impl in IMPL_ORDER else len(IMPL_ORDER), impl)
+
+
+def load(out: Path) -> tuple[dict, list[dict]]:
+    meta_p, csv_p = out / "meta.json", out / "results.csv"
+    meta = json.loads(meta_p.read_text()) if meta_p.exists() else {}
+    rows = list(csv.DictReader(csv_p.open())) if csv_p.exists() else []
+    return meta, rows
+
+
+def _group(rows):
+    """family -> size -> mode -> impl -> row (insertion order = run order)."""
+    g: OrderedDict = OrderedDict()
+    for r in rows:
+        g.setdefault(r["family"], OrderedDict()).setdefault(r["size"], OrderedDict()).setdefault(r["mode"], OrderedDict())[
+            r["impl"]
+        ] = r
+    return g
+
+
+def _fused(impls) -> list[str]:
+    return [i for i in impls if i not in ("eager", "compile", "*") and i in IMPL_ORDER]
+
+
+def markdown(meta: dict, rows: list[dict]) -> str:
+    L: list[str] = []
+    dev = meta.get("device", "?")
+    L.append(f"# ganreg_ext benchmarks — {dev}")
+    L.append("")
+    L.append(
+        f"- date {meta.get('date', '?')}; torch {meta.get('torch', '?')}, triton {meta.get('triton', '?')}, "
+        f"CUDA {meta.get('cuda') or '—'}, Python {meta.get('python', '?')}"
+    )
+    L.append(
+        f"- threads {meta.get('threads', '?')} (cores {meta.get('cpu_count', '?')}, "
+        f"capability {meta.get('cpu_capability', '?')}); "
+        f"load average at start {_fmt(meta.get('loadavg'))}, at end {_fmt(meta.get('loadavg_end'))}"
+    )
+    L.append(
+        f"- backends available {meta.get('backends_available', '?')}; fused backends benchmarked: "
+        f"{meta.get('fused_benchmarked') or 'none (only eager reference and torch.compile)'}"
+    )
+    L.append(
+        f"- bandwidth: copy_ {_fmt(meta.get('copy_gbps'))} GB/s measured in this run; % columns are relative to "
+        f"{meta.get('bw_src', '?')}"
+    )
+    L.append(
+        f"- dtype {meta.get('dtype', 'float32')}, {'quick' if meta.get('quick') else 'full'} sweep, "
+        f"≥ {meta.get('min_reps', 20)} timed repetitions per figure after warm-up, median [IQR]; "
+        f"run time {_fmt(meta.get('elapsed_s'))} s; args `{meta.get('argv', '')}`"
+    )
+    L.append("")
+    L.append(
+        "Columns: **ms** median [q1–q3]; **×eager / ×compile** = that impl's speedup (eager or compiled time / its time); "
+        "**GB/s** = the op's floor bytes (the least it must read + write, `benchmarks/cases.py`) / time, **%BW** of the "
+        "bandwidth above (100% = at the floor); **peak MiB** = extra memory allocated at the peak of one call "
+        "(CUDA: `max_memory_allocated`; CPU: replay of `torch.profiler` memory events); **compile s** = first call "
+        "of `torch.compile` (forward+backward compile, excluded from the timings). Every fused/compiled result was "
+        "checked against the eager reference before timing; rows marked WRONG were not timed. `nvlabs_randn` / "
+        "`torch_randn` use a stored `randn_like` tensor (the usual eager code; other noise, not checked), `compile_*` is its "
+        "`torch.compile`; for the noise families ×compile is relative to that compiled baseline, because compiling the "
+        "integer-Philox reference takes > 10 min on CPU (run with `--compile-noise` to include it). "
+        "Timings on shared machines vary ±30% between runs: compare ratios within one run."
+    )
+    L.append("")
+    grouped = _group(rows)
+
+    # ---- summary: fwd+bwd of the largest size per family
+    summary = []
+    for fam, sizes in grouped.items():
+        best = None
+        for size, modes in sizes.items():
+            m = modes.get("fwdbwd") or modes.get("step")
+            if not m:
+                continue
+            eager = m.get("eager")
+            if eager is None or _f(eager.get("median_ms")) is None:
+                continue
+            n = _f(eager.get("numel")) or 0
+            if best is None or n >= best[0]:
+                best = (n, size, m)
+        if best is None:
+            continue
+        _, size, m = best
+        fused = _fused(m)
+        cells = [fam, size, _fmt(m["eager"]["median_ms"])]
+        comp = m.get("compile")
+        if comp is None or not str(comp["status"]).startswith("ok"):
+            alt = next((k for k in m if k.startswith("compile_") and str(m[k]["status"]).startswith("ok")), None)
+            comp = m[alt] if alt else comp
+            cells.append(
+                f"{_fmt(comp['median_ms'])} ({alt})" if alt else "—" if comp is None else str(comp["status"]).split(":")[0]
+            )
+        else:
+            cells.append(_fmt(comp["median_ms"]))
+        if fused:
+            parts = []
+            for b in fused:
+                r = m[b]
+                if str(r["status"]).startswith("ok"):
+                    parts.append(
+                        f"{b}: {_fmt(r['median_ms'])} ms, ×{_fmt(r['x_eager'])} eager, ×{_fmt(r['x_compile'])} compile, "
+                        f"{_fmt(r['pct_bw'], 2, '%')} BW"
+                    )
+                else:
+                    parts.append(f"{b}: {str(r['status']).split(':')[0]}")
+            cells.append("; ".join(parts))
+        else:
+            cells.append("no fused backend")
+        summary.append(cells)
+    if summary:
+        L.append("## Summary (forward+backward, or one training step, at the largest size)")
+        L.append("")
+        L.append("| family | size | eager ms | compile ms | fused |")
+        L.append("|---|---|---|---|---|")
+        for c in summary:
+            L.append("| " + " | ".join(c) + " |")
+        L.append("")
+
+    # ---- per family
+    for fam, sizes in grouped.items():
+        first = next(iter(next(iter(sizes.values())).values()))
+        op = next(iter(first.values()))["op"]
+        L.append(f"## {fam} — `{op}`")
+        L.append("")
+        L.append("| size | mode | impl | ms [IQR] | ×eager | ×compile | GB/s | %BW | peak MiB | compile s | status |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        notes: dict[str, list[str]] = {}
+        for size, modes in sizes.items():
+            for mode, impls in modes.items():
+                for impl in sorted(impls, key=_impl_key):
+                    r = impls[impl]
+                    if impl == "compile" and str(r["status"]).startswith("skipped"):
+                        sizes_noted = notes.setdefault(str(r["status"]).removeprefix("skipped: "), [])
+                        if size not in sizes_noted:
+                            sizes_noted.append(size)
+                        continue
+                    ok = str(r["status"]).startswith("ok")
+                    ms = f"{_fmt(r['median_ms'])} [{_fmt(r['q1_ms'])}–{_fmt(r['q3_ms'])}]" if ok else "—"
+                    status = "ok" if r["status"] == "ok" else str(r["status"]).replace("|", "/")[:160]
+                    L.append(
+                        f"| {size} | {MODE_LABEL.get(mode, mode)} | {impl} | {ms} | {_fmt(r['x_eager'])} | "
+                        f"{_fmt(r['x_compile'])} | {_fmt(r['gbps'])} | {_fmt(r['pct_bw'], 2)} | {_fmt(r['peak_mem_mib'])} | "
+                        f"{_fmt(r['compile_s'])} | {status} |"
+                    )
+        for why, where in notes.items():
+            L.append("")
+            L.append(f"torch.compile not run at {', '.join(where)}: {why}.")
+        if fam.startswith("train") and any(r["steps_per_s"] for s in sizes.values() for m in s.values() for r in m.values()):
+            L.append("")
+            L.append(
+                "steps/s: "
+                + ", ".join(
+                    f"{impl} {_fmt(r['steps_per_s'])}"
+                    for s in sizes.values()
+                    for m in s.values()
+                    for impl, r in m.items()
+                    if r["steps_per_s"]
+                )
+            )
+        L.append("")
+    skipped = sorted(
+        {
+            f"{r['family']}/{r['size']}" + ("" if r["impl"] == "*" else f" ({r['impl']})")
+            for r in rows
+            if str(r["status"]).startswith("skipped: time budget")
+        }
+    )
+    if skipped:
+        L.append(f"**Skipped (time budget):** {', '.join(skipped)}")
+        L.append("")
+    return "\n".join(L) + "\n"
+
+
+def make_plots(out: Path, meta: dict, rows: list[dict]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    grouped = _group(rows)
+    bw = _f(meta.get("bw_ref_gbps"))
+    for fam, sizes in grouped.items():
+        if fam.startswith("train"):
+            continue
+        fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
+        any_data = False
+        for col, mode in enumerate(("fwd", "bwd", "fwdbwd")):
+            series: dict[str, list[tuple[float, float, float, float | None]]] = {}
+            floor: list[tuple[float, float]] = []
+            for modes in sizes.values():
+                for impl, r in modes.get(mode, {}).items():
+                    if not str(r["status"]).startswith("ok") or _f(r["median_ms"]) is None:
+                        continue
+                    n = _f(r["numel"]) or 0
+                    series.setdefault(impl, []).append(
+                        (n, _f(r["median_ms"]), _f(r["q1_ms"]) or 0, _f(r["q3_ms"]) or 0, _f(r["gbps"]))
+                    )
+                    if impl == "eager" and _f(r["floor_ms"]):
+                        floor.append((n, _f(r["floor_ms"])))
+            ax_t, ax_b = axes[0][col], axes[1][col]
+            for impl in sorted(series, key=_impl_key):
+                pts = sorted(series[impl])
+                xs = [p[0] for p in pts]
+                ax_t.errorbar(
+                    xs,
+                    [p[1] for p in pts],
+                    yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]],
+                    marker="o",
+                    capsize=3,
+                    label=impl,
+                )
+                if any(p[4] for p in pts):
+                    ax_b.plot([p[0] for p in pts if p[4]], [p[4] for p in pts if p[4]], marker="o", label=impl)
+                any_data = True
+            if floor:
+                floor.sort()
+                ax_t.plot([p[0] for p in floor], [p[1] for p in floor], "k--", label="floor (bytes / BW)")
+            if bw:
+                ax_b.axhline(bw, color="k", ls="--", lw=1, label=f"device BW {bw:.0f} GB/s")
+            ax_t.set_title(f"{fam} {MODE_LABEL[mode]}: time")
+            ax_b.set_title(f"{fam} {MODE_LABEL[mode]}: achieved GB/s (floor bytes / time)")
+            for ax in (ax_t, ax_b):
+                ax.set_xscale("log")
+                ax.set_xlabel("elements")
+                ax.grid(True, which="both", alpha=0.3)
+            ax_t.set_yscale("log")
+            ax_t.set_ylabel("ms (median, IQR bars)")
+            ax_b.set_ylabel("GB/s")
+            ax_b.set_yscale("log")
+            if series:
+                ax_t.legend(fontsize=8)
+                ax_b.legend(fontsize=8)
+        if any_data:
+            fig.suptitle(f"{fam} — {meta.get('device', '')} — torch {meta.get('torch', '')}")
+            fig.tight_layout()
+            p = out / f"{fam}.png"
+            fig.savefig(p, dpi=80)
+            written.append(p)
+        plt.close(fig)
+    # training steps: bar chart of ms/step
+    train = [r for r in rows if r["family"].startswith("train") and str(r["status"]).startswith("ok")]
+    if train:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        labels = [f"{r['family']}\n{r['size']}\n{r['impl']}" for r in train]
+        ax.bar(range(len(train)), [float(r["median_ms"]) for r in train], yerr=[float(r["iqr_ms"]) / 2 for r in train], capsize=3)
+        ax.set_xticks(range(len(train)), labels, fontsize=7)
+        ax.set_ylabel("ms / step (median, IQR)")
+        ax.set_title("training steps")
+        fig.tight_layout()
+        p = out / "train.png"
+        fig.savefig(p, dpi=80)
+        written.append(p)
+        plt.close(fig)
+    return written
+
+
+def write(out: Path, plots: bool = True) -> None:
+    meta, rows = load(out)
+    (out / "results.md").write_text(markdown(meta, rows))
+    if plots and rows:
+        make_plots(out, meta, rows)

@@ -1,0 +1,540 @@
+"""Benchmark sweep: every op family, forward / backward / forward+backward, eager ``reference`` vs
+``torch.compile`` of the reference vs every fused backend available on the device, plus two real
+training steps (D with R1, G with path length). Writes CSV, a markdown report and PNG plots.
+
+    python -m benchmarks.run [--device cpu|cuda] [--ops r1,diff_augment ...] [--quick] [--out DIR]
+
+Default output: ``benchmarks/results/<device-slug>/`` (``cpu-<cpu model>`` or e.g. ``h100``).
+``--report-only`` rebuilds ``results.md`` and the plots from an existing ``results.csv`` (e.g.
+after a run was cut off by a time limit: the CSV is written case by case).
+
+Method (see also benchmarks/timing.py):
+- inputs random normal (never zeros), fixed seeds; float32 unless ``--dtype``;
+- before timing, every non-reference implementation's output and input gradients are checked
+  against the eager reference (``torch.testing.assert_close``); a wrong row is not timed;
+- ``torch.compile(fullgraph=False, dynamic=False)`` of the *public* function with
+  ``backend="reference"``; the first call (forward+backward compile) is timed and reported as
+  ``compile_s``, never included in the timings;
+- fwd: the call with the inputs requiring grad (the graph is built, as in training);
+  bwd: ``autograd.grad`` of a fresh untimed forward; fwd+bwd: both;
+- median and IQR of ≥ 20 repetitions after warm-up; peak extra memory of one call;
+- GB/s = the floor bytes of the op (``cases.py``) / median time, and % of the device bandwidth:
+  the copy_ bandwidth measured in the same run on CPU, the nominal HBM peak on H100/H200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from . import cases as C
+from . import timing as T
+from . import train as TR
+
+ROOT = Path(__file__).resolve().parent
+FIELDS = [
+    "family", "op", "size", "numel", "dtype", "mode", "impl", "kind", "status", "median_ms", "q1_ms", "q3_ms",
+    "iqr_ms", "reps", "x_eager", "x_compile", "floor_bytes", "floor_ms", "gbps", "pct_bw", "peak_mem_mib",
+    "compile_s", "max_abs_err", "steps_per_s",
+]  # fmt: skip
+TOL_DTYPE = {torch.float32: 1.0, torch.float64: 1.0, torch.float16: 20.0, torch.bfloat16: 160.0}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+# ------------------------------------------------------------------------------------------- env
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def slug(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")
+
+
+def device_slug(device: torch.device) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        m = re.search(r"\b([A-Z]{1,2}\d{2,4}[A-Z]?)\b", name.replace("NVIDIA", ""))
+        return m.group(1).lower() if m else slug(name.replace("NVIDIA", ""))
+    model = re.sub(r"\((R|TM)\)|CPU|Processor|\d+-Core|@.*$", " ", cpu_model(), flags=re.I)
+    return "cpu-" + slug(model)
+
+
+def fused_backends(device: torch.device) -> list[str]:
+    """Fused backends that run natively on ``device`` (never the Triton interpreter on CPU)."""
+    import ganreg_ext as gx
+
+    avail = gx.available_backends()
+    want = ("cpu",) if device.type == "cpu" else ("cuda", "triton")
+    return [b for b in want if b in avail]
+
+
+def environment(device: torch.device, args) -> dict:
+    import ganreg_ext as gx
+
+    try:
+        import triton
+
+        triton_v = triton.__version__
+    except ImportError:
+        triton_v = None
+    return {
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {cpu_model()}",
+        "device_slug": device_slug(device),
+        "torch": torch.__version__,
+        "triton": triton_v,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_count": os.cpu_count(),
+        "loadavg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "backends_available": gx.available_backends(),
+        "fused_benchmarked": fused_backends(device),
+        "dtype": args.dtype,
+        "quick": args.quick,
+        "min_reps": args.min_reps,
+        "argv": " ".join(sys.argv[1:]),
+    }
+
+
+# ------------------------------------------------------------------------------------- running
+
+
+def _grad(out, leaves, grad_out):
+    return torch.autograd.grad(out, leaves, grad_out, allow_unused=True)
+
+
+def _max_err(got, want, rtol: float, atol: float) -> tuple[bool, float, str]:
+    """Compare output + gradients; (ok, max abs error, message)."""
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(got, want)):
+        name = "output" if i == 0 else f"grad[{i - 1}]"
+        if (a is None) != (b is None):
+            return False, math.inf, f"{name}: one of the results is None"
+        if a is None:
+            continue
+        if a.shape != b.shape:
+            return False, math.inf, f"{name}: shape {tuple(a.shape)} != {tuple(b.shape)}"
+        a64, b64 = a.detach().double(), b.detach().double()
+        err = (a64 - b64).abs().max().item() if a.numel() else 0.0
+        worst = max(worst, err if math.isfinite(err) else math.inf)
+        try:
+            torch.testing.assert_close(a64, b64, rtol=rtol, atol=atol, equal_nan=True)
+        except AssertionError as e:
+            return False, worst, f"{name}: " + str(e).splitlines()[0] + " | " + " ".join(str(e).split())[:200]
+    return True, worst, ""
+
+
+class Runner:
+    def __init__(self, args, device: torch.device):
+        self.args, self.device = args, device
+        self.dtype = DTYPES[args.dtype]
+        self.t_start = time.perf_counter()
+        self.out = Path(args.out)
+        self.csv_path = self.out / "results.csv"
+        self.rows: list[dict] = []
+        self.impl_filter = set(args.impls.split(",")) if args.impls else None
+        self.bw = 0.0
+        self.bw_ref = 0.0
+        self.bw_src = ""
+        self.compile_spent = 0.0
+
+    # -------------------------------------------------------------------------------- helpers
+    def over_budget(self) -> bool:
+        return self.args.budget is not None and time.perf_counter() - self.t_start > self.args.budget
+
+    def want(self, impl: str, kind: str) -> bool:
+        if self.impl_filter is None:
+            return not (kind == "compile" and self.args.no_compile)
+        return impl in self.impl_filter or kind in self.impl_filter or impl == "eager"
+
+    def emit(self, row: dict) -> None:
+        full = {k: row.get(k, "") for k in FIELDS}
+        self.rows.append(full)
+        new = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as f:
+            w = csv.DictWriter(f, FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow(full)
+
+    def bench(self, run, setup=None):
+        a = self.args
+        return T.bench(run, self.device, setup, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.max_reps, target_s=a.target_s)
+
+    def perf_fields(self, st: T.Stats, floor_bytes: int | None) -> dict:
+        d = {"median_ms": st.median_ms, "q1_ms": st.q1_ms, "q3_ms": st.q3_ms, "iqr_ms": st.iqr_ms, "reps": st.reps}
+        if floor_bytes:
+            gbps = floor_bytes / (st.median_ms * 1e-3) / 1e9
+            d.update(
+                floor_bytes=floor_bytes,
+                floor_ms=floor_bytes / self.bw_ref * 1e3,
+                gbps=gbps,
+                pct_bw=100 * gbps * 1e9 / self.bw_ref,
+            )
+        elif floor_bytes == 0:
+            d.update(floor_bytes=0)
+        return d
+
+    # ------------------------------------------------------------------------------ op cases
+    def compile_skip(self, case, philox_ok: bool = False) -> str | None:
+        """Why ``torch.compile`` is not run for ``case`` (None: run it); ``philox_ok``: for the
+        compiled randn_like baselines, which compile fast."""
+        a = self.args
+        if case.compile_slow and not a.compile_noise and not philox_ok:
+            return (
+                "skipped: compiling the integer-Philox reference takes > 10 min on CPU (--compile-noise runs it); "
+                "see the compile_* baseline"
+            )
+        if a.compile_sizes == "primary" and not case.primary:
+            return "skipped: --compile-sizes primary (compiled only at the largest size)"
+        if a.compile_budget is not None and self.compile_spent > a.compile_budget:
+            return f"skipped: compile budget ({a.compile_budget:.0f} s of compilation spent)"
+        return None
+
+    def impls_for(self, case: C.Case, inp: C.Inputs) -> list[tuple[str, str, object]]:
+        impls: list[tuple[str, str, object]] = [("eager", "eager", lambda i: case.fn(i, "reference"))]
+        if self.want("compile", "compile") and self.compile_skip(case) is None:
+
+            def body(*leaves):
+                return case.fn(C.Inputs(list(leaves), inp.kw, inp.grad_out), "reference")
+
+            compiled = torch.compile(body, dynamic=False)
+            impls.append(("compile", "compile", lambda i: compiled(*i.leaves)))
+        for b in fused_backends(self.device):
+            if self.want(b, "fused"):
+                impls.append((b, "fused", lambda i, b=b: case.fn(i, b)))
+        for name, fn in case.extra.items():
+            if self.impl_filter is not None and name in self.impl_filter or (self.impl_filter is None and self.args.extras):
+                impls.append((name, "extra", fn))
+                if self.want("compile", "compile") and self.compile_skip(case, philox_ok=True) is None:
+
+                    def body_x(*leaves, fn=fn):
+                        return fn(C.Inputs(list(leaves), inp.kw, inp.grad_out))
+
+                    cx = torch.compile(body_x, dynamic=False)
+                    impls.append((f"compile_{name}", "extra", lambda i, cx=cx: cx(*i.leaves)))
+        return impls
+
+    def run_case(self, idx: int, total: int, case: C.Case) -> None:
+        import ganreg_ext as gx
+
+        dev, dt = self.device, self.dtype
+        base = {"family": case.family, "op": case.op, "size": case.size, "numel": case.numel, "dtype": self.args.dtype}
+        if self.over_budget():
+            for mode in C.MODES:
+                self.emit({**base, "mode": mode, "impl": "*", "status": "skipped: time budget"})
+            print(f"[{idx}/{total}] {case.key}: skipped (time budget)", flush=True)
+            return
+        gen = torch.Generator(device=dev).manual_seed(1000 + idx)
+        inp = case.make(dev, dt, gen)
+        leaves, gout = inp.leaves, inp.grad_out
+        ref_out = case.fn(inp, "reference")
+        want = [ref_out.detach()] + [g if g is None else g.detach() for g in _grad(ref_out, leaves, gout)]
+        del ref_out
+        rtol, atol = (t * TOL_DTYPE[dt] for t in case.tol)
+        torch._dynamo.reset()
+        results: dict[tuple[str, str], float] = {}
+        line = []
+        why_no_compile = self.compile_skip(case)
+        impls = self.impls_for(case, inp)
+        for impl, kind, fn in impls:
+            row0 = {**base, "impl": impl, "kind": kind}
+            compile_s, err = "", ""
+            if impl != "eager" and self.over_budget():
+                for mode in C.MODES:
+                    self.emit({**row0, "mode": mode, "status": "skipped: time budget"})
+                line.append(f"{impl} skipped")
+                continue
+            try:
+                T.sync(dev)
+                t0 = time.perf_counter()
+                out = fn(inp)
+                got = [out.detach()] + [g if g is None else g.detach() for g in _grad(out, leaves, gout)]
+                T.sync(dev)
+                if impl.startswith("compile"):
+                    compile_s = time.perf_counter() - t0
+                    self.compile_spent += compile_s
+                del out
+                if kind != "extra":
+                    ok, err, msg = _max_err(got, want, rtol, atol)
+                    if not ok:
+                        for mode in C.MODES:
+                            self.emit(
+                                {**row0, "mode": mode, "status": f"WRONG: {msg}", "max_abs_err": err, "compile_s": compile_s}
+                            )
+                        line.append(f"{impl} WRONG")
+                        print(f"    {impl}: WRONG vs reference, not timed: {msg}", flush=True)
+                        continue
+                del got
+            except gx.BackendUnavailable as e:
+                for mode in C.MODES:
+                    self.emit({**row0, "mode": mode, "status": f"unavailable: {e}"})
+                line.append(f"{impl} n/a")
+                continue
+            except Exception as e:  # a failing impl must not stop the sweep
+                msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                for mode in C.MODES:
+                    self.emit({**row0, "mode": mode, "status": f"error: {msg}"})
+                line.append(f"{impl} ERROR")
+                print(f"    {impl}: error, not timed: {msg}", flush=True)
+                if self.args.verbose:
+                    traceback.print_exc()
+                continue
+            status = "ok" if kind != "extra" else "ok (unchecked: different noise)"
+            for mode in C.MODES:
+                if mode == "fwd":
+                    setup, run = None, (lambda _s, fn=fn: fn(inp))
+                elif mode == "bwd":
+                    setup, run = (lambda fn=fn: fn(inp)), (lambda out: _grad(out, leaves, gout))
+                else:
+                    setup, run = None, (lambda _s, fn=fn: _grad(fn(inp), leaves, gout))
+                try:
+                    st = self.bench(run, setup)
+                    mem = T.peak_memory_bytes(run, dev, setup) if not self.args.no_memory else None
+                except Exception as e:
+                    msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                    self.emit({**row0, "mode": mode, "status": f"error: {msg}"})
+                    continue
+                results[(impl, mode)] = st.median_ms
+                row = {**row0, "mode": mode, "status": status, "compile_s": compile_s, "max_abs_err": err}
+                row.update(self.perf_fields(st, case.floor_bytes(mode, dt)))
+                row["peak_mem_mib"] = "" if mem is None else mem / 2**20
+                self.emit(row)
+            line.append(f"{impl} {results.get((impl, 'fwdbwd'), float('nan')):.3g}ms")
+        if why_no_compile and self.want("compile", "compile"):
+            for mode in C.MODES:
+                self.emit({**base, "mode": mode, "impl": "compile", "kind": "compile", "status": why_no_compile})
+        self._speedups(case.family, case.size, results)
+        print(f"[{idx}/{total}] {case.op} {case.size} fwd+bwd: " + ", ".join(line), flush=True)
+
+    def _speedups(self, family: str, size: str, results: dict) -> None:
+        for row in self.rows:
+            if row["family"] != family or row["size"] != size or not str(row["status"]).startswith("ok"):
+                continue
+            ms = row["median_ms"]
+            for ref, col in (("eager", "x_eager"), ("compile", "x_compile")):
+                base = results.get((ref, row["mode"]))
+                if base is None and ref == "compile":  # noise families: the compiled randn_like baseline
+                    base = next((v for (i, m), v in results.items() if m == row["mode"] and i.startswith("compile_")), None)
+                if base and ms:
+                    row[col] = base / ms
+        # rewrite the CSV so the speedup columns are in it (cheap, keeps the incremental file valid)
+        self.write_csv()
+
+    def write_csv(self) -> None:
+        with self.csv_path.open("w", newline="") as f:
+            w = csv.DictWriter(f, FIELDS)
+            w.writeheader()
+            w.writerows(self.rows)
+
+    # ----------------------------------------------------------------------------- train steps
+    def run_train(self, idx: int, total: int, case: TR.TrainCase) -> None:
+        import ganreg_ext as gx
+
+        dev = self.device
+        base = {
+            "family": case.family,
+            "op": case.op,
+            "size": case.size,
+            "numel": case.batch * 3 * case.res**2,
+            "dtype": "float32",
+            "mode": "step",
+        }
+        if self.over_budget():
+            self.emit({**base, "impl": "*", "status": "skipped: time budget"})
+            print(f"[{idx}/{total}] {case.key}: skipped (time budget)", flush=True)
+            return
+        backends = ["reference"] + [b for b in fused_backends(dev) if self.want(b, "fused")]
+        steps = TR.make_steps(case, backends, dev)
+        want_loss, want_grads = steps["reference"].grads()
+        results, line = {}, []
+        for b, step in steps.items():
+            impl = "eager" if b == "reference" else b
+            row0 = {**base, "impl": impl, "kind": "eager" if b == "reference" else "fused"}
+            err = 0.0
+            try:
+                if b != "reference":
+                    loss, grads = step.grads()
+                    ok, err, msg = _max_err([loss] + grads, [want_loss] + want_grads, 1e-3, 1e-5)
+                    if not ok:
+                        self.emit({**row0, "status": f"WRONG: {msg}", "max_abs_err": err})
+                        print(f"    {impl}: WRONG vs reference, not timed: {msg}", flush=True)
+                        continue
+                a = self.args
+                st = T.bench(step, dev, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.min_reps, target_s=0.0)
+                mem = T.peak_memory_bytes(step, dev) if not a.no_memory else None
+            except gx.BackendUnavailable as e:
+                self.emit({**row0, "status": f"unavailable: {e}"})
+                continue
+            except Exception as e:
+                msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                self.emit({**row0, "status": f"error: {msg}"})
+                print(f"    {impl}: error: {msg}", flush=True)
+                if self.args.verbose:
+                    traceback.print_exc()
+                continue
+            results[(impl, "step")] = st.median_ms
+            row = {**row0, "status": "ok", "max_abs_err": err, "steps_per_s": 1e3 / st.median_ms}
+            row.update(self.perf_fields(st, None))
+            row["peak_mem_mib"] = "" if mem is None else mem / 2**20
+            self.emit(row)
+            line.append(f"{impl} {st.median_ms:.3g}ms")
+        self._speedups(case.family, case.size, results)
+        print(f"[{idx}/{total}] {case.op} {case.size}: " + ", ".join(line), flush=True)
+
+    # ------------------------------------------------------------------------------------ main
+    def run(self) -> None:
+        a = self.args
+        fams = C.expand_ops(a.ops or ["all"])
+        op_cases = C.build(fams, self.device.type, a.quick, a.tiny)
+        tr_cases = TR.train_cases([f for f in fams if f in C.TRAIN_OPS], self.device.type, a.quick, a.tiny)
+        total = len(op_cases) + len(tr_cases)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.csv_path.exists():
+            self.csv_path.unlink()
+        env = environment(self.device, a)
+        fused = env["fused_benchmarked"] or "none available"
+        head = f"ganreg_ext benchmarks on {env['device']} | torch {env['torch']} triton {env['triton']} | "
+        print(head + f"threads {env['threads']} | fused: {fused} | {total} cases -> {self.out}", flush=True)
+        self.bw = T.copy_bandwidth(self.device, nbytes=(a.copy_mib << 20))
+        self.bw_ref, self.bw_src = T.device_peak_bandwidth(self.device, self.bw)
+        env.update(copy_gbps=self.bw / 1e9, bw_ref_gbps=self.bw_ref / 1e9, bw_src=self.bw_src)
+        print(f"copy_ bandwidth {self.bw / 1e9:.1f} GB/s; % of bandwidth relative to {self.bw_src}", flush=True)
+        (self.out / "meta.json").write_text(json.dumps(env, indent=2))
+        i = 0
+        for case in op_cases:
+            i += 1
+            self.run_case(i, total, case)
+        for case in tr_cases:
+            i += 1
+            self.run_train(i, total, case)
+        env["elapsed_s"] = time.perf_counter() - self.t_start
+        env["loadavg_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        (self.out / "meta.json").write_text(json.dumps(env, indent=2))
+        self.write_csv()
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if available, else cpu")
+    p.add_argument(
+        "--ops",
+        nargs="*",
+        default=None,
+        help=f"families (comma or space separated): {', '.join(C.ALL_OPS)}; aliases {', '.join(C.ALIASES)}",
+    )
+    p.add_argument("--quick", action="store_true", help="a few sizes per family (CPU: < 10 min on 2 cores)")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (smoke tests)")
+    p.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device-slug>/)")
+    p.add_argument("--dtype", choices=list(DTYPES), default="float32")
+    p.add_argument(
+        "--impls",
+        default=None,
+        help="only these impls/kinds, comma separated (eager always runs): compile,cpu,cuda,triton,fused,nvlabs_randn,...",
+    )
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it dominates the run time on small machines)")
+    p.add_argument(
+        "--compile-sizes",
+        choices=["all", "primary"],
+        default=None,
+        help="compile at every size, or only the largest per family (default: primary with --quick on CPU, else all)",
+    )
+    p.add_argument(
+        "--compile-budget",
+        type=float,
+        default=None,
+        help="seconds of torch.compile after which later cases skip it (default 240 with --quick on CPU)",
+    )
+    p.add_argument(
+        "--compile-noise",
+        action="store_true",
+        help="also torch.compile the integer-Philox noise references (very slow to compile on CPU)",
+    )
+    p.add_argument(
+        "--extras",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="unchecked extra baselines (NVlabs randn_like noise)",
+    )
+    p.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
+    p.add_argument("--min-reps", type=int, default=20)
+    p.add_argument("--max-reps", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument(
+        "--target-s", type=float, default=None, help="timed seconds per figure beyond min reps (default 0.1 quick, 0.5 full)"
+    )
+    p.add_argument("--copy-mib", type=int, default=256, help="size of the copy_ bandwidth probe")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds; cases that start later are recorded as skipped (default 540 with --quick)",
+    )
+    p.add_argument("--report-only", action="store_true", help="rebuild results.md and plots from OUT/results.csv")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = p.parse_args(argv)
+    if a.target_s is None:
+        a.target_s = 0.1 if (a.quick or a.tiny) else 0.5
+    if a.budget is None and a.quick:
+        a.budget = 540.0
+    return a
+
+
+def _device_defaults(a) -> None:
+    """CPU compiles are slow (~10-60 s per graph on 2 busy cores): quick CPU sweeps compile less."""
+    cpu_quick = a.quick and a.device == "cpu"
+    if a.compile_sizes is None:
+        a.compile_sizes = "primary" if cpu_quick else "all"
+    if a.compile_budget is None and cpu_quick:
+        a.compile_budget = 240.0
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if a.device is None:
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device is visible to torch", file=sys.stderr)
+        return 2
+    _device_defaults(a)
+    device = torch.device(a.device)
+    if a.out is None:
+        a.out = str(ROOT / "results" / device_slug(device))
+    from . import report
+
+    if not a.report_only:
+        # torch.compile: one graph per case and shape; never hit the recompile limit in a sweep
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        Runner(a, device).run()
+    report.write(Path(a.out), plots=not a.no_plots)
+    print(f"wrote {Path(a.out) / 'results.csv'}, results.md" + ("" if a.no_plots else " and plots"), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Timing, peak memory and bandwidth primitives shared by the runner and the pytest suite.
+
+- GPU: ``triton.testing.do_bench`` style — warm-up, then per repetition: the untimed set-up, an L2
+  flush (a 256 MB write, as do_bench does), then the timed call between two CUDA events; the times
+  are read after one ``torch.cuda.synchronize``.
+- CPU: the same loop with ``time.perf_counter`` around each call.
+
+Every figure is the median and the inter-quartile range of at least ``min_reps`` repetitions
+(20 by default) after warm-up.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus the
+bytes allocated before the call (the *extra* memory the call needs; inputs are not counted). On CPU,
+PyTorch has no allocator statistics, so one extra call runs under ``torch.profiler`` with
+``profile_memory=True``: its raw ``[memory]`` records (every CPU tensor allocation and free, with its
+size) are replayed in time order and the running maximum of the net allocated bytes is the peak
+(the output is freed inside the profiled region, so it counts at its peak, not at the end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Stats:
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    reps: int
+
+    @property
+    def iqr_ms(self) -> float:
+        return self.q3_ms - self.q1_ms
+
+
+def _quantiles(ms: list[float]) -> Stats:
+    ms = sorted(ms)
+    if len(ms) >= 2:
+        q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
+    else:
+        q1 = q3 = ms[0]
+    return Stats(statistics.median(ms), q1, q3, len(ms))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+_FLUSH: dict = {}
+
+
+def _flush_l2(device: torch.device) -> None:
+    buf = _FLUSH.get(device)
+    if buf is None:
+        buf = _FLUSH[device] = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int32, device=device)
+    buf.zero_()
+
+
+def bench(
+    run: Callable,
+    device: torch.device,
+    setup: Callable | None = None,
+    *,
+    warmup: int = 3,
+    min_reps: int = 20,
+    max_reps: int = 200,
+    target_s: float = 0.25,
+) -> Stats:
+    """Median/IQR in ms of ``run(state)`` with ``state = setup()`` made untimed before each call.
+
+    At least ``min_reps`` repetitions, more (up to ``max_reps``) while the timed total stays under
+    ``target_s``.
+    """
+    setup = setup or (lambda: None)
+    for _ in range(warmup):
+        run(setup())
+    sync(device)
+    ms: list[float] = []
+    if device.type == "cuda":
+        # do_bench style: estimate, then a fixed number of event-timed calls
+        n = max(min_reps, 1)
+        state = setup()
+        t0 = time.perf_counter()
+        run(state)
+        sync(device)
+        est = max(time.perf_counter() - t0, 1e-6)
+        n = int(min(max_reps, max(min_reps, target_s / est)))
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+        for i in range(n):
+            state = setup()
+            _flush_l2(device)
+            starts[i].record()
+            run(state)
+            ends[i].record()
+        torch.cuda.synchronize(device)
+        ms = [s.elapsed_time(e) for s, e in zip(starts, ends)]
+        return _quantiles(ms)
+    total = 0.0
+    while len(ms) < min_reps or (len(ms) < max_reps and total < target_s):
+        state = setup()
+        t0 = time.perf_counter()
+        run(state)
+        dt = time.perf_counter() - t0
+        ms.append(dt * 1e3)
+        total += dt
+    return _quantiles(ms)
+
+
+def peak_memory_bytes(run: Callable, device: torch.device, setup: Callable | None = None) -> int | None:
+    """Extra bytes allocated at the peak of one ``run(setup())`` (see the module docstring)."""
+    state = (setup or (lambda: None))()
+    if device.type == "cuda":
+        sync(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        out = run(state)
+        sync(device)
+        peak = torch.cuda.max_memory_allocated(device) - base
+        del out
+        return int(peak)
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=False) as prof:
+            out = run(state)
+            del out
+        # every allocation (+bytes) and free (−bytes), in time order, from the raw Kineto records
+        events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+        events.sort(key=lambda e: e[0])
+        cur = peak = 0
+        for _, nbytes in events:
+            cur += nbytes
+            peak = max(peak, cur)
+        return int(peak)
+    except Exception:  # profiler unavailable in this build: report nothing rather than a guess
+        return None
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Kineto prints profiler start/stop lines on fd 2 for every session: silence them."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def copy_bandwidth(device: torch.device, nbytes: int = 256 * 1024 * 1024, min_reps: int = 20) -> float:
+    """Achieved ``dst.copy_(src)`` bandwidth in bytes/s (read + write counted: 2·nbytes per copy)."""
+    src = torch.randn(nbytes // 4, device=device)
+    dst = torch.empty_like(src)
+    st = bench(lambda _: dst.copy_(src), device, warmup=2, min_reps=min_reps, max_reps=min_reps, target_s=0.0)
+    return 2 * nbytes / (st.median_ms * 1e-3)
+
+
+# nominal peak HBM bandwidth (bytes/s) by device name
+PEAK_BW = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100", 2.0e12), ("L40S", 0.864e12), ("A10G", 0.6e12))
+
+
+def device_peak_bandwidth(device: torch.device, measured_copy: float) -> tuple[float, str]:
+    """(bandwidth the % column is relative to, where it comes from)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, bw in PEAK_BW:
+            if key in name:
+                return bw, f"{key} nominal peak {bw / 1e12:.2f} TB/s"
+    return measured_copy, f"measured copy_ {measured_copy / 1e9:.1f} GB/s (same run)"

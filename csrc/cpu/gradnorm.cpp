@@ -1,0 +1,110 @@
+// CPU kernels of the gradient-norm family: sqnorm, scale, dot (ARCHITECTURE.md raw kernel contract).
+#include <torch/library.h>
+
+#include "cpu/reduce_cpu.h"
+
+namespace ganreg {
+namespace cpu {
+namespace {
+
+void check_list(const std::vector<at::Tensor>& xs, const char* name, bool per_sample) {
+  TORCH_CHECK(!xs.empty(), name, " must be a non-empty list of tensors");
+  for (size_t i = 0; i < xs.size(); ++i) {
+    check_cpu(xs[i], name);
+    check_float(xs[i], name);
+    if (per_sample) {
+      TORCH_CHECK(xs[i].dim() >= 1, name, "[", i, "] must have a batch dimension, got a 0-d tensor");
+      TORCH_CHECK(xs[i].size(0) == xs[0].size(0), name, "[", i, "] has batch size ", xs[i].size(0), ", expected ",
+                  xs[0].size(0));
+    }
+  }
+}
+
+at::Tensor sqnorm(at::TensorList grads, double inv_scale, bool per_sample) {
+  std::vector<at::Tensor> xs(grads.begin(), grads.end());
+  check_list(xs, "grads", per_sample);
+  return multi_reduce<kSq>(xs, {}, per_sample, inv_scale, acc_dtype(xs[0].scalar_type()), "sqnorm");
+}
+
+at::Tensor dot(at::TensorList a, at::TensorList b, bool per_sample) {
+  std::vector<at::Tensor> xs(a.begin(), a.end()), ys(b.begin(), b.end());
+  check_list(xs, "a", per_sample);
+  check_list(ys, "b", per_sample);
+  TORCH_CHECK(xs.size() == ys.size(), "dot: a and b must have the same length, got ", xs.size(), " and ", ys.size());
+  for (size_t i = 0; i < xs.size(); ++i)
+    TORCH_CHECK(xs[i].sizes() == ys[i].sizes(), "dot: b[", i, "] must have the shape of a[", i, "] ", xs[i].sizes(),
+                ", got ", ys[i].sizes());
+  return multi_reduce<kDot>(xs, ys, per_sample, 1.0, acc_dtype(xs[0].scalar_type()), "dot");
+}
+
+template <typename T>
+void scale_range(const Plan& p, const T* x, T* o, int64_t b, int64_t s, int64_t e, double c) {
+  using A = acc_t<T>;
+  using IO = VecIO<T>;
+  using V = Vectorized<A>;
+  const A ca = static_cast<A>(c);
+  const V cv(ca);
+  const int nd = p.ndim;
+  for_each_segment(p, b, s, e, [&](const int64_t* off, int64_t len, int64_t) {
+    const T* xs = x + off[0];
+    T* os = o + off[1];
+    const int64_t sx = p.strides[0][nd - 1], so = p.strides[1][nd - 1];
+    if (sx == 1 && so == 1) {
+      constexpr int K = IO::kBlock;
+      int64_t i = 0;
+      V a0, a1;
+      for (; i + K <= len; i += K) {
+        IO::load(xs + i, a0, a1);
+        IO::store(os + i, a0 * cv, a1 * cv);
+      }
+      if (i < len) {
+        const int m = (int)(len - i);
+        IO::load(xs + i, a0, a1, m);
+        IO::store(os + i, a0 * cv, a1 * cv, m);
+      }
+    } else {
+      for (int64_t i = 0; i < len; ++i) os[i * so] = static_cast<T>(static_cast<A>(xs[i * sx]) * ca);
+    }
+  });
+}
+
+std::vector<at::Tensor> scale(at::TensorList grads, const at::Tensor& coef, double factor, bool per_sample) {
+  std::vector<at::Tensor> xs(grads.begin(), grads.end());
+  check_list(xs, "grads", per_sample);
+  check_cpu(coef, "coef");
+  const int64_t B = per_sample ? xs[0].size(0) : 1;
+  TORCH_CHECK(coef.numel() == B, "scale: coef must have ", B, " element(s) (", per_sample ? "[B]" : "0-d",
+              "), got shape ", coef.sizes());
+  at::Tensor cd = coef.to(at::kDouble).contiguous();
+  const double* cp = cd.const_data_ptr<double>();
+  std::vector<at::Tensor> outs;
+  std::vector<Plan> plans;
+  int64_t work = 0;
+  for (const auto& x : xs) {
+    outs.push_back(new_output_like(x));
+    plans.push_back(make_plan({x, outs.back()}, per_sample, true, "scale"));
+    work += x.numel();
+  }
+  int64_t ntiles, nparts;
+  auto tiles = make_tiles(plans, &ntiles, &nparts);
+  parallel_tiles(ntiles, work, [&](int64_t lo, int64_t hi) {
+    for (int64_t g = lo; g < hi; ++g)
+      tile_units(tiles, g, [&](int t, int64_t b, int64_t s, int64_t e, int64_t) {
+        const double c = factor * cp[per_sample ? b : 0];
+        AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xs[t].scalar_type(), "ganreg_scale", [&] {
+          scale_range<scalar_t>(plans[t], xs[t].const_data_ptr<scalar_t>(), outs[t].data_ptr<scalar_t>(), b, s, e, c);
+        });
+      });
+  });
+  return outs;
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace ganreg
+
+TORCH_LIBRARY_IMPL(ganreg_C, CPU, m) {
+  m.impl("sqnorm", &ganreg::cpu::sqnorm);
+  m.impl("scale", &ganreg::cpu::scale);
+  m.impl("dot", &ganreg::cpu::dot);
+}

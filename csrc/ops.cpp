@@ -1,0 +1,75 @@
+// Schemas of the native ops (TORCH_LIBRARY(ganreg_C)), the poison flag, build info and the stub
+// module init so `import ganreg_ext._C` works. Kernels live in cpu/*.cpp and cuda/*.cu; the raw
+// kernel contract is docs/ARCHITECTURE.md.
+#include <Python.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <sstream>
+#include <string>
+
+#include "common/reduce.h"
+
+namespace ganreg {
+
+static std::atomic<bool> g_poison{false};
+
+bool poison_enabled() { return g_poison.load(std::memory_order_relaxed); }
+
+static void set_poison(bool flag) { g_poison.store(flag, std::memory_order_relaxed); }
+
+namespace cpu {
+at::Tensor normal_stream(int64_t seed, int64_t offset, int64_t numel, bool scalar);  // cpu/noise.cpp
+}
+
+#ifdef GANREG_WITH_CUDA
+std::string cuda_build_info();  // cuda/gradnorm.cu
+#endif
+
+static std::string build_info() {
+  std::ostringstream s;
+  s << "{";
+#ifdef GANREG_WITH_CUDA
+  s << "\"with_cuda\": true, " << cuda_build_info() << ", ";
+#else
+  s << "\"with_cuda\": false, \"cuda_version\": null, \"cuda_arch_list\": [], ";
+#endif
+#ifdef __AVX2__
+  s << "\"avx2\": true, ";
+#else
+  s << "\"avx2\": false, ";
+#endif
+#if defined(__clang__)
+  s << "\"compiler\": \"clang " << __clang_version__ << "\", ";
+#elif defined(__GNUC__)
+  s << "\"compiler\": \"gcc " << __VERSION__ << "\", ";
+#else
+  s << "\"compiler\": \"unknown\", ";
+#endif
+  s << "\"chunk\": " << kChunk << "}";
+  return s.str();
+}
+
+}  // namespace ganreg
+
+TORCH_LIBRARY(ganreg_C, m) {
+  m.def("sqnorm(Tensor[] grads, float inv_scale, bool per_sample) -> Tensor");
+  m.def("scale(Tensor[] grads, Tensor coef, float factor, bool per_sample) -> Tensor[]");
+  m.def("dot(Tensor[] a, Tensor[] b, bool per_sample) -> Tensor");
+  m.def("noise_dot(Tensor x, int seed, float scale) -> Tensor");
+  m.def("noise_axpy(Tensor? x, Tensor alpha, int seed, float scale, int[] size, ScalarType dtype) -> Tensor");
+  m.def("sq_diff_sum(Tensor a, Tensor b) -> Tensor");
+  m.def("diff_scale(Tensor a, Tensor b, Tensor coef) -> (Tensor, Tensor)");
+  m.def("diff_augment(Tensor x, Tensor fparams, Tensor iparams, int flags) -> Tensor");
+  m.def("diff_augment_adj(Tensor g, Tensor fparams, Tensor iparams, int flags) -> Tensor");
+  m.def("cr_augment(Tensor x, Tensor iparams) -> Tensor");
+  m.def("cr_augment_adj(Tensor g, Tensor iparams) -> Tensor");
+  // test hook: elements [offset, offset+numel) of the SPEC §3 stream (CPU), scalar or vector path
+  m.def("normal_stream(int seed, int offset, int numel, bool scalar) -> Tensor", &ganreg::cpu::normal_stream);
+  m.def("set_poison(bool flag) -> ()", &ganreg::set_poison);
+  m.def("build_info() -> str", &ganreg::build_info);
+}
+
+static struct PyModuleDef ganreg_module = {PyModuleDef_HEAD_INIT, "_C", "ganreg_ext native kernels (ops in torch.ops.ganreg_C)", -1, nullptr};
+
+PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&ganreg_module); }

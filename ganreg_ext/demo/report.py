@@ -1,0 +1,118 @@
+"""Outputs of a demo run: sample grids (Pillow), curves (matplotlib Agg), CSV files, timing.md."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+import torch
+
+
+def save_grid(images: torch.Tensor, path: str, nrow: int | None = None, scale: int = 2) -> None:
+    """``[N, C, H, W]`` in [−1, 1] → one PNG grid (1-pixel gaps), upscaled ``scale``× (nearest)."""
+    from PIL import Image
+
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    N, C, H, W = x.shape
+    nrow = nrow or int(math.ceil(math.sqrt(N)))
+    ncol = int(math.ceil(N / nrow))
+    grid = torch.full((C, ncol * (H + 1) + 1, nrow * (W + 1) + 1), 64, dtype=torch.uint8)
+    for i in range(N):
+        r, c = divmod(i, nrow)
+        grid[:, 1 + r * (H + 1) : 1 + r * (H + 1) + H, 1 + c * (W + 1) : 1 + c * (W + 1) + W] = x[i]
+    a = grid.numpy()
+    im = Image.fromarray(a[0] if C == 1 else a.transpose(1, 2, 0), "L" if C == 1 else "RGB")
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    im.save(path)
+
+
+class CsvLog:
+    """Append rows (dicts with fixed keys) to a CSV file; when resuming, keeps the existing rows
+    with ``step < resume_step`` so a resumed run continues the same file."""
+
+    def __init__(self, path: str, fields: list[str], resume_step: int | None = None):
+        self.path, self.fields = path, fields
+        rows = []
+        if resume_step is not None and os.path.exists(path):
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) < resume_step]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fields)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.fields).writerow({k: _fmt(row.get(k)) for k in self.fields})
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def read_csv(path: str) -> dict[str, np.ndarray]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = {}
+    for k in rows[0].keys() if rows else []:
+        out[k] = np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+    return out
+
+
+def plot_curves(metrics_csv: str, scores_csv: str, path: str, real_score: float | None = None) -> None:
+    """Losses, penalties, ``pl_mean`` and the digits score over steps, one PNG (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = read_csv(metrics_csv)
+    s = read_csv(scores_csv) if os.path.exists(scores_csv) else {}
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    if m:
+        step = m["step"]
+
+        def smooth(v, k=25):
+            ok = ~np.isnan(v)
+            if ok.sum() < k:
+                return step[ok], v[ok]
+            return step[ok][k - 1 :], np.convolve(v[ok], np.ones(k) / k, mode="valid")
+
+        ax = axes[0]
+        for key in ("loss_G", "loss_D"):
+            ax.plot(step, m[key], alpha=0.25)
+            ax.plot(*smooth(m[key]), label=key, color=ax.lines[-1].get_color())
+        ax.set_title("adversarial losses")
+        ax.legend()
+        ax = axes[1]
+        for key, label in (("r1", "R1 γ/2·E‖∇D(x)‖² (lazy)"), ("pl", "path length w·E(‖Jᵀy‖−a)² (lazy)"), ("bcr", "bCR")):
+            if key in m and np.isfinite(m[key]).any():
+                ok = np.isfinite(m[key])
+                ax.plot(step[ok], m[key][ok], ".-", ms=2, lw=0.6, label=label)
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_title("penalties")
+        ax.legend()
+        ax = axes[2]
+        ax.plot(step, m["pl_mean"])
+        ax.set_title("pl_mean (running mean of path lengths)")
+    ax = axes[3]
+    if s and len(s.get("step", [])):
+        ax.plot(s["step"], s["score"], "o-", label="generated (G_ema)")
+        if real_score is not None:
+            ax.axhline(real_score, color="k", ls="--", label=f"real digits ({real_score:.2f})")
+        ax.set_ylim(0.8, 10.2)
+        ax.legend()
+    ax.set_title("digits score exp(H(E p) − E H(p))")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

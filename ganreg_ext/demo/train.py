@@ -1,0 +1,478 @@
+"""``python -m ganreg_ext.demo``: train a small StyleGAN2-flavoured GAN with the package's fused
+regularizers (lazy R1, lazy path length, DiffAugment, optional bCR) and show what they buy.
+
+Each step runs the NVlabs phases ``Gmain``, ``Greg`` (every ``pl_interval`` steps), ``Dmain``,
+``Dreg`` (every ``r1_interval`` steps), each with its own optimizer step; the regularized phases
+multiply their penalty by the interval and both Adam optimizers use
+``gx.lazy_regularization(interval, lr, betas)``. All randomness of step ``k`` comes from a
+generator seeded with ``(seed, k)``, so a resumed run repeats the exact next step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import random
+import time
+import warnings
+
+import numpy as np
+import torch
+
+import ganreg_ext as gx
+
+from . import report
+from .models import Discriminator, Generator
+
+LOSSES = {
+    "ns": (gx.ns_d_loss, gx.ns_g_loss),
+    "lsgan": (gx.lsgan_d_loss, gx.lsgan_g_loss),
+    "hinge": (gx.hinge_d_loss, gx.hinge_g_loss),
+}
+
+# Flags that may differ on --resume (everything else comes from the checkpoint).
+RUNTIME_FLAGS = ("steps", "out", "device", "backend", "eval_every", "timing", "timing_reps", "compile", "progress", "threads")
+
+
+@dataclasses.dataclass
+class Config:
+    data: str = "digits"  # "digits" (sklearn, no download) or a folder of images
+    size: int = 32
+    steps: int = 800
+    batch: int = 32
+    loss: str = "ns"
+    r1_gamma: float = 1.0
+    r1_interval: int = 16
+    pl_weight: float = 2.0
+    pl_interval: int = 4
+    pl_decay: float = 0.01
+    augment: str = "color,translation,cutout"
+    bcr: float = 0.0
+    lr: float = 0.0025
+    width: int = 32
+    z_dim: int = 64
+    w_dim: int = 64
+    ema_kimg: float = 10.0
+    ema_rampup: float = 0.05
+    backend: str = "auto"
+    device: str = ""
+    seed: int = 0
+    out: str = ""
+    eval_every: int = 200
+    n_eval: int = 1000
+    timing: bool = True
+    timing_reps: int = 10
+    compile: str = "auto"
+    progress: bool = True
+    threads: int = 0  # 0: torch's default, or 1 when the machine is already busy
+
+
+def parse_args(argv=None) -> tuple[Config, str | None]:
+    c = Config()
+    p = argparse.ArgumentParser(
+        prog="python -m ganreg_ext.demo",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--data", default=c.data, help='"digits" (scikit-learn, bundled) or a folder of images')
+    p.add_argument("--size", type=int, default=c.size, help="image resolution (power of two >= 8)")
+    p.add_argument("--steps", type=int, default=c.steps, help="total training steps (a resumed run continues to this)")
+    p.add_argument("--batch", type=int, default=c.batch)
+    p.add_argument("--loss", choices=sorted(LOSSES), default=c.loss)
+    p.add_argument("--r1-gamma", type=float, default=c.r1_gamma, help="R1 gamma (0 turns R1 off)")
+    p.add_argument("--r1-interval", type=int, default=c.r1_interval)
+    p.add_argument("--pl-weight", type=float, default=c.pl_weight, help="path length weight (0 turns it off)")
+    p.add_argument("--pl-interval", type=int, default=c.pl_interval)
+    p.add_argument("--augment", default=c.augment, metavar="POLICY", help='DiffAugment policy, "none" to disable')
+    p.add_argument("--bcr", type=float, default=c.bcr, help="bCR weight (lambda_real = lambda_fake); 0 = off")
+    p.add_argument("--lr", type=float, default=c.lr)
+    p.add_argument("--width", type=int, default=c.width, help="feature maps at 4x4 and 8x8 (halved per octave above)")
+    p.add_argument("--backend", default=c.backend, help="ganreg_ext backend for every op (auto, reference, cpu, cuda, triton)")
+    p.add_argument("--device", default=c.device, help="default: cuda if available else cpu")
+    p.add_argument("--seed", type=int, default=c.seed)
+    p.add_argument("--out", default=c.out, help="run directory (default runs/<data>-<loss>-<time>)")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="CHECKPOINT",
+        help="resume from CHECKPOINT (default: <out>/checkpoint.pt)",
+    )
+    p.add_argument("--eval-every", type=int, default=c.eval_every, help="steps between evaluations (grid + score + checkpoint)")
+    p.add_argument("--n-eval", type=int, default=c.n_eval, help="samples scored per evaluation")
+    p.add_argument("--timing-reps", type=int, default=c.timing_reps)
+    p.add_argument("--no-timing", dest="timing", action="store_false", help="skip the timing table")
+    p.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default=c.compile,
+        help="torch.compile row of the timing table (auto: CUDA only)",
+    )
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=c.threads,
+        help="CPU threads for torch (0: torch's default, 1 if the load average already exceeds the core count)",
+    )
+    a = p.parse_args(argv)
+    resume = a.__dict__.pop("resume")
+    cfg = Config(**{k: v for k, v in vars(a).items()})
+    if cfg.augment.strip().lower() in ("", "none", "off"):
+        cfg.augment = "none"
+    return cfg, resume
+
+
+def set_threads(n: int) -> int:
+    """Oversubscribed OpenMP threads spin and stall on a busy machine: there one thread is faster."""
+    if n <= 0:
+        busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= (os.cpu_count() or 1)
+        n = 1 if busy else torch.get_num_threads()
+    torch.set_num_threads(n)
+    return n
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_data(cfg: Config) -> torch.Tensor:
+    from .data import load_digits_images, load_folder
+
+    return load_digits_images(cfg.size) if cfg.data == "digits" else load_folder(cfg.data, cfg.size)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, data: torch.Tensor):
+        self.cfg = cfg
+        self.device = torch.device(cfg.device or default_device())
+        self.data = data.to(self.device)
+        channels = data.shape[1]
+        torch.manual_seed(cfg.seed)  # model initialization
+        self.G = Generator(cfg.z_dim, cfg.w_dim, cfg.size, channels, cfg.width).to(self.device)
+        self.D = Discriminator(cfg.size, channels, cfg.width).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.d_loss, self.g_loss = LOSSES[cfg.loss]
+        # Lazy regularization: Adam settings for a network whose penalty runs every `interval` steps.
+        g_lr, g_betas = gx.lazy_regularization(cfg.pl_interval, cfg.lr, (0.0, 0.99))
+        d_lr, d_betas = gx.lazy_regularization(cfg.r1_interval, cfg.lr, (0.0, 0.99))
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=g_lr, betas=g_betas, eps=1e-8)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=d_lr, betas=d_betas, eps=1e-8)
+        self.pl_reg = gx.PathLengthRegularizer(decay=cfg.pl_decay, weight=cfg.pl_weight, backend=cfg.backend).to(self.device)
+        self.step = 0
+        self.last = {"r1": float("nan"), "pl": float("nan")}
+
+    # -- randomness -------------------------------------------------------------------------------
+    def step_generator(self, step: int) -> torch.Generator:
+        return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step * 7919 + 1) % (2**63))
+
+    def randn(self, *shape, gen):
+        return torch.randn(*shape, generator=gen).to(self.device)
+
+    def sample_augment(self, B: int, gen: torch.Generator):
+        """DiffAugment parameters (drawn on CPU from ``gen``, moved to the device); None when off."""
+        if self.cfg.augment == "none":
+            return None
+        H = W = self.cfg.size
+        p = gx.sample_diffaug_params(B, H, W, self.cfg.augment, device="cpu", generator=gen)
+        return {k: v.to(self.device) for k, v in p.items()}
+
+    def augment(self, x, params, backend=None):
+        if params is None:
+            return x
+        return gx.diff_augment(x, self.cfg.augment, params=params, backend=backend or self.cfg.backend)
+
+    def real_batch(self, B: int, gen):
+        return self.data[torch.randint(0, len(self.data), (B,), generator=gen).to(self.device)]
+
+    # -- one training step --------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        cfg, G, D, step = self.cfg, self.G, self.D, self.step
+        gen = self.step_generator(step)
+        B = cfg.batch
+        out = {"step": step}
+
+        # Gmain: non-saturating (or lsgan/hinge) G loss through DiffAugment of the fakes.
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        fake = G(self.randn(B, cfg.z_dim, gen=gen))
+        loss_G = self.g_loss(D(self.augment(fake, self.sample_augment(B, gen))))
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        self.opt_G.step()
+        out["loss_G"] = loss_G.item()
+
+        # Greg: lazy path length regularization on B // 2 samples, ×interval.
+        if cfg.pl_weight > 0 and step % cfg.pl_interval == 0:
+            ws = G.mapping(self.randn(max(1, B // 2), cfg.z_dim, gen=gen))
+            img = G.synthesis(ws)
+            seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+            pl = self.pl_reg(img, ws, seed=seed)
+            self.opt_G.zero_grad(set_to_none=True)
+            (pl * cfg.pl_interval).backward()
+            self.opt_G.step()
+            self.last["pl"] = out["pl"] = pl.item()
+        out["pl_mean"] = float(self.pl_reg.pl_mean)
+
+        # Dmain: D loss on augmented reals and fakes (+ bCR on D outputs).
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        with torch.no_grad():
+            fake = G(self.randn(B, cfg.z_dim, gen=gen))
+        real = self.real_batch(B, gen)
+        d_real = D(self.augment(real, self.sample_augment(B, gen)))
+        d_fake = D(self.augment(fake, self.sample_augment(B, gen)))
+        loss_D = self.d_loss(d_real, d_fake)
+        if cfg.bcr > 0:
+            real_t, fake_t = self.consistency_views(real, fake, gen)
+            bcr = gx.bcr_loss(d_real, D(real_t), d_fake, D(fake_t), cfg.bcr, cfg.bcr, backend=cfg.backend)
+            out["bcr"] = bcr.item()
+            loss_D = loss_D + bcr
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        self.opt_D.step()
+        out["loss_D"] = loss_D.item()
+        out["d_real"] = d_real.mean().item()
+        out["d_fake"] = d_fake.mean().item()
+
+        # Dreg: lazy R1 on the (augmented) reals, gradients w.r.t. the un-augmented input, ×interval.
+        if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
+            x = real.detach().requires_grad_(True)
+            logits = D(self.augment(x, self.sample_augment(B, gen)))
+            grads = gx.input_gradients(logits, x)
+            r1 = gx.r1_penalty(grads, cfg.r1_gamma, backend=cfg.backend)
+            self.opt_D.zero_grad(set_to_none=True)
+            (logits.mean() * 0 + r1 * cfg.r1_interval).backward()
+            self.opt_D.step()
+            self.last["r1"] = out["r1"] = r1.item()
+        D.requires_grad_(False)
+
+        self.update_ema()
+        self.step += 1
+        return out
+
+    def consistency_views(self, real, fake, gen):
+        """bCR's second view T(x): a second DiffAugment draw when DiffAugment is on (D compares two
+        augmentations of the same image), else the CR transform (flip + reflect translation)."""
+        B, _, H, W = real.shape
+        if self.cfg.augment != "none":
+            return self.augment(real, self.sample_augment(B, gen)), self.augment(fake, self.sample_augment(B, gen))
+        views = []
+        for x in (real, fake):
+            p = gx.sample_cr_params(B, H, W, device="cpu", generator=gen)
+            views.append(gx.cr_augment(x, params={k: v.to(self.device) for k, v in p.items()}, backend=self.cfg.backend))
+        return views
+
+    @torch.no_grad()
+    def update_ema(self):
+        cfg = self.cfg
+        nimg = (self.step + 1) * cfg.batch
+        ema_nimg = min(cfg.ema_kimg * 1000, nimg * cfg.ema_rampup) if cfg.ema_rampup else cfg.ema_kimg * 1000
+        beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.copy_(p.lerp(p_ema, beta))
+
+    # -- sampling, checkpoints --------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, ema: bool = True, chunk: int = 250) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.cfg.z_dim, generator=gen)
+        net = self.G_ema if ema else self.G
+        return torch.cat([net(z[i : i + chunk].to(self.device)).cpu() for i in range(0, n, chunk)])
+
+    def state_dict(self) -> dict:
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "step": self.step,
+            "config": dataclasses.asdict(self.cfg),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "pl_reg": self.pl_reg.state_dict(),
+            "last": dict(self.last),
+            "rng": rng,
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.step = int(sd["step"])
+        for name in ("G", "D", "G_ema", "opt_G", "opt_D", "pl_reg"):
+            getattr(self, name).load_state_dict(sd[name])
+        self.last = dict(sd.get("last", self.last))
+        rng = sd["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def save(self, path: str) -> None:
+        tmp = path + ".tmp"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+
+METRIC_FIELDS = ["step", "loss_G", "loss_D", "d_real", "d_fake", "r1", "pl", "pl_mean", "bcr", "sec"]
+SCORE_FIELDS = ["step", "score", "confidence", "real_score", "real_confidence"]
+
+
+def main(argv=None) -> dict:
+    cfg, resume = parse_args(argv)
+    ckpt = None
+    if resume is not None:
+        path = resume if resume != "auto" else os.path.join(cfg.out or "", "checkpoint.pt")
+        if resume == "auto" and not cfg.out:
+            raise SystemExit("--resume without a path needs --out (the run directory)")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        saved = dict(ckpt["config"])
+        for k in RUNTIME_FLAGS:
+            saved[k] = getattr(cfg, k)
+        saved["out"] = cfg.out or os.path.dirname(os.path.abspath(path))
+        cfg = Config(**saved)
+    if not cfg.out:
+        name = f"{'digits' if cfg.data == 'digits' else os.path.basename(os.path.normpath(cfg.data))}-{cfg.loss}"
+        cfg.out = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg.device = cfg.device or default_device()
+    os.makedirs(cfg.out, exist_ok=True)
+    return run(cfg, ckpt)
+
+
+def run(cfg: Config, ckpt: dict | None = None) -> dict:
+    from tqdm import tqdm
+
+    t_start = time.perf_counter()
+    say = tqdm.write
+    device = torch.device(cfg.device)
+    threads = set_threads(cfg.threads) if device.type == "cpu" else torch.get_num_threads()
+    from .timing import auto_backend
+
+    auto = auto_backend(device)
+    chosen = auto if cfg.backend == "auto" else cfg.backend
+    say(
+        f"ganreg_ext demo → {cfg.out}  (device {device}, backend {cfg.backend}"
+        f"{f' → {auto}' if cfg.backend == 'auto' else ''}; available: {gx.available_backends()}; {threads} CPU threads)"
+    )
+    if chosen == "reference" and cfg.backend == "auto":
+        say("  note: no fused backend is built for this device; auto uses the reference (eager PyTorch) ops")
+    warnings.filterwarnings("ignore", category=gx.BackendWarning)  # reported once above
+
+    data = load_data(cfg)
+    trainer = Trainer(cfg, data)
+    if ckpt is not None:
+        trainer.load_state_dict(ckpt)
+        say(f"resumed at step {trainer.step}")
+    resume_step = trainer.step if ckpt is not None else None
+    with open(os.path.join(cfg.out, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    say(
+        f"data: {tuple(data.shape)} in [{data.min():.2f}, {data.max():.2f}]; G {_count(trainer.G)} params, "
+        f"D {_count(trainer.D)} params, num_ws {trainer.G.num_ws}; steps {cfg.steps}, batch {cfg.batch}, loss {cfg.loss}, "
+        f"R1 γ={cfg.r1_gamma}/{cfg.r1_interval}, PL w={cfg.pl_weight}/{cfg.pl_interval}, augment {cfg.augment}, bCR {cfg.bcr}"
+    )
+
+    scorer = None
+    if cfg.data == "digits":
+        from .score import DigitsScorer
+
+        scorer = DigitsScorer(cfg.size, cfg.seed)
+        say(
+            f"digits scorer: logistic regression, held-out accuracy {scorer.test_accuracy:.3f}; "
+            f"real digits score {scorer.real_score:.2f} (confidence {scorer.real_confidence:.3f})"
+        )
+    metrics = report.CsvLog(os.path.join(cfg.out, "metrics.csv"), METRIC_FIELDS, resume_step)
+    # an evaluation at step k happens after k steps: keep it when resuming at k
+    scores = report.CsvLog(os.path.join(cfg.out, "scores.csv"), SCORE_FIELDS, None if resume_step is None else resume_step + 1)
+    results = {"out": cfg.out, "scores": []}
+
+    def evaluate():
+        step = trainer.step
+        grid = trainer.sample(64, seed=cfg.seed + 777)
+        report.save_grid(grid, os.path.join(cfg.out, f"samples_{step:06d}.png"), nrow=8)
+        row = {"step": step}
+        if scorer is not None:
+            s, conf = scorer(trainer.sample(cfg.n_eval, seed=cfg.seed + 999))
+            row.update(score=s, confidence=conf, real_score=scorer.real_score, real_confidence=scorer.real_confidence)
+            say(
+                f"[step {step:5d}] digits score {s:.2f} (confidence {conf:.3f})   real data: {scorer.real_score:.2f} "
+                f"({scorer.real_confidence:.3f})"
+            )
+            results["scores"].append(row)
+        scores.write(row)
+        return grid
+
+    if trainer.step == 0:
+        evaluate()
+    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not cfg.progress, dynamic_ncols=True, mininterval=1.0, unit="it")
+    grid = None
+    while trainer.step < cfg.steps:
+        t = time.perf_counter()
+        row = trainer.train_step()
+        row["sec"] = time.perf_counter() - t
+        metrics.write(row)
+        if trainer.step % 5 == 0 or trainer.step == cfg.steps:
+            bar.set_postfix(
+                G=f"{row['loss_G']:.3f}",
+                D=f"{row['loss_D']:.3f}",
+                r1=f"{trainer.last['r1']:.3g}",
+                pl=f"{trainer.last['pl']:.3g}",
+                pl_mean=f"{row['pl_mean']:.3f}",
+                refresh=False,
+            )
+        bar.update(1)
+        if trainer.step % cfg.eval_every == 0 or trainer.step == cfg.steps:
+            grid = evaluate()
+            trainer.save(os.path.join(cfg.out, "checkpoint.pt"))
+    bar.close()
+    if grid is None:
+        grid = trainer.sample(64, seed=cfg.seed + 777)
+        trainer.save(os.path.join(cfg.out, "checkpoint.pt"))
+    report.save_grid(grid, os.path.join(cfg.out, "samples.png"), nrow=8)
+    report.plot_curves(
+        os.path.join(cfg.out, "metrics.csv"),
+        os.path.join(cfg.out, "scores.csv"),
+        os.path.join(cfg.out, "curves.png"),
+        scorer.real_score if scorer else None,
+    )
+    t_train = time.perf_counter() - t_start
+    say(f"training done: step {trainer.step}, {t_train:.1f} s since start")
+
+    if cfg.timing:
+        from .timing import timing_table
+
+        table, rows = timing_table(trainer, cfg.timing_reps, cfg.compile)
+        with open(os.path.join(cfg.out, "timing.md"), "w") as f:
+            f.write(table)
+        say("\n" + table)
+        results["timing"] = rows
+    all_scores = report.read_csv(os.path.join(cfg.out, "scores.csv")) if scorer is not None else {}
+    if all_scores and len(all_scores["step"]) and np.isfinite(all_scores["score"]).any():
+        ok = np.flatnonzero(np.isfinite(all_scores["score"]))  # first and last evaluation, resumed runs included
+        first, last = ({k: all_scores[k][i] for k in ("step", "score", "confidence")} for i in (ok[0], ok[-1]))
+        first["step"], last["step"] = int(first["step"]), int(last["step"])
+        txt = (
+            f"digits score (exp(H(mean p) - mean H(p)), 1..10; mean top-class confidence in brackets)\n"
+            f"step {first['step']:>6}: {first['score']:.2f} ({first['confidence']:.3f})\n"
+            f"step {last['step']:>6}: {last['score']:.2f} ({last['confidence']:.3f})\n"
+            f"real digits (held out): {scorer.real_score:.2f} ({scorer.real_confidence:.3f})\n"
+        )
+        with open(os.path.join(cfg.out, "scores.txt"), "w") as f:
+            f.write(txt)
+        say(txt)
+    results["wall_s"] = time.perf_counter() - t_start
+    say(
+        f"outputs in {cfg.out}: samples.png, samples_<step>.png, curves.png, metrics.csv, scores.csv, checkpoint.pt"
+        f"{', timing.md' if cfg.timing else ''}; wall time {results['wall_s']:.1f} s"
+    )
+    return results
+
+
+def _count(m) -> str:
+    n = sum(p.numel() for p in m.parameters())
+    return f"{n / 1e3:.0f}k"

@@ -1,0 +1,70 @@
+"""Loads the C++/CUDA extension ``ganreg_ext._C`` and registers its kernels as the ``cpu`` and
+``cuda`` backends.
+
+The extension defines the ops ``torch.ops.ganreg_C.<op>`` (``csrc/ops.cpp``) with CPU kernels
+(``csrc/cpu``) and, when built with nvcc, CUDA kernels (``csrc/cuda``). Each op that really has a
+kernel for a dispatch key is registered with :func:`ganreg_ext._dispatch.register_kernel` for the
+matching backend; the torch.library ops in :mod:`ganreg_ext.ops` then call it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+try:
+    from .. import _C  # noqa: F401  (loads the shared library, which registers torch.ops.ganreg_C)
+except ImportError as e:  # pragma: no cover - depends on the build
+    raise ImportError(
+        "ganreg_ext._C is not built or failed to load "
+        f"({e}); build it with `CUDA_HOME=/usr/local/cuda-13.0 pip install --no-build-isolation -e .`"
+    ) from e
+
+from .._dispatch import register_kernel
+
+OPS = (
+    "sqnorm",
+    "scale",
+    "dot",
+    "noise_dot",
+    "noise_axpy",
+    "sq_diff_sum",
+    "diff_scale",
+    "diff_augment",
+    "diff_augment_adj",
+    "cr_augment",
+    "cr_augment_adj",
+)
+
+_DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
+
+
+def has_kernel(op: str, backend: str) -> bool:
+    """Whether ``torch.ops.ganreg_C.<op>`` has a kernel for ``backend``'s dispatch key."""
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", _DISPATCH_KEY[backend])
+
+
+NATIVE_DEVICES: tuple[str, ...] = tuple(b for b in ("cpu", "cuda") if has_kernel("sqnorm", b))
+
+
+def build_info() -> dict:
+    """How the extension was built: CUDA (version, arch list), AVX2, compiler, ops per backend."""
+    info = json.loads(torch.ops.ganreg_C.build_info())
+    info["ops"] = {b: [op for op in OPS if has_kernel(op, b)] for b in ("cpu", "cuda")}
+    return info
+
+
+def set_native_poison(flag: bool) -> None:
+    """Make every native kernel's output start as NaN (tests)."""
+    torch.ops.ganreg_C.set_poison(bool(flag))
+
+
+def _register() -> None:
+    for backend in NATIVE_DEVICES:
+        for op in OPS:
+            if has_kernel(op, backend):
+                register_kernel(op, backend)(getattr(torch.ops.ganreg_C, op))
+
+
+_register()

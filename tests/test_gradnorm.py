@@ -1,0 +1,512 @@
+"""Gradient-norm penalties (SPEC §2): the reference against independent transcriptions of the
+anchors, gradcheck/gradgradcheck, and the fused-backend matrix (fused vs reference)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, assert_close, backend_device, make
+from torch.autograd import gradcheck, gradgradcheck
+
+import ganreg_ext as gx
+from ganreg_ext import _dispatch
+
+OPS = ("sqnorm", "scale", "dot")
+
+
+def need(backend: str, *ops: str) -> None:
+    """Skip (visibly) while ``backend`` has no kernel for one of ``ops``."""
+    missing = [op for op in ops if backend not in _dispatch._KERNELS.get(op, {})]
+    if missing:
+        pytest.skip(f"backend {backend!r} has no kernel yet for {missing}")
+
+
+class TinyD(torch.nn.Module):
+    """A small conv discriminator with an optional second (vector) input."""
+
+    def __init__(self, c=3, extra=0):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(c, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1)
+        self.fc = torch.nn.Linear(4 + extra, 1)
+
+    def forward(self, x, y=None):
+        h = F.leaky_relu(self.conv1(x), 0.2)
+        h = F.softplus(self.conv2(h)).mean([2, 3])  # smooth: second derivatives are non-trivial
+        if y is not None:
+            h = torch.cat([h, torch.tanh(y)], 1)
+        return self.fc(h)
+
+
+def _d_grads(params):
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+
+
+# =============================================================================================
+# reference vs the anchors
+
+
+@pytest.mark.parametrize("gamma", [10.0, 0.37])
+def test_r1_matches_nvlabs(seed, gamma):
+    """NVlabs stylegan2-ada-pytorch loss.py: ``r1_grads.square().sum([1,2,3]) * (r1_gamma / 2)``."""
+    D = TinyD()
+    x = torch.randn(5, 3, 8, 8, requires_grad=True)
+    # anchor
+    (r1_grads,) = torch.autograd.grad(outputs=[D(x).sum()], inputs=[x], create_graph=True, only_inputs=True)
+    r1_penalty = r1_grads.square().sum([1, 2, 3])
+    loss_Dr1 = r1_penalty * (gamma / 2)
+    loss_Dr1.mean().backward()
+    exp_grads = _d_grads(D.parameters())
+    D.zero_grad()
+    # ours
+    g = gx.input_gradients(D(x), x)
+    per = gx.r1_penalty(g, gamma, reduction="none", backend="reference")
+    torch.testing.assert_close(per, loss_Dr1.detach(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(gx.r1_penalty(g, gamma, reduction="sum", backend="reference"), loss_Dr1.sum().detach())
+    torch.testing.assert_close(gx.r2_penalty(g, gamma, reduction="none", backend="reference"), loss_Dr1.detach())
+    gx.r1_penalty(g, gamma, backend="reference").backward()
+    for a, b in zip(_d_grads(D.parameters()), exp_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert any(p.abs().sum() > 0 for p in exp_grads)
+    # r1_loss = both steps in one call
+    D.zero_grad()
+    gx.r1_loss(D(x), x, gamma, backend="reference").backward()
+    for a, b in zip(_d_grads(D.parameters()), exp_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_r1_default_gamma_is_10(seed):
+    g = torch.randn(3, 2, 4, 4)
+    torch.testing.assert_close(gx.r1_penalty(g, backend="reference"), (g.square().sum([1, 2, 3]) * 5).mean())
+    torch.testing.assert_close(gx.r2_penalty(g, backend="reference"), (g.square().sum([1, 2, 3]) * 5).mean())
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_wgan_gp_matches_gulrajani(seed, one_sided):
+    """WGAN-GP (Gulrajani 2017, reference PyTorch port): per-sample α, per-sample norm,
+    ``((gradients.norm(2, dim=1) - 1) ** 2).mean() * LAMBDA``; one-sided: relu(‖g‖ − 1)²."""
+    B = 6
+    D = TinyD()
+    real, fake = torch.randn(B, 3, 8, 8), torch.randn(B, 3, 8, 8)
+    s = seed + 1
+    # anchor
+    torch.manual_seed(s)
+    alpha = torch.rand(B, 1, 1, 1)
+    interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    disc = D(interpolates)
+    gradients = torch.autograd.grad(
+        outputs=disc, inputs=interpolates, grad_outputs=torch.ones(disc.size()), create_graph=True, retain_graph=True
+    )[0]
+    gradients = gradients.view(B, -1)
+    dev = gradients.norm(2, dim=1) - 1
+    if one_sided:
+        dev = F.relu(dev)
+    gp = (dev**2).mean() * 10
+    gp.backward()
+    exp_grads = _d_grads(D.parameters())
+    D.zero_grad()
+    # ours
+    torch.manual_seed(s)
+    xi = gx.wgan_interpolate(real, fake).requires_grad_(True)
+    torch.testing.assert_close(xi, interpolates.detach(), rtol=0, atol=0)
+    ours = gx.gradient_penalty(gx.input_gradients(D(xi), xi), one_sided=one_sided, backend="reference")
+    torch.testing.assert_close(ours, gp.detach(), rtol=1e-5, atol=1e-7)
+    ours.backward()
+    for a, b in zip(_d_grads(D.parameters()), exp_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_gradient_penalty_is_per_sample_not_global(seed):
+    g = torch.randn(4, 3, 5, 5) * torch.tensor([0.1, 1.0, 3.0, 0.5]).view(4, 1, 1, 1)
+    norms = g.flatten(1).norm(dim=1)
+    torch.testing.assert_close(gx.gradient_penalty(g, backend="reference"), 10 * ((norms - 1) ** 2).mean())
+    batch_global = 10 * (g.norm() - 1) ** 2
+    assert not torch.allclose(gx.gradient_penalty(g, backend="reference"), batch_global)
+
+
+def test_gradient_penalty_options(seed):
+    g = torch.randn(5, 7) * 0.4
+    s = g.square().sum(1)
+    c, w, eps = 0.7, 3.5, 0.3
+    n = torch.sqrt(s + eps)
+    ref = gx.gradient_penalty(g, center=c, weight=w, eps=eps, reduction="none", backend="reference")
+    torch.testing.assert_close(ref, w * (n - c) ** 2)
+    ref1 = gx.gradient_penalty(g, center=c, weight=w, eps=eps, one_sided=True, reduction="none", backend="reference")
+    torch.testing.assert_close(ref1, w * F.relu(n - c) ** 2)
+    assert (ref1 == 0).any() or (n > c).all()  # informative: one-sided zeroes the small norms
+    torch.testing.assert_close(
+        gx.gradient_penalty(g, center=c, weight=w, eps=eps, reduction="sum", backend="reference"), (w * (n - c) ** 2).sum()
+    )
+
+
+def test_roth_matches_rothk(seed):
+    """rothk/Stabilizing_GANs ``Discriminator_Regularizer`` (TF) transcribed: ``reduce_mean((1−σ(D1))²·‖∇D1‖²
+    + σ(D2)²·‖∇D2‖²)`` then ``disc_loss += (gamma/2)·disc_reg``; gradients flow into the logits."""
+    B, gamma = 5, 0.1
+    D = TinyD()
+    xr = torch.randn(B, 3, 8, 8, requires_grad=True)
+    xf = torch.randn(B, 3, 8, 8, requires_grad=True)
+
+    def anchor():
+        D1_logits, D2_logits = D(xr), D(xf)
+        D1, D2 = torch.sigmoid(D1_logits), torch.sigmoid(D2_logits)
+        grad_D1 = torch.autograd.grad(D1_logits.sum(), xr, create_graph=True)[0]
+        grad_D2 = torch.autograd.grad(D2_logits.sum(), xf, create_graph=True)[0]
+        n1 = grad_D1.reshape(B, -1).norm(dim=1, keepdim=True)
+        n2 = grad_D2.reshape(B, -1).norm(dim=1, keepdim=True)
+        assert n1.shape == D1.shape
+        reg = ((1.0 - D1).square() * n1.square() + D2.square() * n2.square()).mean()
+        return gamma / 2.0 * reg
+
+    exp = anchor()
+    exp.backward()
+    exp_grads = _d_grads(D.parameters())
+    D.zero_grad()
+    lr, lf = D(xr), D(xf)
+    ours = gx.roth_penalty(gx.input_gradients(lr, xr), lr, gx.input_gradients(lf, xf), lf, gamma, backend="reference")
+    torch.testing.assert_close(ours, exp.detach(), rtol=1e-5, atol=1e-8)
+    ours.backward()
+    for a, b in zip(_d_grads(D.parameters()), exp_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-8)
+
+
+def test_roth_gradient_into_logits(seed):
+    B = 4
+    gr, gf = torch.randn(B, 6), torch.randn(B, 6)
+    lr = torch.randn(B, 1, dtype=torch.float64, requires_grad=True)
+    lf = torch.randn(B, dtype=torch.float64, requires_grad=True)
+    out = gx.roth_penalty(gr.double(), lr, gf.double(), lf, 0.3, backend="reference")
+    out.backward()
+    sr, sf = gr.double().square().sum(1), gf.double().square().sum(1)
+    sig_r, sig_f = torch.sigmoid(lr.detach().view(-1)), torch.sigmoid(lf.detach())
+    # d/dl (1−σ)² s = −2(1−σ)σ(1−σ) s ;  d/dl σ² s = 2σ·σ(1−σ) s
+    exp_lr = 0.15 * (-2 * (1 - sig_r) ** 2 * sig_r * sr) / B
+    exp_lf = 0.15 * (2 * sig_f**2 * (1 - sig_f) * sf) / B
+    torch.testing.assert_close(lr.grad.view(-1), exp_lr)
+    torch.testing.assert_close(lf.grad, exp_lf)
+
+
+def test_grad_sqnorm_multi_tensor(seed):
+    D = TinyD(extra=5)
+    x = torch.randn(4, 3, 8, 8, requires_grad=True)
+    y = torch.randn(4, 5, requires_grad=True)
+    gx_, gy = gx.input_gradients(D(x, y), (x, y))
+    exp = gx_.square().sum([1, 2, 3]) + gy.square().sum(1)
+    torch.testing.assert_close(gx.grad_sqnorm([gx_, gy], backend="reference"), exp)
+    torch.testing.assert_close(gx.grad_sqnorm((gx_, gy), backend="reference"), exp)
+    torch.testing.assert_close(gx.r1_penalty([gx_, gy], 2.0, reduction="none", backend="reference"), exp)
+    assert gy.abs().sum() > 0
+
+
+def test_grad_sqnorm_per_sample_false(seed):
+    """Parameter-gradient norms: one scalar over tensors of unrelated shapes."""
+    ts = [torch.randn(4, 3, 3, 3), torch.randn(4), torch.randn(1, 7), torch.randn(())]
+    exp = sum(t.double().square().sum() for t in ts).float()
+    out = gx.grad_sqnorm(ts, per_sample=False, backend="reference")
+    assert out.dim() == 0 and out.dtype == torch.float32
+    torch.testing.assert_close(out, exp)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_grad_sqnorm_inv_scale_fp16(seed, as_tensor):
+    """AMP: float16 gradients of a loss scaled by 2**10 would overflow when squared in fp16;
+    inv_scale unscales in float32 before squaring."""
+    g = torch.randn(3, 4, 6, 6) * 3
+    scale = 2.0**10
+    g16 = (g * scale).half()
+    assert torch.isinf(g16.square()).any()  # the naive fp16 square overflows
+    inv = torch.tensor(1 / scale) if as_tensor else 1 / scale
+    out = gx.grad_sqnorm(g16, inv_scale=inv, backend="reference")
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    torch.testing.assert_close(out, g.square().sum([1, 2, 3]), rtol=2e-3, atol=1e-3)
+    torch.testing.assert_close(
+        gx.r1_penalty(g16, inv_scale=inv, backend="reference"), 5 * g.square().sum([1, 2, 3]).mean(), rtol=2e-3, atol=1e-3
+    )
+
+
+def test_input_gradients_with_scaler(seed):
+    class FakeScaler:
+        def scale(self, t):
+            return t * 512.0
+
+    D = TinyD()
+    x = torch.randn(3, 3, 8, 8, requires_grad=True)
+    g = gx.input_gradients(D(x), x)
+    gs = gx.input_gradients(D(x), x, scaler=FakeScaler())
+    torch.testing.assert_close(gs, g * 512)
+    torch.testing.assert_close(gx.r1_penalty(gs, inv_scale=1 / 512, backend="reference"), gx.r1_penalty(g, backend="reference"))
+    assert g.requires_grad  # create_graph=True
+
+
+def test_wgan_interpolate(seed):
+    real, fake = torch.randn(7, 2, 3, 3), torch.randn(7, 2, 3, 3)
+    gen = torch.Generator().manual_seed(seed)
+    out = gx.wgan_interpolate(real, fake, generator=gen)
+    alpha = ((out - fake) / (real - fake)).flatten(1)
+    torch.testing.assert_close(alpha, alpha[:, :1].expand_as(alpha), rtol=1e-3, atol=1e-4)  # one α per sample
+    a = alpha[:, 0]
+    assert ((a >= 0) & (a < 1)).all() and a.std() > 0
+    gen2 = torch.Generator().manual_seed(seed)
+    torch.testing.assert_close(out, gx.wgan_interpolate(real, fake, generator=gen2), rtol=0, atol=0)
+    exp_alpha = torch.rand(7, generator=torch.Generator().manual_seed(seed)).view(7, 1, 1, 1)
+    torch.testing.assert_close(out, exp_alpha * real + (1 - exp_alpha) * fake, rtol=0, atol=0)
+    given = torch.rand(7)
+    torch.testing.assert_close(
+        gx.wgan_interpolate(real, fake, alpha=given), given.view(7, 1, 1, 1) * real + (1 - given.view(7, 1, 1, 1)) * fake
+    )
+
+
+def test_dragan_perturb_matches_studiogan(seed):
+    """StudioGAN DRAGAN: ``x + 0.5·x.std()·torch.rand(x.size())``."""
+    x = torch.randn(4, 3, 5, 5) * 2 + 1
+    s = seed + 7
+    torch.manual_seed(s)
+    exp = x + 0.5 * x.std() * torch.rand(x.size())
+    torch.manual_seed(s)
+    torch.testing.assert_close(gx.dragan_perturb(x), exp, rtol=0, atol=0)
+    gen = torch.Generator().manual_seed(s)
+    exp_c = x + 1.3 * x.std() * torch.rand(x.size(), generator=torch.Generator().manual_seed(s))
+    torch.testing.assert_close(gx.dragan_perturb(x, c=1.3, generator=gen), exp_c, rtol=0, atol=0)
+
+
+# =============================================================================================
+# gradients of the reference (float64)
+
+
+def _f64(*shape):
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+
+def _ref_cases(backend):
+    kw = dict(backend=backend)
+    return {
+        "grad_sqnorm": (lambda a, b: gx.grad_sqnorm([a, b], inv_scale=0.7, **kw), [(2, 3), (2, 2, 2)]),
+        "grad_sqnorm_total": (lambda a, b: gx.grad_sqnorm([a, b], per_sample=False, **kw), [(2, 3), (3,)]),
+        "r1_penalty": (lambda a: gx.r1_penalty(a, 1.7, reduction="none", **kw), [(3, 2, 2)]),
+        "gradient_penalty": (lambda a: gx.gradient_penalty(a * 0.5, center=0.8, weight=2.0, reduction="none", **kw), [(3, 4)]),
+        "gradient_penalty_eps": (lambda a: gx.gradient_penalty(a, eps=0.1, one_sided=True, **kw), [(3, 4)]),
+        "roth_penalty": (lambda a, la, b, lb: gx.roth_penalty(a, la, b, lb, 0.4, **kw), [(2, 3), (2, 1), (2, 2, 2), (2,)]),
+    }
+
+
+@pytest.mark.parametrize("case", list(_ref_cases("reference")))
+def test_reference_gradcheck(seed, case):
+    fn, shapes = _ref_cases("reference")[case]
+    inputs = [_f64(*s) for s in shapes]
+    if case == "gradient_penalty_eps":
+        inputs = [(inputs[0].detach() * torch.tensor([[0.05], [0.5], [1.0]], dtype=torch.float64)).requires_grad_()]
+    assert gradcheck(fn, inputs)
+    assert gradgradcheck(fn, inputs)
+
+
+def test_reference_gradcheck_helpers(seed):
+    real, fake, alpha = _f64(3, 2, 2, 2), _f64(3, 2, 2, 2), torch.rand(3, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda r, f, a: gx.wgan_interpolate(r, f, alpha=a), (real, fake, alpha))
+    assert gradgradcheck(lambda r, f, a: gx.wgan_interpolate(r, f, alpha=a), (real, fake, alpha))
+    x = _f64(2, 2, 3, 3)
+
+    def drag(x):
+        return gx.dragan_perturb(x, 0.5, generator=torch.Generator().manual_seed(seed))
+
+    assert gradcheck(drag, (x,))
+    assert gradgradcheck(drag, (x,))
+
+
+@pytest.mark.parametrize("backend", ["reference"] + FUSED_BACKENDS)
+def test_gradient_penalty_zero_norm_has_zero_grad(backend):
+    if backend != "reference":
+        need(backend, *OPS)
+    dev = backend_device(backend)
+    g = torch.zeros(3, 2, 4, 4, device=dev, requires_grad=True)
+    for kw in (dict(), dict(one_sided=True), dict(center=0.0)):
+        g.grad = None
+        out = gx.gradient_penalty(g, backend=backend, **kw)
+        out.backward()
+        assert torch.isfinite(out) and torch.isfinite(g.grad).all(), kw
+        assert torch.equal(g.grad, torch.zeros_like(g)), kw
+    # mixed batch: zero rows get zero gradient, the other rows the analytic one
+    h = torch.randn(3, 5, device=dev, dtype=torch.float64)
+    h[1] = 0
+    h.requires_grad_()
+    gx.gradient_penalty(h, reduction="sum", backend=backend).backward()
+    n = h.detach().norm(dim=1, keepdim=True)
+    exp = torch.where(n > 0, 20 * (n - 1) * h.detach() / n.clamp_min(1e-30), torch.zeros_like(h))
+    torch.testing.assert_close(h.grad, exp)
+
+
+# =============================================================================================
+# backend matrix: fused vs reference
+
+SHAPES = [(1, 3, 5, 7), (4, 3, 8, 8), (3, 2, 9, 13), (2, 33)]
+FB = pytest.mark.parametrize("backend", FUSED_BACKENDS) if FUSED_BACKENDS else pytest.mark.skip("no fused backend available")
+
+
+def _leaf(shape, dtype, dev, layout, scale=1.0):
+    lay = layout if len(shape) == 4 or layout != "channels_last" else "contiguous"
+    return make(shape, dtype, dev, lay, scale).requires_grad_(True)
+
+
+def _clone_leaf(t):
+    return t.detach().clone().requires_grad_(True) if t.is_contiguous() else _restride(t)
+
+
+def _restride(t):
+    out = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+    out.copy_(t.detach())
+    return out.requires_grad_(True)
+
+
+def _grad_tol_factor(dtype):
+    return 4.0 if dtype in (torch.float16, torch.bfloat16) else 1.0
+
+
+@FB
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_matrix_grad_sqnorm(backend, dtype, layout, seed):
+    need(backend, *OPS)
+    dev = backend_device(backend)
+    for shape in SHAPES:
+        inv = float(torch.empty(()).uniform_(0.25, 2.0))
+        g = _leaf(shape, dtype, dev, layout)
+        g2 = _leaf((shape[0], 5), dtype, dev, layout)  # a second input (multi-input D)
+        outs, grads = [], []
+        for name in ("reference", backend):
+            a, b = _restride(g), _restride(g2)
+            s = gx.grad_sqnorm([a, b], inv_scale=inv, backend=name)
+            assert s.shape == (shape[0],) and s.dtype == _dispatch.acc_dtype(dtype)
+            w = torch.linspace(-1.0, 2.0, shape[0], device=dev, dtype=s.dtype)
+            (s * w).sum().backward()
+            outs.append(s.detach())
+            grads.append((a.grad, b.grad))
+        assert_close(outs[1], outs[0], dtype, msg=f"forward {shape}")
+        for ga, gr in zip(grads[1], grads[0]):
+            assert ga.dtype == dtype and ga.shape == gr.shape
+            assert_close(ga, gr, dtype, _grad_tol_factor(dtype), msg=f"backward {shape}")
+        # per_sample=False: a scalar over tensors of different batch sizes
+        ts = [_leaf(shape, dtype, dev, layout), _leaf((7,), dtype, dev, "contiguous")]
+        tot = [gx.grad_sqnorm(ts, per_sample=False, inv_scale=inv, backend=n) for n in ("reference", backend)]
+        assert tot[1].dim() == 0
+        assert_close(tot[1], tot[0], dtype)
+
+
+@FB
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_matrix_penalties(backend, dtype, layout, seed):
+    need(backend, *OPS)
+    dev = backend_device(backend)
+    cases = {
+        "r1": lambda g, n: gx.r1_penalty(g, 3.0, reduction="none", backend=n),
+        "gp": lambda g, n: gx.gradient_penalty(g, reduction="none", backend=n),
+        "gp1": lambda g, n: gx.gradient_penalty(g, center=0.5, one_sided=True, eps=1e-3, reduction="none", backend=n),
+    }
+    for shape in SHAPES:
+        g0 = _leaf(shape, dtype, dev, layout, scale=0.15)
+        for cname, fn in cases.items():
+            res = []
+            for name in ("reference", backend):
+                g = _restride(g0)
+                out = fn(g, name)
+                w = torch.randn(out.shape, device=dev, dtype=out.dtype, generator=torch.Generator(dev).manual_seed(seed))
+                (out * w).sum().backward()
+                res.append((out.detach(), g.grad))
+            assert_close(res[1][0], res[0][0], dtype, msg=f"{cname} forward {shape}")
+            assert_close(res[1][1], res[0][1], dtype, _grad_tol_factor(dtype), msg=f"{cname} backward {shape}")
+        # Roth: gradients into grads and logits
+        res = []
+        for name in ("reference", backend):
+            gr, gf = _restride(g0), _leaf(shape, dtype, dev, layout) if not res else _restride(res[0][4])
+            if not res:
+                gf_keep = gf
+            lr = torch.linspace(-2, 2, shape[0], device=dev, dtype=dtype).view(-1, 1).requires_grad_()
+            lf = torch.linspace(1, -1, shape[0], device=dev, dtype=dtype).requires_grad_()
+            out = gx.roth_penalty(gr, lr, gf, lf, 0.5, backend=name)
+            out.backward()
+            res.append((out.detach(), gr.grad, lr.grad, lf.grad, gf_keep.detach(), gf.grad))
+        assert_close(res[1][0], res[0][0], dtype, msg=f"roth forward {shape}")
+        for k in (1, 2, 3, 5):
+            assert_close(res[1][k], res[0][k], dtype, _grad_tol_factor(dtype), msg=f"roth backward[{k}] {shape}")
+
+
+@FB
+def test_matrix_inv_scale_fp16(backend, seed):
+    need(backend, *OPS)
+    dev = backend_device(backend)
+    g = torch.randn(3, 4, 6, 6, device=dev) * 3
+    g16 = (g * 2.0**10).half().requires_grad_()
+    out = gx.grad_sqnorm(g16, inv_scale=2.0**-10, backend=backend)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, gx.grad_sqnorm(g16.detach(), inv_scale=2.0**-10, backend="reference"), rtol=1e-4, atol=1e-4)
+    out.sum().backward()
+    assert torch.isfinite(g16.grad).all()
+
+
+@FB
+@pytest.mark.parametrize("case", list(_ref_cases("reference")))
+def test_matrix_gradcheck(backend, case, seed):
+    need(backend, *OPS)
+    if backend == "triton" and not torch.cuda.is_available():
+        pass  # tiny inputs keep the interpreter fast
+    fn, shapes = _ref_cases(backend)[case]
+    dev = backend_device(backend)
+    inputs = [torch.randn(*s, dtype=torch.float64, device=dev, requires_grad=True) for s in shapes]
+    # fast_mode: one random projection instead of a full Jacobian (the Triton interpreter is slow)
+    assert gradcheck(fn, inputs, fast_mode=True)
+    assert gradgradcheck(fn, inputs, fast_mode=True)
+
+
+@FB
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_matrix_deterministic(backend, dtype, seed):
+    need(backend, *OPS)
+    dev = backend_device(backend)
+    g = make((3, 3, 16, 17), dtype, dev, "channels_last")
+    h = make((3, 11), dtype, dev)
+    outs = []
+    for _ in range(2):
+        a, b = _restride(g), _restride(h)
+        s = gx.grad_sqnorm([a, b], inv_scale=0.3, backend=backend)
+        gp = gx.gradient_penalty([a, b], backend=backend)
+        (s.sum() + gp).backward()
+        outs.append((s, gp, a.grad, b.grad))
+    for x, y in zip(*outs):
+        assert torch.equal(x, y)
+
+
+@FB
+def test_matrix_create_graph_through_d(backend, seed):
+    """R1/GP from autograd.grad(create_graph=True): the fused backward reaches D's parameters."""
+    need(backend, *OPS)
+    dev = backend_device(backend)
+    D = TinyD().to(dev).double()
+    x = torch.randn(3, 3, 8, 8, device=dev, dtype=torch.float64, requires_grad=True)
+    res = []
+    for name in ("reference", backend):
+        D.zero_grad()
+        g = gx.input_gradients(D(x), x)
+        (gx.r1_penalty(g, backend=name) + gx.gradient_penalty(g, backend=name)).backward()
+        res.append(_d_grads(D.parameters()))
+    for a, b in zip(*res):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
+
+
+@FB
+def test_matrix_expanded_grad_outputs(backend, seed):
+    """``.sum().backward()`` hands the backward expanded (stride-0) gradients, first and second order."""
+    need(backend, *OPS)
+    dev = backend_device(backend)
+    g0 = make((3, 2, 5, 6), torch.float32, dev)
+    h0 = make((3, 4), torch.float32, dev)
+    res = []
+    for name in ("reference", backend):
+        g, h = _restride(g0), _restride(h0)
+        s = gx.grad_sqnorm([g, h], inv_scale=0.5, backend=name)
+        gg, gh = torch.autograd.grad(s.sum(), [g, h], create_graph=True)  # coef = expand(1)
+        (gg.sum() + gh.sum()).backward()  # scale/dot backward with expanded gouts
+        res.append((gg.detach(), gh.detach(), g.grad, h.grad))
+    for k in range(4):
+        torch.testing.assert_close(res[1][k], res[0][k], rtol=2e-5, atol=1e-5, msg=f"output {k}")
+    tot = [gx.grad_sqnorm([_restride(g0)], per_sample=False, backend=n) for n in ("reference", backend)]
+    torch.testing.assert_close(tot[1], tot[0], rtol=2e-5, atol=1e-5)

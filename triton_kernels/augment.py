@@ -1,0 +1,323 @@
+"""Augmentation family: DiffAugment and the CR transform, forward and exact adjoint.
+
+Every kernel owns a tile of ``BLOCK_P`` output pixels of one sample and walks the channels in
+blocks of ``CB``; per-sample parameters are read from the packed ``fparams``/``iparams`` tensors
+(no host sync). Inputs are read in place through their four strides (any layout); outputs are
+contiguous NCHW in the input dtype, colour math in float32 (float64 for float64).
+
+Per-sample means: the channel mean of a pixel is local (a first pass over the channel blocks);
+the ``C·H·W`` mean that contrast needs is a per-sample reduction done first by a small kernel
+(forward: the split-K sum of ``x``; adjoint: the same tile kernel in ``SUM_ONLY`` mode summing
+``Tᵀ(mask·g)``), reduced deterministically, then read by the main kernel.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ganreg_ext._dispatch import register_kernel
+from ganreg_ext.ops.augment import BRIGHTNESS, CONTRAST, CUTOUT, SATURATION, TRANSLATION
+from ganreg_ext.reference.augment import cutout_size
+
+from ._utils import acc_of, ceil_div, cfg, configs, empty, helper, sum_rows, tl_dtype
+from .gradnorm import MODE_SUM, multi_reduce
+
+_GPU = [cfg(4, BLOCK_P=256), cfg(4, BLOCK_P=512), cfg(8, BLOCK_P=1024)]
+_INTERP = cfg(4, BLOCK_P=512)
+_FIXED_P = 256  # tile of the adjoint's SUM_ONLY pass (fixed: it sizes the partials)
+
+
+@helper
+def _pixels(pid, H, W, BLOCK_P: tl.constexpr):
+    NT = (H * W + BLOCK_P - 1) // BLOCK_P  # tiles per sample
+    b = pid // NT
+    p = (pid % NT) * BLOCK_P + tl.arange(0, BLOCK_P)
+    return b.to(tl.int64), p, p < H * W, p // W, p % W
+
+
+@helper
+def _source(b, i, j, pm, i_ptr, H, W, ch, cw, FLAGS: tl.constexpr, SIGN: tl.constexpr):
+    """DiffAugment geometry: ``(si, sj)`` = (i, j) shifted by ``SIGN·t`` and the pixels that are
+    kept (in range after the shift, outside the cutout square, tested at the *output* position
+    ``(i, j)`` for the forward (SIGN=+1) and at the shifted position for the adjoint (SIGN=−1))."""
+    si = i
+    sj = j
+    ok = pm
+    if FLAGS & 8:
+        tx = tl.load(i_ptr + b * 4 + 0)
+        ty = tl.load(i_ptr + b * 4 + 1)
+        si = i + SIGN * tx
+        sj = j + SIGN * ty
+        ok = ok & (si >= 0) & (si < H) & (sj >= 0) & (sj < W)
+    if FLAGS & 16:
+        ox = tl.load(i_ptr + b * 4 + 2)
+        oy = tl.load(i_ptr + b * 4 + 3)
+        if SIGN == 1:
+            ci = i
+            cj = j
+        else:
+            ci = si
+            cj = sj
+        r = ci - (ox - ch // 2)
+        q = cj - (oy - cw // 2)
+        ok = ok & ~((r >= 0) & (r < ch) & (q >= 0) & (q < cw))
+    return si, sj, ok
+
+
+@triton.autotune(configs=configs(_GPU, _INTERP), key=["FLAGS", "CB"])
+@triton.jit
+def _diffaug_fwd_kernel(
+    x_ptr, out_ptr, f_ptr, i_ptr, sum_ptr, C, H, W, sxb, sxc, sxh, sxw, ch, cw,
+    FLAGS: tl.constexpr, ACC: tl.constexpr, CB: tl.constexpr, BLOCK_P: tl.constexpr,
+):
+    b, p, pm, i, j = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    si, sj, ok = _source(b, i, j, pm, i_ptr, H, W, ch, cw, FLAGS, 1)
+    src = x_ptr + b * sxb + si.to(tl.int64) * sxh + sj.to(tl.int64) * sxw
+    HW = H * W
+    dst = out_ptr + b * C * HW + p
+    bright = tl.zeros([], ACC)
+    if FLAGS & 1:
+        bright = tl.load(f_ptr + b * 3 + 0).to(ACC) - 0.5
+    if FLAGS & 4:
+        k = tl.load(f_ptr + b * 3 + 2).to(ACC) + 0.5
+        mean = tl.load(sum_ptr + b).to(ACC) / (C * HW) + bright  # mean_chw x1 (= mean_chw x2)
+    if FLAGS & 2:
+        sat = tl.load(f_ptr + b * 3 + 1).to(ACC) * 2
+        csum = tl.zeros([BLOCK_P], ACC)
+        for c0 in range(0, C, CB):
+            cc = c0 + tl.arange(0, CB)
+            m2 = (cc < C)[:, None] & ok[None, :]
+            csum += tl.sum(tl.load(src[None, :] + cc[:, None].to(tl.int64) * sxc, mask=m2, other=0).to(ACC), 0)
+        mc = csum / C + bright  # mean_c x1
+    for c0 in range(0, C, CB):
+        cc = c0 + tl.arange(0, CB)
+        cm = (cc < C)[:, None]
+        y = tl.load(src[None, :] + cc[:, None].to(tl.int64) * sxc, mask=cm & ok[None, :], other=0).to(ACC)
+        if FLAGS & 1:
+            y = y + bright
+        if FLAGS & 2:
+            y = (y - mc[None, :]) * sat + mc[None, :]
+        if FLAGS & 4:
+            y = (y - mean) * k + mean
+        y = tl.where(ok[None, :], y, 0)
+        tl.store(dst[None, :] + cc[:, None].to(tl.int64) * HW, y.to(out_ptr.dtype.element_ty), mask=cm & pm[None, :])
+
+
+@triton.jit
+def _diffaug_adj_kernel(
+    g_ptr, out_ptr, f_ptr, i_ptr, sum_ptr, C, H, W, sgb, sgc, sgh, sgw, ch, cw,
+    FLAGS: tl.constexpr, ACC: tl.constexpr, CB: tl.constexpr, SUM_ONLY: tl.constexpr, BLOCK_P: tl.constexpr,
+):
+    """``h = Tᵀ(mask·g)``, then contrast ``h ← k·h + (1−k)·mean_chw h``, then saturation
+    ``h ← s·h + (1−s)·mean_c h``. ``SUM_ONLY``: write ``Σ_{c, tile} h`` to ``out[pid]`` instead."""
+    pid = tl.program_id(0)
+    b, p, pm, i, j = _pixels(pid, H, W, BLOCK_P)
+    gi, gj, ok = _source(b, i, j, pm, i_ptr, H, W, ch, cw, FLAGS, -1)
+    src = g_ptr + b * sgb + gi.to(tl.int64) * sgh + gj.to(tl.int64) * sgw
+    HW = H * W
+    if SUM_ONLY:
+        tot = tl.zeros([BLOCK_P], ACC)
+        for c0 in range(0, C, CB):
+            cc = c0 + tl.arange(0, CB)
+            m2 = (cc < C)[:, None] & ok[None, :]
+            tot += tl.sum(tl.load(src[None, :] + cc[:, None].to(tl.int64) * sgc, mask=m2, other=0).to(ACC), 0)
+        tl.store(out_ptr + pid, tl.sum(tot, 0))
+    else:
+        dst = out_ptr + b * C * HW + p
+        if FLAGS & 4:
+            k = tl.load(f_ptr + b * 3 + 2).to(ACC) + 0.5
+            mh = tl.load(sum_ptr + b).to(ACC) / (C * HW)
+        if FLAGS & 2:
+            s = tl.load(f_ptr + b * 3 + 1).to(ACC) * 2
+            csum = tl.zeros([BLOCK_P], ACC)
+            for c0 in range(0, C, CB):
+                cc = c0 + tl.arange(0, CB)
+                m2 = (cc < C)[:, None] & ok[None, :]
+                csum += tl.sum(tl.load(src[None, :] + cc[:, None].to(tl.int64) * sgc, mask=m2, other=0).to(ACC), 0)
+            mc = csum / C
+            if FLAGS & 4:
+                mc = k * mc + (1 - k) * mh  # mean_c of the contrast adjoint's output
+        for c0 in range(0, C, CB):
+            cc = c0 + tl.arange(0, CB)
+            cm = (cc < C)[:, None]
+            h = tl.load(src[None, :] + cc[:, None].to(tl.int64) * sgc, mask=cm & ok[None, :], other=0).to(ACC)
+            if FLAGS & 4:
+                h = k * h + (1 - k) * mh
+            if FLAGS & 2:
+                h = s * h + (1 - s) * mc[None, :]
+            tl.store(dst[None, :] + cc[:, None].to(tl.int64) * HW, h.to(out_ptr.dtype.element_ty), mask=cm & pm[None, :])
+
+
+# the SUM_ONLY pass runs untuned with a fixed tile (its partials are sized on the host)
+_diffaug_adj_tuned = triton.autotune(configs=configs(_GPU, _INTERP), key=["FLAGS", "CB", "SUM_ONLY"])(_diffaug_adj_kernel)
+
+
+@helper
+def _reflect(p, N):
+    p = tl.where(p < 0, -p, p)
+    return tl.where(p >= N, 2 * (N - 1) - p, p)
+
+
+@triton.autotune(configs=configs(_GPU, _INTERP), key=["CB"])
+@triton.jit
+def _cr_fwd_kernel(x_ptr, out_ptr, i_ptr, C, H, W, sxb, sxc, sxh, sxw, CB: tl.constexpr, BLOCK_P: tl.constexpr):
+    """``out[c,i,j] = xf[c, reflect_H(i+tx), reflect_W(j+ty)]``, ``xf`` = ``x`` flipped along W if ``flip``."""
+    b, p, pm, i, j = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    flip = tl.load(i_ptr + b * 3 + 0)
+    si = _reflect(i + tl.load(i_ptr + b * 3 + 1), H)
+    sj = _reflect(j + tl.load(i_ptr + b * 3 + 2), W)
+    sj = tl.where(flip != 0, W - 1 - sj, sj)
+    src = x_ptr + b * sxb + si.to(tl.int64) * sxh + sj.to(tl.int64) * sxw
+    HW = H * W
+    dst = out_ptr + b * C * HW + p
+    for c0 in range(0, C, CB):
+        cc = c0 + tl.arange(0, CB)
+        m2 = (cc < C)[:, None] & pm[None, :]
+        v = tl.load(src[None, :] + cc[:, None].to(tl.int64) * sxc, mask=m2, other=0)
+        tl.store(dst[None, :] + cc[:, None].to(tl.int64) * HW, v, mask=m2)
+
+
+@helper
+def _cand(r, k: tl.constexpr, t, N):
+    """Candidate ``k`` (0, 1, 2) of the positions whose reflection is ``r`` — ``r``, ``−r`` (r > 0),
+    ``2(N−1) − r`` (r < N−1) — shifted back by ``t``: ``(index, valid)``."""
+    if k == 0:
+        p = r
+        v = r >= 0
+    elif k == 1:
+        p = -r
+        v = r > 0
+    else:
+        p = 2 * (N - 1) - r
+        v = r < N - 1
+    p = p - t
+    return p, v & (p >= 0) & (p < N)
+
+
+@triton.autotune(configs=configs(_GPU, _INTERP), key=["CB"])
+@triton.jit
+def _cr_adj_kernel(
+    g_ptr, out_ptr, i_ptr, C, H, W, sgb, sgc, sgh, sgw,
+    ACC: tl.constexpr, CB: tl.constexpr, BLOCK_P: tl.constexpr,
+):
+    """``h[c, r, q'] = Σ g[c, i, j]`` over the ≤ 2×2 output positions whose reflected source is
+    ``(r, q)``, ``q = flip ? W−1−q' : q'``."""
+    b, p, pm, r, q = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    flip = tl.load(i_ptr + b * 3 + 0)
+    tx = tl.load(i_ptr + b * 3 + 1)
+    ty = tl.load(i_ptr + b * 3 + 2)
+    q = tl.where(flip != 0, W - 1 - q, q)
+    HW = H * W
+    dst = out_ptr + b * C * HW + p
+    base = g_ptr + b * sgb
+    i0, vi0 = _cand(r, 0, tx, H)
+    i1, vi1 = _cand(r, 1, tx, H)
+    i2, vi2 = _cand(r, 2, tx, H)
+    j0, vj0 = _cand(q, 0, ty, W)
+    j1, vj1 = _cand(q, 1, ty, W)
+    j2, vj2 = _cand(q, 2, ty, W)
+    for c0 in range(0, C, CB):
+        cc = c0 + tl.arange(0, CB)
+        cm = (cc < C)[:, None] & pm[None, :]
+        cb = base + cc[:, None].to(tl.int64) * sgc
+        acc = tl.zeros([CB, BLOCK_P], ACC)
+        acc += _gather(cb, i0, vi0, j0, vj0, cm, sgh, sgw, ACC)
+        acc += _gather(cb, i0, vi0, j1, vj1, cm, sgh, sgw, ACC)
+        acc += _gather(cb, i0, vi0, j2, vj2, cm, sgh, sgw, ACC)
+        acc += _gather(cb, i1, vi1, j0, vj0, cm, sgh, sgw, ACC)
+        acc += _gather(cb, i1, vi1, j1, vj1, cm, sgh, sgw, ACC)
+        acc += _gather(cb, i1, vi1, j2, vj2, cm, sgh, sgw, ACC)
+        acc += _gather(cb, i2, vi2, j0, vj0, cm, sgh, sgw, ACC)
+        acc += _gather(cb, i2, vi2, j1, vj1, cm, sgh, sgw, ACC)
+        acc += _gather(cb, i2, vi2, j2, vj2, cm, sgh, sgw, ACC)
+        tl.store(dst[None, :] + cc[:, None].to(tl.int64) * HW, acc.to(out_ptr.dtype.element_ty), mask=cm)
+
+
+@helper
+def _gather(cb, ii, vi, jj, vj, cm, sgh, sgw, ACC: tl.constexpr):
+    off = ii.to(tl.int64) * sgh + jj.to(tl.int64) * sgw
+    return tl.load(cb + off[None, :], mask=cm & (vi & vj)[None, :], other=0).to(ACC)
+
+
+def _grid(B, H, W):
+    def grid(meta):
+        return (B * ceil_div(H * W, meta["BLOCK_P"]),)
+
+    return grid
+
+
+def _cb(C: int) -> int:
+    """Channel block: all channels of an RGB image at once, blocks of 8 for wide inputs."""
+    return min(triton.next_power_of_2(C), 8)
+
+
+_FLAG_MASK = BRIGHTNESS | SATURATION | CONTRAST | TRANSLATION | CUTOUT
+
+
+@register_kernel("diff_augment", "triton")
+def diff_augment(x, fparams, iparams, flags):
+    fparams, iparams = fparams.contiguous(), iparams.contiguous()  # tiny [B, k] tables, read row-major
+    B, C, H, W = x.shape
+    out = empty((B, C, H, W), x.dtype, x.device)
+    if out.numel() == 0:
+        return out
+    flags = int(flags) & _FLAG_MASK
+    acc = acc_of(x.dtype)
+    sums = fparams  # placeholder pointer, never read without CONTRAST
+    if flags & CONTRAST:
+        sums = multi_reduce([x], None, MODE_SUM, per_sample=True)  # Σ_chw x per sample
+    ch, cw = cutout_size(H, W)
+    _diffaug_fwd_kernel[_grid(B, H, W)](
+        x, out, fparams, iparams, sums, C, H, W, *x.stride(), ch, cw, FLAGS=flags, ACC=tl_dtype(acc), CB=_cb(C)
+    )
+    return out
+
+
+@register_kernel("diff_augment_adj", "triton")
+def diff_augment_adj(g, fparams, iparams, flags):
+    fparams, iparams = fparams.contiguous(), iparams.contiguous()  # tiny [B, k] tables, read row-major
+    B, C, H, W = g.shape
+    out = empty((B, C, H, W), g.dtype, g.device)
+    if out.numel() == 0:
+        return out
+    flags = int(flags) & _FLAG_MASK
+    acc = acc_of(g.dtype)
+    ch, cw = cutout_size(H, W)
+    args = (C, H, W, *g.stride(), ch, cw)
+    sums = fparams  # placeholder pointer, never read without CONTRAST
+    if flags & CONTRAST:  # Σ_chw Tᵀ(mask·g) per sample: tile partials, then a fixed-order sum
+        nt = ceil_div(H * W, _FIXED_P)
+        partials = torch.empty((B, nt), dtype=acc, device=g.device)
+        _diffaug_adj_kernel[(B * nt,)](
+            g, partials, fparams, iparams, fparams, *args,
+            FLAGS=flags, ACC=tl_dtype(acc), CB=_cb(C), SUM_ONLY=True, BLOCK_P=_FIXED_P, num_warps=4,
+        )
+        sums = sum_rows(partials, torch.empty((B,), dtype=acc, device=g.device))
+    _diffaug_adj_tuned[_grid(B, H, W)](
+        g, out, fparams, iparams, sums, *args, FLAGS=flags, ACC=tl_dtype(acc), CB=_cb(C), SUM_ONLY=False
+    )
+    return out
+
+
+@register_kernel("cr_augment", "triton")
+def cr_augment(x, iparams):
+    iparams = iparams.contiguous()
+    B, C, H, W = x.shape
+    out = empty((B, C, H, W), x.dtype, x.device)
+    if out.numel() == 0:
+        return out
+    _cr_fwd_kernel[_grid(B, H, W)](x, out, iparams, C, H, W, *x.stride(), CB=_cb(C))
+    return out
+
+
+@register_kernel("cr_augment_adj", "triton")
+def cr_augment_adj(g, iparams):
+    iparams = iparams.contiguous()
+    B, C, H, W = g.shape
+    out = empty((B, C, H, W), g.dtype, g.device)
+    if out.numel() == 0:
+        return out
+    _cr_adj_kernel[_grid(B, H, W)](g, out, iparams, C, H, W, *g.stride(), ACC=tl_dtype(acc_of(g.dtype)), CB=_cb(C))
+    return out
