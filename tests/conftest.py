@@ -31,7 +31,7 @@ def seed(request):
 
 
 def pytest_runtest_makereport(item, call):
-    if call.when == "call" and call.excinfo is not None:
+    if call.when == "call" and call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
         for k, v in item.user_properties:
             if k == "seed":
                 print(f"\n[replay with GANREG_TEST_SEED={v}]")
