@@ -82,7 +82,7 @@ fi
 # the benchmark gets what is left; it stops starting new cases 25 s before its limit
 REM=$(($(left) - 15))
 if [ "$REM" -gt 30 ]; then
-    step bench "$REM" "$PY" -m benchmarks.run --quick --device cuda --out "$OUT/bench" --budget $((REM - 25)) --compile-budget $((REM / 3))
+    step bench "$REM" "$PY" -m benchmarks.run --quick --device cuda --out "$OUT/bench" --budget $((REM - 25)) --compile-sizes primary --compile-budget $((REM / 3))
     if [ ! -s "$OUT/bench/results.md" ] && [ -s "$OUT/bench/results.csv" ]; then
         step bench_report 30 "$PY" -m benchmarks.run --report-only --out "$OUT/bench"
     fi

@@ -36,8 +36,11 @@ def acc(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _layout_tensor(shape, dtype, device, layout):
-    return make(shape, dtype, device, layout)
+def noise_tol(dtype):
+    """The noise stream is float32 math with libm/SLEEF/MKL transcendental functions that differ in the
+    last ulp between backends (SPEC §3: agree to 1e-5 absolute), so float64 noise ops agree with the
+    reference to float32 precision, not to float64 precision."""
+    return torch.float32 if dtype == torch.float64 else dtype
 
 
 # --------------------------------------------------------------------------------------------- build
@@ -158,13 +161,13 @@ def test_noise_ops_cpu(seed, dtype, layout):
     got = gx.path_length_noise_dot(x, seed, backend="cpu")
     want = gx.path_length_noise_dot(x, seed, backend="reference")
     assert got.dtype == want.dtype
-    assert_close(got, want, dtype, 10)
+    assert_close(got, want, noise_tol(dtype), 10)
     got = gx.instance_noise(x, 0.3, seed, backend="cpu")
     want = gx.instance_noise(x, 0.3, seed, backend="reference")
     assert got.is_contiguous() and got.dtype == dtype
-    assert_close(got, want, dtype)
+    assert_close(got, want, noise_tol(dtype))
     y = C.noise_axpy(None, torch.tensor(1.0), seed, 0.125, [3, 5, 7, 11], dtype)
-    assert_close(y, (ref_philox.normal_like((3, 5, 7, 11), seed) / 8).to(dtype), dtype)
+    assert_close(y, (ref_philox.normal_like((3, 5, 7, 11), seed) / 8).to(dtype), noise_tol(dtype))
 
 
 def test_noise_dot_large_cpu(seed):
@@ -174,7 +177,7 @@ def test_noise_dot_large_cpu(seed):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
     got64 = gx.path_length_noise_dot(x.double(), seed, backend="cpu")
     want64 = gx.path_length_noise_dot(x.double(), seed, backend="reference")
-    torch.testing.assert_close(got64, want64, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(got64, want64, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -329,11 +332,11 @@ def test_gradcheck_public_functions_cpu(seed):
 
 def test_path_length_double_backward_cpu(seed):
     ws = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(4, 2 * 3 * 5 * 5, dtype=torch.float64)
-    img = (ws @ w).view(2, 3, 5, 5)
+    w = torch.randn(4, 3 * 5 * 5, dtype=torch.float64)
+    img = torch.tanh(ws @ w).view(2, 3, 5, 5)
     (gc,) = torch.autograd.grad(gx.path_length_noise_dot(img, seed, backend="cpu"), ws, create_graph=True)
     (gr,) = torch.autograd.grad(gx.path_length_noise_dot(img, seed, backend="reference"), ws, create_graph=True)
-    torch.testing.assert_close(gc, gr)
+    torch.testing.assert_close(gc, gr, rtol=1e-5, atol=1e-5)  # float32 noise stream (noise_tol)
     gc.square().sum().backward()
     assert ws.grad is not None and torch.isfinite(ws.grad).all()
 
@@ -358,8 +361,8 @@ def test_cuda_matches_cpu_and_reference(seed, dtype, layout):
         out = C.scale([g], coef, 2.0, True)[0]
         assert out.stride() == torch.empty_like(g).stride()
         assert_close(out, (2.0 * coef.view(-1, 1, 1, 1) * g.to(acc(dtype))).to(dtype), dtype)
-        assert_close(gx.path_length_noise_dot(g, seed, backend="cuda"), gx.path_length_noise_dot(g, seed, backend="reference"), dtype, 10)
-        assert_close(gx.instance_noise(g, 0.3, seed, backend="cuda"), gx.instance_noise(g, 0.3, seed, backend="reference"), dtype)
+        assert_close(gx.path_length_noise_dot(g, seed, backend="cuda"), gx.path_length_noise_dot(g, seed, backend="reference"), noise_tol(dtype), 10)
+        assert_close(gx.instance_noise(g, 0.3, seed, backend="cuda"), gx.instance_noise(g, 0.3, seed, backend="reference"), noise_tol(dtype))
         b = make(shape, dtype, "cuda")
         assert_close(C.sq_diff_sum(g, b), (g.to(acc(dtype)) - b.to(acc(dtype))).square().sum(), dtype, 10)
         da, db = C.diff_scale(g, b, torch.tensor(0.5, device="cuda", dtype=acc(dtype)))
