@@ -21,7 +21,10 @@ def find_cuda_home():
     nvcc = shutil.which("nvcc")
     if nvcc:
         return os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
-    candidates = sorted(glob.glob("/usr/local/cuda*/bin/nvcc"), key=lambda p: [int(x) if x.isdigit() else 0 for x in p.split("cuda-")[-1].split("/")[0].split(".")])
+    candidates = sorted(
+        glob.glob("/usr/local/cuda*/bin/nvcc"),
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in p.split("cuda-")[-1].split("/")[0].split(".")],
+    )
     return os.path.dirname(os.path.dirname(candidates[-1])) if candidates else None
 
 

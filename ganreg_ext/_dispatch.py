@@ -13,7 +13,7 @@ import contextvars
 import importlib
 import os
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -36,8 +36,7 @@ _warned: set[tuple[str, str]] = set()
 _poison = [False]
 
 _BUILD_HINT = (
-    "build the extension with `CUDA_HOME=/usr/local/cuda-13.0 pip install --no-build-isolation -e .` "
-    "(or run `make build`)"
+    "build the extension with `CUDA_HOME=/usr/local/cuda-13.0 pip install --no-build-isolation -e .` (or run `make build`)"
 )
 
 

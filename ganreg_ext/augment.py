@@ -62,7 +62,9 @@ def pack_diffaug_params(params: dict, B: int) -> tuple[Tensor, Tensor, int]:
     f = torch.full((B, 3), 0.5, dtype=torch.float32, device=some.device)
     i = torch.zeros((B, 4), dtype=torch.int32, device=some.device)
     flags = 0
-    for col, (key, bit) in enumerate((("brightness", ops.BRIGHTNESS), ("saturation", ops.SATURATION), ("contrast", ops.CONTRAST))):
+    for col, (key, bit) in enumerate(
+        (("brightness", ops.BRIGHTNESS), ("saturation", ops.SATURATION), ("contrast", ops.CONTRAST))
+    ):
         if key in params:
             f[:, col] = params[key]
             flags |= bit
@@ -75,7 +77,9 @@ def pack_diffaug_params(params: dict, B: int) -> tuple[Tensor, Tensor, int]:
     return f, i, flags
 
 
-def diff_augment(x: Tensor, policy: str = "color,translation,cutout", params: dict | None = None, generator=None, backend=None) -> Tensor:
+def diff_augment(
+    x: Tensor, policy: str = "color,translation,cutout", params: dict | None = None, generator=None, backend=None
+) -> Tensor:
     """DiffAugment (Zhao et al. 2020), per sample in this order: brightness ``x + (u−0.5)``; saturation
     ``(x − mean_c x)·2u + mean_c x``; contrast ``(x − mean_chw x)·(u+0.5) + mean_chw x``; translation by
     up to ``0.125·size`` with zero fill; cutout of a ``0.5·size`` square. ``x``: NCHW float; returns
@@ -86,7 +90,9 @@ def diff_augment(x: Tensor, policy: str = "color,translation,cutout", params: di
     if params is None:
         params = ref.sample_diffaug_params(B, H, W, names, x.device, generator)
     keys = tuple(k for p in names for k in (("brightness", "saturation", "contrast") if p == "color" else (p,)))
-    _check_params(params, x, keys, {"brightness": (B,), "saturation": (B,), "contrast": (B,), "translation": (B, 2), "cutout": (B, 2)})
+    _check_params(
+        params, x, keys, {"brightness": (B,), "saturation": (B,), "contrast": (B,), "translation": (B, 2), "cutout": (B, 2)}
+    )
     params = {k: params[k] for k in keys}
     if not keys:
         return x

@@ -6,7 +6,8 @@ Only ``s_b = Σ_i (inv_scale·g)²`` touches the full-size gradients: it runs in
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import torch
 from torch import Tensor
@@ -72,7 +73,9 @@ def gradient_penalty(
     return ref.gp_from_sqnorm(s, float(center), weight, bool(one_sided), eps, reduction)
 
 
-def roth_penalty(grads_real: Grads, logits_real: Tensor, grads_fake: Grads, logits_fake: Tensor, gamma: float = 0.1, backend=None):
+def roth_penalty(
+    grads_real: Grads, logits_real: Tensor, grads_fake: Grads, logits_fake: Tensor, gamma: float = 0.1, backend=None
+):
     """Roth et al. 2017: ``γ/2 · E_b[(1−σ(D_r))²·‖∇D_r‖² + σ(D_f)²·‖∇D_f‖²]``; the gradient flows
     into the logits too. ``logits_*``: ``[B]`` or ``[B, 1]`` D outputs (pre-sigmoid)."""
     gamma = check.nonneg(gamma, "gamma")

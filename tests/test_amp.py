@@ -184,6 +184,7 @@ F32 = torch.float32
 def _gen():
     return torch.Generator().manual_seed(0)  # the same augmentation parameters for the backend and the reference
 
+
 # (id, ops, fn(x, backend) -> output, expected dtype (None = dtype of the input))
 AUTOCAST = [
     ("grad_sqnorm", GN, lambda x, b: gx.grad_sqnorm(x, backend=b), F32),
@@ -197,7 +198,12 @@ AUTOCAST = [
     ("consistency_loss", CONS, lambda x, b: gx.consistency_loss(x, x.flip(0), backend=b), F32),
     ("zcr_generator_loss", CONS, lambda x, b: gx.zcr_generator_loss(x, x.flip(0), backend=b), F32),
     ("instance_noise", NOISE, lambda x, b: gx.instance_noise(x, 0.1, seed=3, backend=b), None),
-    ("diff_augment", DA, lambda x, b: gx.diff_augment(x, params=gx.sample_diffaug_params(4, 8, 8, generator=_gen()), backend=b), None),
+    (
+        "diff_augment",
+        DA,
+        lambda x, b: gx.diff_augment(x, params=gx.sample_diffaug_params(4, 8, 8, generator=_gen()), backend=b),
+        None,
+    ),
     ("cr_augment", CR, lambda x, b: gx.cr_augment(x, params=gx.sample_cr_params(4, 8, 8, generator=_gen()), backend=b), None),
 ]
 

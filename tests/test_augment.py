@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, assert_close, backend_device, make
 from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
 from ganreg_ext import _dispatch
 from ganreg_ext.reference import augment as ref
+from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, assert_close, backend_device, make
 
 DA_OPS = ("diff_augment", "diff_augment_adj")
 CR_OPS = ("cr_augment", "cr_augment_adj")

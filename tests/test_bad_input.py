@@ -76,7 +76,12 @@ CASES = [
     ("roth_penalty/logits_real-batch", lambda: gx.roth_penalty(r(2, 3), r(3), r(2, 3), r(2)), E, "logits_real"),
     ("roth_penalty/logits_fake-batch", lambda: gx.roth_penalty(r(2, 3), r(2), r(2, 3), r(5, 1)), E, "logits_fake"),
     ("roth_penalty/logits_real-rank", lambda: gx.roth_penalty(r(2, 3), r(2, 1, 1), r(2, 3), r(2)), E, "logits_real"),
-    ("roth_penalty/logits_fake-int", lambda: gx.roth_penalty(r(2, 3), r(2), r(2, 3), torch.ones(2, dtype=torch.int64)), E, "logits_fake"),
+    (
+        "roth_penalty/logits_fake-int",
+        lambda: gx.roth_penalty(r(2, 3), r(2), r(2, 3), torch.ones(2, dtype=torch.int64)),
+        E,
+        "logits_fake",
+    ),
     ("roth_penalty/logits-mixed-devices", lambda: gx.roth_penalty(r(2, 3), r(2, device=OTHER), r(2, 3), r(2)), E, "logits_real"),
     ("roth_penalty/grads_fake-mismatch", lambda: gx.roth_penalty(r(2, 3), r(2), [r(2, 3), r(3, 3)], r(2)), E, "grads_fake"),
     ("roth_penalty/grads_real-empty", lambda: gx.roth_penalty(r(0, 3), r(0), r(2, 3), r(2)), E, "grads_real"),
@@ -95,8 +100,18 @@ CASES = [
     ("path_length_noise/seed<0", lambda: gx.path_length_noise((2, 3, 8, 8), seed=-1), E, "seed"),
     ("path_length_noise/seed-float", lambda: gx.path_length_noise((2, 3, 8, 8), seed=1.5), E, "seed"),
     ("path_length_noise_dot/rank", lambda: gx.path_length_noise_dot(r(2, 3, 8), seed=1), E, "images"),
-    ("path_length_noise_dot/int", lambda: gx.path_length_noise_dot(torch.ones(2, 3, 4, 4, dtype=torch.int32), seed=1), E, "images"),
-    ("path_length_noise_dot/bool", lambda: gx.path_length_noise_dot(torch.ones(2, 3, 4, 4, dtype=torch.bool), seed=1), E, "images"),
+    (
+        "path_length_noise_dot/int",
+        lambda: gx.path_length_noise_dot(torch.ones(2, 3, 4, 4, dtype=torch.int32), seed=1),
+        E,
+        "images",
+    ),
+    (
+        "path_length_noise_dot/bool",
+        lambda: gx.path_length_noise_dot(torch.ones(2, 3, 4, 4, dtype=torch.bool), seed=1),
+        E,
+        "images",
+    ),
     ("path_length_noise_dot/empty", lambda: gx.path_length_noise_dot(img(0), seed=1), E, "images"),
     ("path_length_noise_dot/seed<0", lambda: gx.path_length_noise_dot(img(), seed=-3), E, "seed"),
     ("path_length_noise_dot/seed>=2**63", lambda: gx.path_length_noise_dot(img(), seed=2**63), E, "seed"),
@@ -107,7 +122,12 @@ CASES = [
     ("path_length_penalty/decay<0", lambda: gx.path_length_penalty(r(2, 4, 8), 0.0, decay=-0.01), E, "decay"),
     ("path_length_penalty/pl_mean-shape", lambda: gx.path_length_penalty(r(2, 4, 8), torch.zeros(3)), E, "pl_mean"),
     ("path_length_penalty/pl_mean-str", lambda: gx.path_length_penalty(r(2, 4, 8), "0"), E, "pl_mean"),
-    ("path_length_penalty/pl_mean-device", lambda: gx.path_length_penalty(r(2, 4, 8), torch.zeros((), device=OTHER)), E, "pl_mean"),
+    (
+        "path_length_penalty/pl_mean-device",
+        lambda: gx.path_length_penalty(r(2, 4, 8), torch.zeros((), device=OTHER)),
+        E,
+        "pl_mean",
+    ),
     ("PathLengthRegularizer/decay", lambda: gx.PathLengthRegularizer(decay=2.0), E, "decay"),
     ("PathLengthRegularizer/weight<0", lambda: gx.PathLengthRegularizer(weight=-2.0), E, "weight"),
     ("PathLengthRegularizer/batch", lambda: gx.PathLengthRegularizer()(img(2), r(3, 4, 8), seed=1), E, "ws"),
@@ -190,7 +210,12 @@ BACKEND_CASES = [
     ("consistency_loss/backend-unknown", lambda: gx.consistency_loss(r(2), r(2), backend="x"), ValueError, "backend"),
     ("diff_augment/backend-unknown", lambda: gx.diff_augment(img(), backend="x"), ValueError, "backend"),
     ("cr_augment/backend-unknown", lambda: gx.cr_augment(img(), backend="x"), ValueError, "backend"),
-    ("PathLengthRegularizer/backend-unknown", lambda: gx.PathLengthRegularizer(backend="x")(img(), r(2, 8), 1), ValueError, "backend"),
+    (
+        "PathLengthRegularizer/backend-unknown",
+        lambda: gx.PathLengthRegularizer(backend="x")(img(), r(2, 8), 1),
+        ValueError,
+        "backend",
+    ),
 ]
 if "cuda" not in gx.available_backends():
     BACKEND_CASES.append(
@@ -248,6 +273,7 @@ def test_env_backend_unknown(monkeypatch):
 
 # ---------------------------------------------------------------- NaN / Inf propagation
 
+
 def _needs(backend, ops):
     if backend == "reference":
         return
@@ -285,24 +311,53 @@ PROPAGATION = [
     ("r2_penalty", GN, lambda x, b: gx.r2_penalty(x, reduction="sum", backend=b), lambda out: out),
     ("gradient_penalty", GN, lambda x, b: gx.gradient_penalty(x, backend=b), lambda out: out),
     ("gradient_penalty/none", GN, lambda x, b: gx.gradient_penalty(x, reduction="none", backend=b), lambda out: out[1]),
-    ("gradient_penalty/one_sided", GN, lambda x, b: gx.gradient_penalty(x, one_sided=True, reduction="none", backend=b), lambda out: out[1]),
-    ("roth_penalty", GN, lambda x, b: gx.roth_penalty(x, torch.randn(3), torch.randn(3, 2, 4, 4), torch.randn(3), backend=b), lambda out: out),
+    (
+        "gradient_penalty/one_sided",
+        GN,
+        lambda x, b: gx.gradient_penalty(x, one_sided=True, reduction="none", backend=b),
+        lambda out: out[1],
+    ),
+    (
+        "roth_penalty",
+        GN,
+        lambda x, b: gx.roth_penalty(x, torch.randn(3), torch.randn(3, 2, 4, 4), torch.randn(3), backend=b),
+        lambda out: out,
+    ),
     ("path_length_noise_dot", NOISE, lambda x, b: gx.path_length_noise_dot(x, seed=7, backend=b), lambda out: out),
     ("path_length_penalty", GN, lambda x, b: gx.path_length_penalty(x.view(3, 4, 8), 0.5, backend=b)[1], lambda out: out),
     ("path_length_penalty/penalty", GN, lambda x, b: gx.path_length_penalty(x.view(3, 4, 8), 0.5, backend=b)[0], lambda out: out),
     ("instance_noise", NOISE, lambda x, b: gx.instance_noise(x, 0.3, seed=7, backend=b), lambda out: out.reshape(3, -1)[1, 5]),
     ("consistency_loss", CONS, lambda x, b: gx.consistency_loss(x, torch.randn(3, 2, 4, 4), backend=b), lambda out: out),
     ("consistency_loss/aug", CONS, lambda x, b: gx.consistency_loss(torch.randn(3, 2, 4, 4), x, backend=b), lambda out: out),
-    ("bcr_loss", CONS, lambda x, b: gx.bcr_loss(torch.randn(3), torch.randn(3), x, torch.randn(3, 2, 4, 4), backend=b), lambda out: out),
-    ("zcr_discriminator_loss", CONS, lambda x, b: gx.zcr_discriminator_loss(x, torch.zeros(3, 2, 4, 4), backend=b), lambda out: out),
+    (
+        "bcr_loss",
+        CONS,
+        lambda x, b: gx.bcr_loss(torch.randn(3), torch.randn(3), x, torch.randn(3, 2, 4, 4), backend=b),
+        lambda out: out,
+    ),
+    (
+        "zcr_discriminator_loss",
+        CONS,
+        lambda x, b: gx.zcr_discriminator_loss(x, torch.zeros(3, 2, 4, 4), backend=b),
+        lambda out: out,
+    ),
     ("zcr_generator_loss", CONS, lambda x, b: gx.zcr_generator_loss(x, torch.zeros(3, 2, 4, 4), backend=b), lambda out: out),
     # colour only: the saturation/contrast means spread the bad value over the whole sample
     ("diff_augment/color", DA, lambda x, b: gx.diff_augment(x, "color", params=_ident_dparams(3), backend=b), lambda out: out[1]),
-    ("diff_augment/translation", DA, lambda x, b: gx.diff_augment(
-        x, "translation", params={"translation": torch.zeros(3, 2, dtype=torch.long)}, backend=b), lambda out: out.reshape(3, -1)[1, 5]),
-    ("cr_augment", CR, lambda x, b: gx.cr_augment(
-        x, params={"flip": torch.zeros(3, dtype=torch.bool), "translation": torch.zeros(3, 2, dtype=torch.long)}, backend=b),
-        lambda out: out.reshape(3, -1)[1, 5]),
+    (
+        "diff_augment/translation",
+        DA,
+        lambda x, b: gx.diff_augment(x, "translation", params={"translation": torch.zeros(3, 2, dtype=torch.long)}, backend=b),
+        lambda out: out.reshape(3, -1)[1, 5],
+    ),
+    (
+        "cr_augment",
+        CR,
+        lambda x, b: gx.cr_augment(
+            x, params={"flip": torch.zeros(3, dtype=torch.bool), "translation": torch.zeros(3, 2, dtype=torch.long)}, backend=b
+        ),
+        lambda out: out.reshape(3, -1)[1, 5],
+    ),
 ]
 
 
@@ -340,6 +395,7 @@ def test_nan_propagates_through_backward(backend):
 
 
 # ---------------------------------------------------------------- nothing modified in place
+
 
 def _snap(obj):
     if isinstance(obj, torch.Tensor):

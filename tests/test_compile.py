@@ -53,8 +53,10 @@ def _sample_args(op: str, b: str) -> list[tuple]:
         "scale": [([_rg(B, 2, 4, 4), _rg(B, 5)], _rg(B), 2.0, True, b), ([_rg(4, 5)], _rg(), 0.5, False, b)],
         "dot": [([_rg(B, 2, 4, 4)], [_rg(B, 2, 4, 4)], True, b), ([_rg(B, 6)], [_rg(B, 6)], False, b)],
         "noise_dot": [(_rg(2, 3, 4, 4), 123, 0.25, b), (_rg(1, 1, 3, 5, dtype=torch.float64), 2**40 + 7, 1.0, b)],
-        "noise_axpy": [(_rg(2, 3, 4, 4), _rg(), 123, 1.0, [2, 3, 4, 4], torch.float32, b),
-                       (None, _rg(), 9, 0.5, [2, 1, 3, 3], torch.float32, b)],
+        "noise_axpy": [
+            (_rg(2, 3, 4, 4), _rg(), 123, 1.0, [2, 3, 4, 4], torch.float32, b),
+            (None, _rg(), 9, 0.5, [2, 1, 3, 3], torch.float32, b),
+        ],
         "sq_diff_sum": [(_rg(B, 2, 4), _rg(B, 2, 4), b)],
         "diff_scale": [(_rg(B, 2, 4), _rg(B, 2, 4), _rg(), b)],
         "diff_augment": [(_rg(B, 2, 8, 8), fp, ip, flags, b)],
@@ -83,6 +85,7 @@ def test_every_op_registered():
 
 
 # ---------------------------------------------------------------- compiled public ops
+
 
 def _public_first_order(g, img, a, b, ws, plg, backend):
     """Every public op of the package in first-order use, one graph."""
@@ -118,8 +121,11 @@ def test_compile_fullgraph_public_ops(backend):
     _needs(backend, PUBLIC_OPS)
     torch._dynamo.reset()
     g = torch.Generator().manual_seed(1)
-    _PARAMS.update(diffaug=gx.sample_diffaug_params(4, 8, 8, generator=g), cr=gx.sample_cr_params(4, 8, 8, generator=g),
-                   alpha=torch.rand(4, generator=g))
+    _PARAMS.update(
+        diffaug=gx.sample_diffaug_params(4, 8, 8, generator=g),
+        cr=gx.sample_cr_params(4, 8, 8, generator=g),
+        alpha=torch.rand(4, generator=g),
+    )
     inputs = [_rg(4, 3, 8, 8), _rg(4, 3, 8, 8), _rg(4, 2), _rg(4, 2), None, _rg(4, 3, 6)]
 
     def run(fn):

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 WORKER = textwrap.dedent(
-    '''
+    """
     import os, sys
     import torch, torch.distributed as dist
     from torch import nn
@@ -119,7 +119,7 @@ WORKER = textwrap.dedent(
     torch.save(results, out)
     dist.barrier()
     dist.destroy_process_group()
-    '''
+    """
 )
 
 
@@ -143,7 +143,11 @@ def ddp_results(tmp_path_factory):
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(r), "2", str(port), str(tmp / f"rank{r}.pt"), wanted, dims],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for r in range(2)
     ]
@@ -183,7 +187,7 @@ def _expected_single_process(backend):
         fake = torch.randn(2 * B, 5, generator=g) - 1.0
         pl_grads = []
         for r in range(2):
-            w = ws[r * B:(r + 1) * B].clone().requires_grad_()
+            w = ws[r * B : (r + 1) * B].clone().requires_grad_()
             images = torch.tanh(w.reshape(B, -1) @ wg).view(B, C, H, W)
             nd = gx.path_length_noise_dot(images, seed=123 + step, backend="reference")
             pl_grads.append(torch.autograd.grad(nd, w)[0])
@@ -198,8 +202,10 @@ def _expected_single_process(backend):
         out["ema_real"].append(ema_r)
         out["ema_fake"].append(ema_f)
         for r in range(2):
-            d_real, d_fake = real[r * B:(r + 1) * B].sum(1), fake[r * B:(r + 1) * B].sum(1)
-            out["lecam"][r].append(0.3 * (torch.relu(d_real - ema_f).square().mean() + torch.relu(ema_r - d_fake).square().mean()))
+            d_real, d_fake = real[r * B : (r + 1) * B].sum(1), fake[r * B : (r + 1) * B].sum(1)
+            out["lecam"][r].append(
+                0.3 * (torch.relu(d_real - ema_f).square().mean() + torch.relu(ema_r - d_fake).square().mean())
+            )
     return out
 
 
@@ -210,8 +216,13 @@ def test_sync_buffers_equal_across_ranks_and_single_process(ddp_results):
         for key in ("pl_mean", "ema_real", "ema_fake"):
             for step in range(STEPS):
                 assert torch.equal(r0[key][step], r1[key][step]), f"{backend}: {key} differs between ranks at step {step}"
-                torch.testing.assert_close(r0[key][step], want[key][step], rtol=1e-5, atol=1e-6,
-                                           msg=f"{backend}: {key} at step {step} != single process on the full batch")
+                torch.testing.assert_close(
+                    r0[key][step],
+                    want[key][step],
+                    rtol=1e-5,
+                    atol=1e-6,
+                    msg=f"{backend}: {key} at step {step} != single process on the full batch",
+                )
             assert r0[key][0].dtype == torch.float32 and r0[key][0].dim() == 0
 
 
@@ -240,6 +251,5 @@ def test_ddp_training_with_r1_and_pl(ddp_results):
 
 def test_every_backend_ran(ddp_results):
     """The workers covered each backend that has the path-length kernels here."""
-    expected = [b for b in gx.available_backends()
-                if b == "reference" or all(b in _dispatch._KERNELS.get(o, {}) for o in PL_OPS)]
+    expected = [b for b in gx.available_backends() if b == "reference" or all(b in _dispatch._KERNELS.get(o, {}) for o in PL_OPS)]
     assert _backends(ddp_results) == expected

@@ -8,10 +8,10 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import FUSED_BACKENDS, backend_device
 
 import ganreg_ext as gx
 from ganreg_ext import _dispatch
+from helpers import FUSED_BACKENDS, backend_device
 
 BACKENDS = ["reference"] + FUSED_BACKENDS
 GN_OPS = ("sqnorm", "scale", "dot")

@@ -108,8 +108,13 @@ def test_penalties_and_gradients_match_reference(backend, data, gamma, center, o
         (r1.sum() + gp.sum()).backward()
         outs[b] = (r1, gp, g.grad)
     for i, (got, want) in enumerate(zip(outs[backend], outs["reference"])):
-        _close(got.float() if got.dtype != torch.float64 else got, want.float() if want.dtype != torch.float64 else want,
-               dtype, factor=8, what=f"penalty output {i}[{backend}]")
+        _close(
+            got.float() if got.dtype != torch.float64 else got,
+            want.float() if want.dtype != torch.float64 else want,
+            dtype,
+            factor=8,
+            what=f"penalty output {i}[{backend}]",
+        )
 
 
 @pytest.mark.parametrize("backend", FUSED)
@@ -154,8 +159,11 @@ def test_consistency_matches_reference(backend, a, data):
 
 @pytest.mark.parametrize("backend", FUSED)
 @SETTINGS
-@given(data=tensors(image=True), policy=st.sampled_from(["color", "translation", "cutout", "color,translation,cutout",
-                                                         "translation,cutout"]), seed=st.integers(0, 10**6))
+@given(
+    data=tensors(image=True),
+    policy=st.sampled_from(["color", "translation", "cutout", "color,translation,cutout", "translation,cutout"]),
+    seed=st.integers(0, 10**6),
+)
 def test_augment_matches_reference(backend, data, policy, seed):
     _needs(backend, DA + CR)
     x, dtype, mag = data
@@ -166,7 +174,10 @@ def test_augment_matches_reference(backend, data, policy, seed):
     dp = gx.sample_diffaug_params(B, H, W, policy, generator=g)
     cp = gx.sample_cr_params(B, H, W, generator=g)
     cot = torch.randn(x.shape, generator=g).to(dtype)
-    for fn in (lambda t, b: gx.diff_augment(t, policy, params=dp, backend=b), lambda t, b: gx.cr_augment(t, params=cp, backend=b)):
+    for fn in (
+        lambda t, b: gx.diff_augment(t, policy, params=dp, backend=b),
+        lambda t, b: gx.cr_augment(t, params=cp, backend=b),
+    ):
         res = {}
         for b in (backend, "reference"):
             t = x.detach().clone().requires_grad_()
@@ -175,10 +186,13 @@ def test_augment_matches_reference(backend, data, policy, seed):
             res[b] = (out, t.grad)
         for got, want in zip(res[backend], res["reference"]):
             assert got.dtype == want.dtype and got.shape == want.shape
-            torch.testing.assert_close(got.double(), want.double(), rtol=TOL[dtype][0] * 4, atol=TOL[dtype][1] * 4 * max(min(mag, 1e20), 1.0))
+            torch.testing.assert_close(
+                got.double(), want.double(), rtol=TOL[dtype][0] * 4, atol=TOL[dtype][1] * 4 * max(min(mag, 1e20), 1.0)
+            )
 
 
 # ---------------------------------------------------------------- determinism
+
 
 def _all_outputs(backend, x, seed):
     g = x.detach().clone().requires_grad_()

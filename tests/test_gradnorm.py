@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, assert_close, backend_device, make
 from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
 from ganreg_ext import _dispatch
+from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, assert_close, backend_device, make
 
 OPS = ("sqnorm", "scale", "dot")
 

@@ -19,10 +19,9 @@ from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
 from ganreg_ext import _dispatch
-from ganreg_ext.reference import augment as ref_aug
 from ganreg_ext.reference import gradnorm as ref_gn
 from ganreg_ext.reference import philox as ref_philox
-from helpers import DTYPES, LAYOUTS, TOL, assert_close, make
+from helpers import DTYPES, LAYOUTS, assert_close, make
 
 native = pytest.importorskip("ganreg_ext.ops.native", reason="ganreg_ext._C is not built")
 C = torch.ops.ganreg_C
@@ -361,8 +360,17 @@ def test_cuda_matches_cpu_and_reference(seed, dtype, layout):
         out = C.scale([g], coef, 2.0, True)[0]
         assert out.stride() == torch.empty_like(g).stride()
         assert_close(out, (2.0 * coef.view(-1, 1, 1, 1) * g.to(acc(dtype))).to(dtype), dtype)
-        assert_close(gx.path_length_noise_dot(g, seed, backend="cuda"), gx.path_length_noise_dot(g, seed, backend="reference"), noise_tol(dtype), 10)
-        assert_close(gx.instance_noise(g, 0.3, seed, backend="cuda"), gx.instance_noise(g, 0.3, seed, backend="reference"), noise_tol(dtype))
+        assert_close(
+            gx.path_length_noise_dot(g, seed, backend="cuda"),
+            gx.path_length_noise_dot(g, seed, backend="reference"),
+            noise_tol(dtype),
+            10,
+        )
+        assert_close(
+            gx.instance_noise(g, 0.3, seed, backend="cuda"),
+            gx.instance_noise(g, 0.3, seed, backend="reference"),
+            noise_tol(dtype),
+        )
         b = make(shape, dtype, "cuda")
         assert_close(C.sq_diff_sum(g, b), (g.to(acc(dtype)) - b.to(acc(dtype))).square().sum(), dtype, 10)
         da, db = C.diff_scale(g, b, torch.tensor(0.5, device="cuda", dtype=acc(dtype)))
@@ -400,6 +408,10 @@ def test_cuda_gradcheck(seed):
     for f in (
         lambda g: gx.r1_penalty(g, backend="cuda"),
         lambda g: gx.path_length_noise_dot(g, seed, backend="cuda"),
-        lambda g: gx.diff_augment(g, params=gx.sample_diffaug_params(2, 4, 5, device="cuda", generator=torch.Generator("cuda").manual_seed(seed)), backend="cuda"),
+        lambda g: gx.diff_augment(
+            g,
+            params=gx.sample_diffaug_params(2, 4, 5, device="cuda", generator=torch.Generator("cuda").manual_seed(seed)),
+            backend="cuda",
+        ),
     ):
         assert gradcheck(f, (g,)) and gradgradcheck(f, (g,))

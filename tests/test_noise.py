@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, TOL, backend_device, make
 from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
 from ganreg_ext import _dispatch
 from ganreg_ext.reference import philox
+from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, TOL, backend_device, make
 
 OPS = ("noise_axpy", "noise_dot")
 

@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
-from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, TOL, assert_close, backend_device, make
 from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
 from ganreg_ext import _dispatch
 from ganreg_ext.reference import philox
+from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, TOL, assert_close, backend_device, make
 
 NOISE_OPS = ("noise_dot", "noise_axpy")
 NORM_OPS = ("sqnorm", "scale", "dot")

@@ -53,8 +53,11 @@ def test_state_dict_roundtrip_modules():
     assert set(pl.state_dict()) == {"pl_mean"} and pl.pl_mean.dtype == torch.float32 and pl.pl_mean.dim() == 0
     assert set(lecam.state_dict()) == {"ema_real", "ema_fake"}
     assert set(noise.state_dict()) == {"t"}
-    for mod, fresh in ((pl, gx.PathLengthRegularizer(decay=0.1, weight=2.0)), (lecam, gx.LeCamRegularizer(decay=0.9)),
-                       (noise, gx.InstanceNoise(1.0, anneal_steps=10))):
+    for mod, fresh in (
+        (pl, gx.PathLengthRegularizer(decay=0.1, weight=2.0)),
+        (lecam, gx.LeCamRegularizer(decay=0.9)),
+        (noise, gx.InstanceNoise(1.0, anneal_steps=10)),
+    ):
         fresh.load_state_dict(_roundtrip(mod.state_dict()))
         for k, v in mod.state_dict().items():
             assert torch.equal(fresh.state_dict()[k], v) and fresh.state_dict()[k].dtype == v.dtype, k

@@ -19,7 +19,6 @@ import textwrap
 
 import pytest
 import torch
-from helpers import DTYPES, LAYOUTS, TOL, backend_device, make
 from torch.autograd import gradcheck as _gradcheck
 from torch.autograd import gradgradcheck as _gradgradcheck
 
@@ -30,6 +29,7 @@ from ganreg_ext.reference import consistency as RC
 from ganreg_ext.reference import gradnorm as RG
 from ganreg_ext.reference import noise as RN
 from ganreg_ext.reference import philox as P
+from helpers import DTYPES, LAYOUTS, TOL, backend_device, make
 
 if "triton" not in gx.available_backends():
     pytest.skip("the triton backend is unavailable here (needs CUDA or TRITON_INTERPRET=1)", allow_module_level=True)
@@ -99,9 +99,15 @@ def test_empty_like_strided_keeps_layout_and_poison():
 
 def test_interpreter_uses_one_config():
     kernels = [
-        T.gradnorm._reduce_kernel, T.gradnorm._scale_kernel, T.noise._noise_dot_kernel, T.noise._noise_axpy_kernel,
-        T.consistency._diff_scale_kernel, T.augment._diffaug_fwd_kernel, T.augment._diffaug_adj_tuned,
-        T.augment._cr_fwd_kernel, T.augment._cr_adj_kernel,
+        T.gradnorm._reduce_kernel,
+        T.gradnorm._scale_kernel,
+        T.noise._noise_dot_kernel,
+        T.noise._noise_axpy_kernel,
+        T.consistency._diff_scale_kernel,
+        T.augment._diffaug_fwd_kernel,
+        T.augment._diffaug_adj_tuned,
+        T.augment._cr_fwd_kernel,
+        T.augment._cr_adj_kernel,
     ]
     for k in kernels:
         assert len(k.configs) == (1 if U.INTERPRET else len(k.configs)) and len(k.configs) >= 1

@@ -151,7 +151,6 @@ def helper(fn):
     return fn if INTERPRET else triton.jit(fn)
 
 
-
 @helper
 def scalar_as(x, DT: tl.constexpr):
     """A float scalar argument (declared ``"fp64"``) as a ``DT`` scalar, without losing float64

@@ -69,8 +69,24 @@ def _source(b, i, j, pm, i_ptr, H, W, ch, cw, FLAGS: tl.constexpr, SIGN: tl.cons
 @triton.autotune(configs=configs(_GPU, _INTERP), key=["FLAGS", "CB"])
 @triton.jit
 def _diffaug_fwd_kernel(
-    x_ptr, out_ptr, f_ptr, i_ptr, sum_ptr, C, H, W, sxb, sxc, sxh, sxw, ch, cw,
-    FLAGS: tl.constexpr, ACC: tl.constexpr, CB: tl.constexpr, BLOCK_P: tl.constexpr,
+    x_ptr,
+    out_ptr,
+    f_ptr,
+    i_ptr,
+    sum_ptr,
+    C,
+    H,
+    W,
+    sxb,
+    sxc,
+    sxh,
+    sxw,
+    ch,
+    cw,
+    FLAGS: tl.constexpr,
+    ACC: tl.constexpr,
+    CB: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):
     b, p, pm, i, j = _pixels(tl.program_id(0), H, W, BLOCK_P)
     si, sj, ok = _source(b, i, j, pm, i_ptr, H, W, ch, cw, FLAGS, 1)
@@ -107,8 +123,25 @@ def _diffaug_fwd_kernel(
 
 @triton.jit
 def _diffaug_adj_kernel(
-    g_ptr, out_ptr, f_ptr, i_ptr, sum_ptr, C, H, W, sgb, sgc, sgh, sgw, ch, cw,
-    FLAGS: tl.constexpr, ACC: tl.constexpr, CB: tl.constexpr, SUM_ONLY: tl.constexpr, BLOCK_P: tl.constexpr,
+    g_ptr,
+    out_ptr,
+    f_ptr,
+    i_ptr,
+    sum_ptr,
+    C,
+    H,
+    W,
+    sgb,
+    sgc,
+    sgh,
+    sgw,
+    ch,
+    cw,
+    FLAGS: tl.constexpr,
+    ACC: tl.constexpr,
+    CB: tl.constexpr,
+    SUM_ONLY: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):
     """``h = Tᵀ(mask·g)``, then contrast ``h ← k·h + (1−k)·mean_chw h``, then saturation
     ``h ← s·h + (1−s)·mean_c h``. ``SUM_ONLY``: write ``Σ_{c, tile} h`` to ``out[pid]`` instead."""
@@ -199,8 +232,19 @@ def _cand(r, k: tl.constexpr, t, N):
 @triton.autotune(configs=configs(_GPU, _INTERP), key=["CB"])
 @triton.jit
 def _cr_adj_kernel(
-    g_ptr, out_ptr, i_ptr, C, H, W, sgb, sgc, sgh, sgw,
-    ACC: tl.constexpr, CB: tl.constexpr, BLOCK_P: tl.constexpr,
+    g_ptr,
+    out_ptr,
+    i_ptr,
+    C,
+    H,
+    W,
+    sgb,
+    sgc,
+    sgh,
+    sgw,
+    ACC: tl.constexpr,
+    CB: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):
     """``h[c, r, q'] = Σ g[c, i, j]`` over the ≤ 2×2 output positions whose reflected source is
     ``(r, q)``, ``q = flip ? W−1−q' : q'``."""
@@ -291,8 +335,18 @@ def diff_augment_adj(g, fparams, iparams, flags):
         nt = ceil_div(H * W, _FIXED_P)
         partials = torch.empty((B, nt), dtype=acc, device=g.device)
         _diffaug_adj_kernel[(B * nt,)](
-            g, partials, fparams, iparams, fparams, *args,
-            FLAGS=flags, ACC=tl_dtype(acc), CB=_cb(C), SUM_ONLY=True, BLOCK_P=_FIXED_P, num_warps=4,
+            g,
+            partials,
+            fparams,
+            iparams,
+            fparams,
+            *args,
+            FLAGS=flags,
+            ACC=tl_dtype(acc),
+            CB=_cb(C),
+            SUM_ONLY=True,
+            BLOCK_P=_FIXED_P,
+            num_warps=4,
         )
         sums = sum_rows(partials, torch.empty((B,), dtype=acc, device=g.device))
     _diffaug_adj_tuned[_grid(B, H, W)](

@@ -18,8 +18,26 @@ _INTERP = cfg(4, BLOCK=512)
 @triton.autotune(configs=configs(_GPU, _INTERP), key=["NDIM"])
 @triton.jit
 def _diff_scale_kernel(
-    a_ptr, b_ptr, oa_ptr, ob_ptr, coef_ptr, total, n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3,
-    NDIM: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+    a_ptr,
+    b_ptr,
+    oa_ptr,
+    ob_ptr,
+    coef_ptr,
+    total,
+    n1,
+    n2,
+    n3,
+    sa0,
+    sa1,
+    sa2,
+    sa3,
+    sb0,
+    sb1,
+    sb2,
+    sb3,
+    NDIM: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
@@ -51,7 +69,18 @@ def diff_scale(a, b, coef):
         return (ceil_div(total, meta["BLOCK"]),)
 
     _diff_scale_kernel[grid](
-        a, b, oa, ob, coef, total, n[1], n[2], n[3], *sa, *sb,
-        NDIM=ndim, ACC=tl_dtype(acc_of(a.dtype, b.dtype, coef.dtype)),
+        a,
+        b,
+        oa,
+        ob,
+        coef,
+        total,
+        n[1],
+        n[2],
+        n[3],
+        *sa,
+        *sb,
+        NDIM=ndim,
+        ACC=tl_dtype(acc_of(a.dtype, b.dtype, coef.dtype)),
     )
     return oa, ob

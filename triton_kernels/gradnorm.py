@@ -41,8 +41,17 @@ _INTERP = cfg(4, BLOCK=256)
 
 @helper
 def _slot(
-    tab_ptr, slot_ptr, pid, S, a_ref, b_ref,
-    ALIGN: tl.constexpr, SINGLE: tl.constexpr, VA: tl.constexpr, VB: tl.constexpr, BLOCK: tl.constexpr,
+    tab_ptr,
+    slot_ptr,
+    pid,
+    S,
+    a_ref,
+    b_ref,
+    ALIGN: tl.constexpr,
+    SINGLE: tl.constexpr,
+    VA: tl.constexpr,
+    VB: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """Decode program ``pid`` = (sample ``b``, slot ``s``): typed pointers already at sample ``b``,
     numel per sample ``N``, first element ``start``, and the table row (dims at words 6..16).
@@ -97,9 +106,24 @@ def _offsets(i, row, ALIGN: tl.constexpr, NDIM: tl.constexpr):
 @triton.autotune(configs=configs(_GPU, _INTERP), key=["NDIM", "MODE", "CHUNK", "ALIGN", "SINGLE"])
 @triton.jit
 def _reduce_kernel(
-    tab_ptr, slot_ptr, part_ptr, a_ref, b_ref, inv_scale: tl.float64, S, S_total, slot_base,
-    NDIM: tl.constexpr, MODE: tl.constexpr, ACC: tl.constexpr, CHUNK: tl.constexpr,
-    ALIGN: tl.constexpr, SINGLE: tl.constexpr, VA: tl.constexpr, VB: tl.constexpr, BLOCK: tl.constexpr,
+    tab_ptr,
+    slot_ptr,
+    part_ptr,
+    a_ref,
+    b_ref,
+    inv_scale: tl.float64,
+    S,
+    S_total,
+    slot_base,
+    NDIM: tl.constexpr,
+    MODE: tl.constexpr,
+    ACC: tl.constexpr,
+    CHUNK: tl.constexpr,
+    ALIGN: tl.constexpr,
+    SINGLE: tl.constexpr,
+    VA: tl.constexpr,
+    VB: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     b, s, pa, pb, N, start, row = _slot(tab_ptr, slot_ptr, pid, S, a_ref, b_ref, ALIGN, SINGLE, VA, VB, BLOCK)
@@ -128,9 +152,23 @@ def _reduce_kernel(
 @triton.autotune(configs=configs(_GPU, _INTERP), key=["NDIM", "PER_SAMPLE", "CHUNK", "ALIGN", "SINGLE"])
 @triton.jit
 def _scale_kernel(
-    tab_ptr, slot_ptr, coef_ptr, coef_stride, g_ref, o_ref, factor: tl.float64, S,
-    NDIM: tl.constexpr, PER_SAMPLE: tl.constexpr, ACC: tl.constexpr, CHUNK: tl.constexpr,
-    ALIGN: tl.constexpr, SINGLE: tl.constexpr, VA: tl.constexpr, VB: tl.constexpr, BLOCK: tl.constexpr,
+    tab_ptr,
+    slot_ptr,
+    coef_ptr,
+    coef_stride,
+    g_ref,
+    o_ref,
+    factor: tl.float64,
+    S,
+    NDIM: tl.constexpr,
+    PER_SAMPLE: tl.constexpr,
+    ACC: tl.constexpr,
+    CHUNK: tl.constexpr,
+    ALIGN: tl.constexpr,
+    SINGLE: tl.constexpr,
+    VA: tl.constexpr,
+    VB: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     b, s, pg, po, N, start, row = _slot(tab_ptr, slot_ptr, pid, S, g_ref, o_ref, ALIGN, SINGLE, VA, VB, BLOCK)
@@ -205,8 +243,19 @@ def multi_reduce(a_list, b_list, mode: int, per_sample: bool, inv_scale: float =
         if S == 0:
             continue
         _reduce_kernel[(B * S,)](
-            tab, slots, partials, es[0][0], es[0][1], float(inv_scale), S, s_total, base,
-            MODE=mode, ACC=tl_dtype(acc), CHUNK=per_prog, **meta,
+            tab,
+            slots,
+            partials,
+            es[0][0],
+            es[0][1],
+            float(inv_scale),
+            S,
+            s_total,
+            base,
+            MODE=mode,
+            ACC=tl_dtype(acc),
+            CHUNK=per_prog,
+            **meta,
         )
         base += S
     sum_rows(partials, out.view(B), mult)
@@ -235,7 +284,17 @@ def scale(grads, coef, factor, per_sample):
         if S == 0:
             continue
         _scale_kernel[(B * S,)](
-            tab, slots, coef, coef.stride(0) if per_sample else 0, es[0][0], es[0][1], float(factor), S,
-            PER_SAMPLE=bool(per_sample), ACC=tl_dtype(acc_of(es[0][0].dtype, coef.dtype)), CHUNK=per_prog, **meta,
+            tab,
+            slots,
+            coef,
+            coef.stride(0) if per_sample else 0,
+            es[0][0],
+            es[0][1],
+            float(factor),
+            S,
+            PER_SAMPLE=bool(per_sample),
+            ACC=tl_dtype(acc_of(es[0][0].dtype, coef.dtype)),
+            CHUNK=per_prog,
+            **meta,
         )
     return outs

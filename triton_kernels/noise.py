@@ -49,8 +49,22 @@ def _noise_tile(seed, c, base_c):
 @triton.autotune(configs=configs(_GPU, _INTERP), key=["NDIM", "CHUNK_C"])
 @triton.jit
 def _noise_dot_kernel(
-    x_ptr, part_ptr, seed: tl.int64, base_c: tl.int64, total, n1, n2, n3, st0, st1, st2, st3,
-    NDIM: tl.constexpr, ACC: tl.constexpr, CHUNK_C: tl.constexpr, BLOCK_C: tl.constexpr,
+    x_ptr,
+    part_ptr,
+    seed: tl.int64,
+    base_c: tl.int64,
+    total,
+    n1,
+    n2,
+    n3,
+    st0,
+    st1,
+    st2,
+    st3,
+    NDIM: tl.constexpr,
+    ACC: tl.constexpr,
+    CHUNK_C: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     acc = tl.zeros([BLOCK_C, 4], ACC)
@@ -66,8 +80,24 @@ def _noise_dot_kernel(
 @triton.autotune(configs=configs(_GPU, _INTERP), key=["NDIM", "HAS_X"])
 @triton.jit
 def _noise_axpy_kernel(
-    x_ptr, out_ptr, alpha_ptr, seed: tl.int64, base_c: tl.int64, scale: tl.float64, total, n1, n2, n3, st0, st1, st2, st3,
-    HAS_X: tl.constexpr, NDIM: tl.constexpr, ACC: tl.constexpr, BLOCK_C: tl.constexpr,
+    x_ptr,
+    out_ptr,
+    alpha_ptr,
+    seed: tl.int64,
+    base_c: tl.int64,
+    scale: tl.float64,
+    total,
+    n1,
+    n2,
+    n3,
+    st0,
+    st1,
+    st2,
+    st3,
+    HAS_X: tl.constexpr,
+    NDIM: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     c = pid * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
@@ -100,8 +130,18 @@ def noise_dot_at(x: torch.Tensor, seed: int, scale: float, offset: int = 0) -> t
     if total == 0:
         return out.zero_()
     _noise_dot_kernel[(P,)](
-        x, partials, int(seed), base_c, total, n[1], n[2], n[3], *st[0],
-        NDIM=ndim, ACC=tl_dtype(acc), CHUNK_C=chunk_c,
+        x,
+        partials,
+        int(seed),
+        base_c,
+        total,
+        n[1],
+        n[2],
+        n[3],
+        *st[0],
+        NDIM=ndim,
+        ACC=tl_dtype(acc),
+        CHUNK_C=chunk_c,
     )
     return sum_rows(partials, out.view(1), float(scale)).view(())
 
@@ -125,8 +165,20 @@ def noise_axpy_at(x, alpha, seed: int, scale: float, size, dtype, offset: int = 
         return (ceil_div(total, 4 * meta["BLOCK_C"]),)
 
     _noise_axpy_kernel[grid](
-        x if x is not None else out, out, alpha, int(seed), base_c, float(scale), total, n[1], n[2], n[3], *st[0],
-        HAS_X=x is not None, NDIM=ndim, ACC=tl_dtype(acc),
+        x if x is not None else out,
+        out,
+        alpha,
+        int(seed),
+        base_c,
+        float(scale),
+        total,
+        n[1],
+        n[2],
+        n[3],
+        *st[0],
+        HAS_X=x is not None,
+        NDIM=ndim,
+        ACC=tl_dtype(acc),
     )
     return out
 
