@@ -2,11 +2,13 @@
 // n the SPEC §3 Philox normal stream over the logical (row-major) index, generated on the fly.
 // y is formed in float32 as n / float32(1/scale), exactly like the reference's n / sqrt(H·W)
 // (so float64 results match the reference to float64 precision).
-// Philox runs 8 counters per AVX2 vector (32×32→64-bit lane products); Box–Muller uses at::vec.
+// Philox runs 8 counters per AVX2 vector (32×32→64-bit lane products); Box–Muller calls SLEEF's AVX2
+// logf / sincosf directly.
 #include <torch/library.h>
 
 #ifdef __AVX2__
 #include <immintrin.h>
+#include <sleef.h>
 #endif
 
 #include "common/philox.h"
@@ -64,12 +66,14 @@ void normal_block32_avx2(uint64_t blk, uint64_t seed, float* out) {
     k0 = _mm256_add_epi32(k0, w0);
     k1 = _mm256_add_epi32(k1, w1);
   }
-  using V = Vectorized<float>;
-  const V minu(kMinUniform), m2(-2.0f), twopi(kTwoPi);
-  const V r01 = (m2 * at::vec::maximum(V(uniform8(x0)), minu).log()).sqrt();
-  const V r23 = (m2 * at::vec::maximum(V(uniform8(x2)), minu).log()).sqrt();
-  const V th1 = twopi * V(uniform8(x1)), th3 = twopi * V(uniform8(x3));
-  const __m256 A = r01 * th1.cos(), B = r01 * th1.sin(), C = r23 * th3.cos(), D = r23 * th3.sin();
+  // SLEEF's AVX2 entry points directly (no dispatch), one sincos (u35, as at::vec sin/cos) for both
+  const __m256 minu = _mm256_set1_ps(kMinUniform), m2 = _mm256_set1_ps(-2.0f), twopi = _mm256_set1_ps(kTwoPi);
+  const __m256 r01 = _mm256_sqrt_ps(_mm256_mul_ps(m2, Sleef_logf8_u10avx2(_mm256_max_ps(uniform8(x0), minu))));
+  const __m256 r23 = _mm256_sqrt_ps(_mm256_mul_ps(m2, Sleef_logf8_u10avx2(_mm256_max_ps(uniform8(x2), minu))));
+  const Sleef___m256_2 sc1 = Sleef_sincosf8_u35avx2(_mm256_mul_ps(twopi, uniform8(x1)));
+  const Sleef___m256_2 sc3 = Sleef_sincosf8_u35avx2(_mm256_mul_ps(twopi, uniform8(x3)));
+  const __m256 A = _mm256_mul_ps(r01, sc1.y), B = _mm256_mul_ps(r01, sc1.x);
+  const __m256 C = _mm256_mul_ps(r23, sc3.y), D = _mm256_mul_ps(r23, sc3.x);
   // 4×8 transpose: out[4j + {0,1,2,3}] = A[j], B[j], C[j], D[j]
   const __m256 t0 = _mm256_unpacklo_ps(A, B), t1 = _mm256_unpackhi_ps(A, B);
   const __m256 t2 = _mm256_unpacklo_ps(C, D), t3 = _mm256_unpackhi_ps(C, D);

@@ -1,0 +1,184 @@
+"""Quick CPU comparison of the ``cpu`` backend against eager and ``torch.compile`` baselines.
+
+For each case (forward+backward through the public API, random-normal inputs) it prints the median
+ms of every implementation, measured *interleaved* (one call of each implementation per round), so
+ratios are meaningful on a noisy shared machine.
+
+    python -m benchmarks.cpu_quick                     # all cases, 20 reps
+    python -m benchmarks.cpu_quick --cases r1,diffaug --reps 40
+    python -m benchmarks.cpu_quick --no-compile        # skip torch.compile baselines
+
+Baselines: ``eager`` = ``backend="reference"``; ``compile`` = ``torch.compile`` of that call. For the
+noise ops the compiled integer-Philox reference is impractically slow on CPU, so the practical
+baselines are the usual ``randn_like`` code (eager and compiled), which uses other noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import statistics
+import time
+
+import torch
+
+import ganreg_ext as gx
+
+SEED = 0x5EED_1234_ABCD
+
+
+def _randn(shape, gen, grad=True):
+    return torch.randn(shape, generator=gen).requires_grad_(grad)
+
+
+def _fb(fn, leaves, go=None):
+    """fwd+bwd runner: clears the leaves' grads, runs fn, backward (with go for non-scalars)."""
+
+    def run():
+        for t in leaves:
+            t.grad = None
+        out = fn()
+        if go is None:
+            out.backward()
+        else:
+            out.backward(go)
+        return out
+
+    return run
+
+
+def case_r1(gen, compile_):
+    g = _randn((32, 3, 256, 256), gen)
+    ref = lambda t: gx.r1_penalty(t, backend="reference")  # noqa: E731
+    impls = {"eager": _fb(lambda: ref(g), [g])}
+    if compile_:
+        c = torch.compile(ref)
+        impls["compile"] = _fb(lambda: c(g), [g])
+    impls["cpu"] = _fb(lambda: gx.r1_penalty(g, backend="cpu"), [g])
+    return impls
+
+
+def _diffaug_inputs(gen):
+    x = _randn((32, 3, 64, 64), gen)
+    p = gx.sample_diffaug_params(32, 64, 64, generator=gen)
+    go = torch.randn((32, 3, 64, 64), generator=gen)
+    return x, p, go
+
+
+def case_diffaug(gen, compile_):
+    x, p, go = _diffaug_inputs(gen)
+    ref = lambda t: gx.diff_augment(t, params=p, backend="reference")  # noqa: E731
+    impls = {"eager": _fb(lambda: ref(x), [x], go)}
+    if compile_:
+        c = torch.compile(ref)
+        impls["compile"] = _fb(lambda: c(x), [x], go)
+    impls["cpu"] = _fb(lambda: gx.diff_augment(x, params=p, backend="cpu"), [x], go)
+    return impls
+
+
+def case_cr(gen, compile_):
+    x = _randn((32, 3, 64, 64), gen)
+    p = gx.sample_cr_params(32, 64, 64, generator=gen)
+    go = torch.randn((32, 3, 64, 64), generator=gen)
+    ref = lambda t: gx.cr_augment(t, params=p, backend="reference")  # noqa: E731
+    impls = {"eager": _fb(lambda: ref(x), [x], go)}
+    if compile_:
+        c = torch.compile(ref)
+        impls["compile"] = _fb(lambda: c(x), [x], go)
+    impls["cpu"] = _fb(lambda: gx.cr_augment(x, params=p, backend="cpu"), [x], go)
+    return impls
+
+
+def case_zcr(gen, compile_):
+    a = _randn((16, 3, 256, 256), gen)
+    b = _randn((16, 3, 256, 256), gen)
+    ref = lambda u, v: gx.zcr_generator_loss(u, v, backend="reference")  # noqa: E731
+    impls = {"eager": _fb(lambda: ref(a, b), [a, b])}
+    if compile_:
+        c = torch.compile(ref)
+        impls["compile"] = _fb(lambda: c(a, b), [a, b])
+    impls["cpu"] = _fb(lambda: gx.zcr_generator_loss(a, b, backend="cpu"), [a, b])
+    return impls
+
+
+def case_noise(gen, compile_):
+    """instance noise, forward only (its backward is the identity)."""
+    x = _randn((16, 3, 256, 256), gen, grad=False)
+    randn = lambda t: t + 0.1 * torch.randn_like(t)  # noqa: E731
+    impls = {"eager_randn": lambda: randn(x)}
+    if compile_:
+        c = torch.compile(randn)
+        impls["compile_randn"] = lambda: c(x)
+    impls["cpu"] = lambda: gx.instance_noise(x, 0.1, seed=SEED, backend="cpu")
+    return impls
+
+
+def case_pl(gen, compile_):
+    x = _randn((16, 3, 256, 256), gen)
+    hw = 256 * 256
+    randn = lambda t: (t * (torch.randn_like(t) / math.sqrt(hw))).sum()  # noqa: E731
+    impls = {"eager_randn": _fb(lambda: randn(x), [x])}
+    if compile_:
+        c = torch.compile(randn)
+        impls["compile_randn"] = _fb(lambda: c(x), [x])
+    impls["cpu"] = _fb(lambda: gx.path_length_noise_dot(x, seed=SEED, backend="cpu"), [x])
+    return impls
+
+
+CASES = {
+    "r1": ("R1 32x3x256x256 fwd+bwd", case_r1),
+    "diffaug": ("DiffAugment 32x3x64x64 fwd+bwd", case_diffaug),
+    "cr": ("cr_augment 32x3x64x64 fwd+bwd", case_cr),
+    "zcr": ("zcr_generator_loss 2x16x3x256x256 fwd+bwd", case_zcr),
+    "noise": ("instance_noise 16x3x256x256 fwd", case_noise),
+    "pl": ("path_length_noise_dot 16x3x256x256 fwd+bwd", case_pl),
+}
+
+
+def bench(impls: dict, reps: int, warmup: int) -> dict:
+    for _ in range(warmup):
+        for f in impls.values():
+            f()
+    times = {k: [] for k in impls}
+    faults = {k: 0 for k in impls}
+    for r in range(reps):
+        keys = list(impls)
+        if r % 2:
+            keys.reverse()  # alternate the order so neither side always runs first
+        for k in keys:
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t0 = time.perf_counter()
+            impls[k]()
+            times[k].append((time.perf_counter() - t0) * 1e3)
+            faults[k] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    return {k: (statistics.median(v), min(v), faults[k] / reps) for k, v in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--faults", action="store_true", help="also print minor page faults per call")
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, reps {args.reps}: median ms (min), interleaved")
+    for key in args.cases.split(","):
+        label, make = CASES[key]
+        gen = torch.Generator().manual_seed(0)
+        res = bench(make(gen, not args.no_compile), args.reps, args.warmup)
+        cpu = res["cpu"][0]
+        parts = []
+        for k, (med, lo, flt) in res.items():
+            extra = "" if k == "cpu" else f" = {med / cpu:.2f}x cpu"
+            pf = f" pf {flt:.0f}" if args.faults else ""
+            parts.append(f"{k} {med:.2f} (min {lo:.2f}{pf}){extra}")
+        print(f"{label:44s} " + " | ".join(parts), flush=True)
+
+
+if __name__ == "__main__":
+    main()
