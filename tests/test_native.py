@@ -415,3 +415,16 @@ def test_cuda_gradcheck(seed):
         ),
     ):
         assert gradcheck(f, (g,)) and gradgradcheck(f, (g,))
+
+
+def test_mixed_dtype_list_accumulates_like_reference():
+    """Found by fuzzing: a float64 first tensor followed by float32 denormals; the reference
+    accumulates the whole list in float64, so the float32 squares must not underflow to 0."""
+    a = torch.tensor([[1.5410e-40]], dtype=torch.float64)
+    b = torch.tensor([[1.5410e-40]], dtype=torch.float32)
+    for per_sample in (True, False):
+        want = gx.grad_sqnorm([a, b], per_sample=per_sample, backend="reference")
+        got = gx.grad_sqnorm([a, b], per_sample=per_sample, backend="cpu")
+        assert got.dtype == want.dtype == torch.float64
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+        assert want.item() > 4e-80

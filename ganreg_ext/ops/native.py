@@ -60,11 +60,32 @@ def set_native_poison(flag: bool) -> None:
     torch.ops.ganreg_C.set_poison(bool(flag))
 
 
+def _as_first_acc(xs: list) -> list:
+    """The reference accumulates a whole list in ``grads[0]``'s accumulation dtype; the C++ kernels
+    accumulate each tensor in its own. They differ only for a float64 first tensor followed by lower
+    precision ones (e.g. float32 denormals squared): promote those, a rare mixed-dtype case."""
+    if xs[0].dtype == torch.float64 and any(x.dtype != torch.float64 for x in xs):
+        return [x.double() for x in xs]
+    return xs
+
+
+def _sqnorm(op):
+    return lambda grads, inv_scale, per_sample: op(_as_first_acc(list(grads)), inv_scale, per_sample)
+
+
+def _dot(op):
+    return lambda a, b, per_sample: op(_as_first_acc(list(a)), _as_first_acc(list(b)), per_sample)
+
+
+_WRAP = {"sqnorm": _sqnorm, "dot": _dot}
+
+
 def _register() -> None:
     for backend in NATIVE_DEVICES:
         for op in OPS:
             if has_kernel(op, backend):
-                register_kernel(op, backend)(getattr(torch.ops.ganreg_C, op))
+                fn = getattr(torch.ops.ganreg_C, op)
+                register_kernel(op, backend)(_WRAP[op](fn) if op in _WRAP else fn)
 
 
 _register()
