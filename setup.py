@@ -3,7 +3,10 @@
 - CUDAExtension when nvcc is found (CUDA_HOME, else the newest /usr/local/cuda*); FORCE_CUDA=1 forces it.
 - CppExtension otherwise; GANREG_SKIP_BUILD=1 installs pure Python (reference + triton backends).
 - TORCH_CUDA_ARCH_LIST defaults to Ampere + Hopper ("8.0;9.0+PTX"); MAX_JOBS is honoured by ninja.
-- CPU sources are built with AVX2/FMA when the compiler supports it (GANREG_NO_AVX2=1 turns it off).
+- GANREG_NO_CUDA=1 builds the CPU kernels only (minutes instead of ~10 on a 2-core machine without a GPU).
+- CPU sources are built with AVX2/FMA when the compiler supports it (GANREG_NO_AVX2=1 turns it off) and
+  with OpenMP: ATen's header-only ``at::parallel_for`` is serial in code compiled without ``-fopenmp``
+  (the extension then links the libgomp torch already loaded, so ``torch.set_num_threads`` applies).
 """
 
 import glob
@@ -37,11 +40,15 @@ def extensions():
     from torch.utils import cpp_extension as ce
 
     ce.CUDA_HOME = cuda_home or ce.CUDA_HOME
-    with_cuda = os.environ.get("FORCE_CUDA") == "1" or cuda_home is not None
+    with_cuda = os.environ.get("FORCE_CUDA") == "1" or (cuda_home is not None and os.environ.get("GANREG_NO_CUDA") != "1")
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
     cxx = ["-O3", "-std=c++20"]
     if platform.machine() in ("x86_64", "AMD64") and os.environ.get("GANREG_NO_AVX2") != "1":
         cxx += ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2"]
+    link = []
+    if platform.system() == "Linux":
+        cxx.append("-fopenmp")
+        link.append("-fopenmp")
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     include_dirs = [os.path.abspath("csrc")]
     macros = []
@@ -57,9 +64,10 @@ def extensions():
             include_dirs=include_dirs,
             define_macros=macros,
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20", "-lineinfo"]},
+            extra_link_args=link,
         )
     else:
-        ext = ce.CppExtension("ganreg_ext._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx})
+        ext = ce.CppExtension("ganreg_ext._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx}, extra_link_args=link)
     return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=True)}
 
 

@@ -2,8 +2,10 @@
 // module init so `import ganreg_ext._C` works. Kernels live in cpu/*.cpp and cuda/*.cu; the raw
 // kernel contract is docs/ARCHITECTURE.md.
 #include <Python.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <sstream>
 #include <string>
@@ -39,6 +41,11 @@ static std::string build_info() {
 #else
   s << "\"avx2\": false, ";
 #endif
+#ifdef _OPENMP
+  s << "\"openmp\": true, ";
+#else
+  s << "\"openmp\": false, ";
+#endif
 #if defined(__clang__)
   s << "\"compiler\": \"clang " << __clang_version__ << "\", ";
 #elif defined(__GNUC__)
@@ -48,6 +55,19 @@ static std::string build_info() {
 #endif
   s << "\"chunk\": " << kChunk << "}";
   return s.str();
+}
+
+// Test hook: how many threads an at::parallel_for over n units compiled HERE (with this file's flags,
+// like every CPU kernel) actually ran on. 1 with several torch threads means a serial build.
+static int64_t parallel_threads(int64_t n) {
+  std::atomic<int64_t> seen{0};
+  at::parallel_for(0, n, 1, [&](int64_t, int64_t) {
+    const int64_t t = at::get_thread_num() + 1;
+    int64_t cur = seen.load();
+    while (cur < t && !seen.compare_exchange_weak(cur, t)) {
+    }
+  });
+  return seen.load();
 }
 
 }  // namespace ganreg
@@ -68,6 +88,7 @@ TORCH_LIBRARY(ganreg_C, m) {
   m.def("normal_stream(int seed, int offset, int numel, bool scalar) -> Tensor", &ganreg::cpu::normal_stream);
   m.def("set_poison(bool flag) -> ()", &ganreg::set_poison);
   m.def("build_info() -> str", &ganreg::build_info);
+  m.def("parallel_threads(int n) -> int", &ganreg::parallel_threads);
 }
 
 static struct PyModuleDef ganreg_module = {PyModuleDef_HEAD_INIT, "_C", "ganreg_ext native kernels (ops in torch.ops.ganreg_C)", -1, nullptr};

@@ -51,9 +51,24 @@ def test_registration_and_build_info():
     for op in native.OPS:
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", "CPU"), op
         assert "cpu" in _dispatch._KERNELS[op], op
-    for key in ("with_cuda", "cuda_version", "cuda_arch_list", "avx2", "compiler"):
+    for key in ("with_cuda", "cuda_version", "cuda_arch_list", "avx2", "openmp", "compiler"):
         assert key in INFO
     assert gx.backend_info()["build"]["avx2"] == INFO["avx2"]
+
+
+@pytest.mark.skipif(os.cpu_count() < 2, reason="needs two CPU cores")
+def test_cpu_kernels_run_multithreaded():
+    """ATen's header-only at::parallel_for is serial in code built without -fopenmp (the kernels then
+    silently use one core whatever torch.set_num_threads says): the extension must be built with it."""
+    assert INFO["openmp"], "ganreg_ext._C was built without OpenMP: every CPU kernel is single-threaded"
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert C.parallel_threads(64) == 2
+        torch.set_num_threads(1)
+        assert C.parallel_threads(64) == 1
+    finally:
+        torch.set_num_threads(n)
 
 
 @pytest.mark.skipif(not INFO["with_cuda"], reason="ganreg_ext._C was built without CUDA (no nvcc at build time)")
@@ -195,6 +210,27 @@ def test_consistency_ops_cpu(seed, dtype, layout):
     assert_close(da, d.to(dtype), dtype)
     assert_close(db, (-d).to(dtype), dtype)
     assert_close(gx.consistency_loss(a, b, 2.0, backend="cpu"), gx.consistency_loss(a, b, 2.0, backend="reference"), dtype, 10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "offset"])
+def test_streaming_stores_large_outputs_cpu(seed, dtype, layout):
+    """Outputs of >= 8 MiB (kStreamBytes) are written with non-temporal stores after a peeled,
+    unaligned head: odd per-sample sizes put every segment start at a different alignment."""
+    shape = (3, 5, 419, 1001) if dtype == torch.float32 else (3, 5, 839, 1001)
+    if layout == "offset":  # dense rows starting one element past an aligned address
+        x = make(shape[:-1] + (shape[-1] + 1,), dtype, "cpu")[..., 1:]
+    else:
+        x = make(shape, dtype, "cpu", layout)
+    y = make(shape, dtype, "cpu", "contiguous")
+    (out,) = C.scale([x], torch.tensor([0.5, -2.0, 3.0]), 1.5, True)
+    assert out.nbytes >= 8 << 20
+    coef = torch.tensor([0.75, -3.0, 4.5]).view(3, 1, 1, 1)
+    assert_close(out, (x.float() * coef).to(dtype), dtype)
+    da, db = C.diff_scale(x, y, torch.tensor(0.7))
+    d = (x.float() - y.float()) * 0.7
+    assert_close(da, d.to(dtype), dtype)
+    assert_close(db, (-d).to(dtype), dtype)
 
 
 POLICIES = ["color,translation,cutout", "color", "translation", "cutout", "color,cutout", "translation,cutout"]

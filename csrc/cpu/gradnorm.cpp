@@ -38,9 +38,8 @@ at::Tensor dot(at::TensorList a, at::TensorList b, bool per_sample) {
 }
 
 template <typename T>
-void scale_range(const Plan& p, const T* x, T* o, int64_t b, int64_t s, int64_t e, double c) {
+void scale_range(const Plan& p, const T* x, T* o, int64_t b, int64_t s, int64_t e, double c, bool stream) {
   using A = acc_t<T>;
-  using IO = VecIO<T>;
   using V = Vectorized<A>;
   const A ca = static_cast<A>(c);
   const V cv(ca);
@@ -50,18 +49,11 @@ void scale_range(const Plan& p, const T* x, T* o, int64_t b, int64_t s, int64_t 
     T* os = o + off[1];
     const int64_t sx = p.strides[0][nd - 1], so = p.strides[1][nd - 1];
     if (sx == 1 && so == 1) {
-      constexpr int K = IO::kBlock;
-      int64_t i = 0;
-      V a0, a1;
-      for (; i + K <= len; i += K) {
-        IO::load(xs + i, a0, a1);
-        IO::store(os + i, a0 * cv, a1 * cv);
-      }
-      if (i < len) {
-        const int m = (int)(len - i);
-        IO::load(xs + i, a0, a1, m);
-        IO::store(os + i, a0 * cv, a1 * cv, m);
-      }
+      for_blocks<VecIO<T>::kBlock>(len, stream ? stream_head(os) : -1, [&](int64_t i, int m, bool nt) {
+        V a0, a1;
+        load_block(xs + i, a0, a1, m);
+        store_block(os + i, a0 * cv, a1 * cv, m, nt);
+      });
     } else {
       for (int64_t i = 0; i < len; ++i) os[i * so] = static_cast<T>(static_cast<A>(xs[i * sx]) * ca);
     }
@@ -85,16 +77,20 @@ std::vector<at::Tensor> scale(at::TensorList grads, const at::Tensor& coef, doub
     plans.push_back(make_plan({x, outs.back()}, per_sample, true, "scale"));
     work += x.numel();
   }
-  int64_t ntiles, nparts;
+  int64_t ntiles, nparts, bytes = 0;
+  for (const auto& o : outs) bytes += o.nbytes();
+  const bool stream = bytes >= kStreamBytes;
   auto tiles = make_tiles(plans, &ntiles, &nparts);
   parallel_tiles(ntiles, work, [&](int64_t lo, int64_t hi) {
     for (int64_t g = lo; g < hi; ++g)
       tile_units(tiles, g, [&](int t, int64_t b, int64_t s, int64_t e, int64_t) {
         const double c = factor * cp[per_sample ? b : 0];
         AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xs[t].scalar_type(), "ganreg_scale", [&] {
-          scale_range<scalar_t>(plans[t], xs[t].const_data_ptr<scalar_t>(), outs[t].data_ptr<scalar_t>(), b, s, e, c);
+          scale_range<scalar_t>(plans[t], xs[t].const_data_ptr<scalar_t>(), outs[t].data_ptr<scalar_t>(), b, s, e, c,
+                                stream);
         });
       });
+    if (stream) stream_fence();
   });
   return outs;
 }
