@@ -67,7 +67,9 @@ def extensions():
             extra_link_args=link,
         )
     else:
-        ext = ce.CppExtension("ganreg_ext._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx}, extra_link_args=link)
+        ext = ce.CppExtension(
+            "ganreg_ext._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx}, extra_link_args=link
+        )
     return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=True)}
 
 
