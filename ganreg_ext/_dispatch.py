@@ -63,9 +63,11 @@ def _probe(name: str) -> tuple[bool, str]:
             pass
         elif name in ("cpu", "cuda"):
             importlib.import_module("ganreg_ext.ops.native")
-            from .ops.native import NATIVE_DEVICES
+            from .ops.native import CPU_UNUSABLE, NATIVE_DEVICES
 
-            if name not in NATIVE_DEVICES:
+            if name == "cpu" and CPU_UNUSABLE:
+                ok, why = False, CPU_UNUSABLE
+            elif name not in NATIVE_DEVICES:
                 ok, why = False, "ganreg_ext._C was built without CUDA (nvcc not found at build time); " + _BUILD_HINT
             elif name == "cuda" and not torch.cuda.is_available():
                 ok, why = False, "no CUDA device is visible to torch (torch.cuda.is_available() is False)"
@@ -108,7 +110,7 @@ def backend_info() -> dict:
         ok, why = _probe(b)
         ops = sorted(op for op, impls in _KERNELS.items() if b in impls) if b != "reference" else ["all"]
         info["backends"][b] = {"available": ok, "reason": why, "ops": ops if ok else []}
-    if _probe("cpu")[0] or _status.get("cpu", (False, ""))[1].startswith("ganreg_ext._C was built without"):
+    if _probe("cpu")[0] or _status.get("cpu", (False, ""))[1].startswith("ganreg_ext._C was built"):
         from .ops.native import build_info
 
         info["build"] = build_info()

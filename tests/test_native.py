@@ -71,6 +71,18 @@ def test_cpu_kernels_run_multithreaded():
         torch.set_num_threads(n)
 
 
+def test_avx2_build_is_withheld_on_a_cpu_without_avx2(monkeypatch):
+    """An AVX2 build on a CPU without AVX2 would die with SIGILL: the cpu backend is refused by name."""
+    import io
+
+    if not INFO["avx2"]:
+        pytest.skip("built without AVX2")
+    assert native.CPU_UNUSABLE is None  # this machine runs the kernels
+    monkeypatch.setattr(native, "open", lambda *a, **k: io.StringIO("flags\t: fpu sse sse2 avx\n"), raising=False)
+    why = native._cpu_lacks_avx2()
+    assert "avx2" in why and "fma" in why and "GANREG_NO_AVX2=1" in why
+
+
 @pytest.mark.skipif(not INFO["with_cuda"], reason="ganreg_ext._C was built without CUDA (no nvcc at build time)")
 def test_cuda_build_has_sm80_sm90_and_kernels():
     missing = [op for op in native.OPS if not torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", "CUDA")]

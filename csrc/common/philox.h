@@ -38,24 +38,31 @@ GANREG_HD uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
 #endif
 }
 
-// Philox4x32-10 (Random123) of counter (c0, c1, c2, c3) under key (k0, k1).
-GANREG_HD Philox4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+// The 10 Philox rounds on lanes of type U: uint32_t here and on the GPU, an 8-lane SIMD word on the
+// CPU (cpu/noise.cpp), which provides U(uint32_t) broadcast, ^, + and mulhilo32(U, U, U*).
+template <typename U>
+GANREG_HD void philox_rounds(U& c0, U& c1, U& c2, U& c3, U k0, U k1) {
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
   for (int r = 0; r < 10; ++r) {
-    uint32_t hi0, hi1;
-    const uint32_t lo0 = mulhilo32(kPhiloxM0, c0, &hi0);
-    const uint32_t lo1 = mulhilo32(kPhiloxM1, c2, &hi1);
-    const uint32_t n0 = hi1 ^ c1 ^ k0;
-    const uint32_t n2 = hi0 ^ c3 ^ k1;
+    U hi0, hi1;
+    const U lo0 = mulhilo32(U(kPhiloxM0), c0, &hi0);
+    const U lo1 = mulhilo32(U(kPhiloxM1), c2, &hi1);
+    const U n0 = hi1 ^ c1 ^ k0;
+    const U n2 = hi0 ^ c3 ^ k1;
     c0 = n0;
     c1 = lo1;
     c2 = n2;
     c3 = lo0;
-    k0 += kPhiloxW0;
-    k1 += kPhiloxW1;
+    k0 = k0 + U(kPhiloxW0);
+    k1 = k1 + U(kPhiloxW1);
   }
+}
+
+// Philox4x32-10 (Random123) of counter (c0, c1, c2, c3) under key (k0, k1).
+GANREG_HD Philox4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+  philox_rounds<uint32_t>(c0, c1, c2, c3, k0, k1);
   return Philox4{c0, c1, c2, c3};
 }
 

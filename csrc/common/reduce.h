@@ -9,6 +9,18 @@
 
 namespace ganreg {
 
+// Accumulation type: float for float16/bfloat16/float32, double for float64 (both devices).
+template <typename T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
+template <typename T>
+using acc_t = typename Acc<T>::type;
+
 constexpr int kMaxDims = 8;  // coalesced sample dims (more are rejected with a clear message)
 constexpr int kMaxOps = 4;   // operands sharing one iteration order
 // Fixed reduction tile (elements): partial sums per (tensor, sample, chunk) are reduced in a fixed

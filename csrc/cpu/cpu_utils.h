@@ -20,17 +20,6 @@ namespace cpu {
 
 using at::vec::Vectorized;
 
-template <typename T>
-struct Acc {
-  using type = float;
-};
-template <>
-struct Acc<double> {
-  using type = double;
-};
-template <typename T>
-using acc_t = typename Acc<T>::type;
-
 // Load/store 2 vectors of the accumulation type (kBlock elements) from/to T.
 template <typename T>
 struct VecIO;

@@ -27,15 +27,26 @@ void normal_block32_scalar(uint64_t blk, uint64_t seed, float* out) {
 }
 
 #ifdef __AVX2__
-inline void mulhilo8(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
-  const __m256i pe = _mm256_mul_epu32(a, m);                         // lanes 0,2,4,6
-  const __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);  // lanes 1,3,5,7
-  lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
-  hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+// 8 lanes of uint32 for philox_rounds (common/philox.h).
+struct U8 {
+  __m256i v;
+  U8() = default;
+  explicit U8(__m256i x) : v(x) {}
+  explicit U8(uint32_t x) : v(_mm256_set1_epi32(static_cast<int>(x))) {}
+  friend U8 operator^(U8 a, U8 b) { return U8(_mm256_xor_si256(a.v, b.v)); }
+  friend U8 operator+(U8 a, U8 b) { return U8(_mm256_add_epi32(a.v, b.v)); }
+};
+
+// 32×32→64-bit lane products: low words returned, high words in *hi.
+inline U8 mulhilo32(U8 m, U8 a, U8* hi) {
+  const __m256i pe = _mm256_mul_epu32(a.v, m.v);                         // lanes 0,2,4,6
+  const __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(a.v, 32), m.v);  // lanes 1,3,5,7
+  hi->v = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+  return U8(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA));
 }
 
-inline __m256 uniform8(__m256i w) {
-  const __m256i a = _mm256_xor_si256(w, _mm256_srai_epi32(w, 31));  // v < 0 ? ~v : v
+inline __m256 uniform8(U8 w) {
+  const __m256i a = _mm256_xor_si256(w.v, _mm256_srai_epi32(w.v, 31));  // v < 0 ? ~v : v
   return _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_set1_ps(kUniformScale));
 }
 
@@ -46,26 +57,10 @@ void normal_block32_avx2(uint64_t blk, uint64_t seed, float* out) {
     clo[j] = static_cast<uint32_t>(c);
     chi[j] = static_cast<uint32_t>(c >> 32);
   }
-  __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(clo));
-  __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(chi));
-  __m256i x2 = _mm256_setzero_si256(), x3 = _mm256_setzero_si256();
-  __m256i k0 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(seed)));
-  __m256i k1 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(seed >> 32)));
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
-  const __m256i w0 = _mm256_set1_epi32(static_cast<int>(kPhiloxW0));
-  const __m256i w1 = _mm256_set1_epi32(static_cast<int>(kPhiloxW1));
-  for (int r = 0; r < 10; ++r) {
-    __m256i hi0, lo0, hi1, lo1;
-    mulhilo8(x0, m0, hi0, lo0);
-    mulhilo8(x2, m1, hi1, lo1);
-    x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), k0);
-    x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), k1);
-    x1 = lo1;
-    x3 = lo0;
-    k0 = _mm256_add_epi32(k0, w0);
-    k1 = _mm256_add_epi32(k1, w1);
-  }
+  U8 x0(_mm256_load_si256(reinterpret_cast<const __m256i*>(clo)));
+  U8 x1(_mm256_load_si256(reinterpret_cast<const __m256i*>(chi)));
+  U8 x2(0u), x3(0u);
+  philox_rounds<U8>(x0, x1, x2, x3, U8(static_cast<uint32_t>(seed)), U8(static_cast<uint32_t>(seed >> 32)));
   // SLEEF's AVX2 entry points directly (no dispatch), one sincos (u35, as at::vec sin/cos) for both
   const __m256 minu = _mm256_set1_ps(kMinUniform), m2 = _mm256_set1_ps(-2.0f), twopi = _mm256_set1_ps(kTwoPi);
   const __m256 r01 = _mm256_sqrt_ps(_mm256_mul_ps(m2, Sleef_logf8_u10avx2(_mm256_max_ps(uniform8(x0), minu))));

@@ -20,17 +20,6 @@ namespace cuda {
 
 constexpr int kThreads = 256;
 
-template <typename T>
-struct Acc {
-  using type = float;
-};
-template <>
-struct Acc<double> {
-  using type = double;
-};
-template <typename T>
-using acc_t = typename Acc<T>::type;
-
 // Sum over the block; the result is valid in thread 0. Fixed shuffle tree ⇒ deterministic.
 template <typename A>
 __device__ __forceinline__ A block_sum(A v) {

@@ -55,6 +55,31 @@ def build_info() -> dict:
     return info
 
 
+def _cpu_lacks_avx2() -> str | None:
+    """The CPU kernels are compiled for AVX2/FMA/F16C (setup.py); on a CPU without them they would
+    die with SIGILL, so the ``cpu`` backend is withheld with this reason instead."""
+    if not json.loads(torch.ops.ganreg_C.build_info())["avx2"]:
+        return None
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        flags = None
+    if flags is not None:
+        missing = [x for x in ("avx2", "fma", "f16c") if x not in flags]
+    else:  # no /proc/cpuinfo: ATen's own detection
+        missing = [] if torch.backends.cpu.get_cpu_capability().startswith("AVX") else ["avx2"]
+    if not missing:
+        return None
+    return (
+        f"ganreg_ext._C was built with AVX2/FMA/F16C but this CPU lacks {', '.join(missing)}; "
+        "rebuild with GANREG_NO_AVX2=1 pip install --no-build-isolation -e ."
+    )
+
+
+CPU_UNUSABLE: str | None = _cpu_lacks_avx2()
+
+
 def set_native_poison(flag: bool) -> None:
     """Make every native kernel's output start as NaN (tests)."""
     torch.ops.ganreg_C.set_poison(bool(flag))
@@ -82,6 +107,8 @@ _WRAP = {"sqnorm": _sqnorm, "dot": _dot}
 
 def _register() -> None:
     for backend in NATIVE_DEVICES:
+        if backend == "cpu" and CPU_UNUSABLE:
+            continue
         for op in OPS:
             if has_kernel(op, backend):
                 fn = getattr(torch.ops.ganreg_C, op)
