@@ -24,51 +24,33 @@ using at::vec::Vectorized;
 template <typename T>
 struct VecIO;
 
-template <>
-struct VecIO<float> {
-  using V = Vectorized<float>;
+// float and double: the vector type is the element type.
+template <typename T>
+struct VecIOSame {
+  using V = Vectorized<T>;
   static constexpr int kV = V::size();
   static constexpr int kBlock = 2 * kV;
-  static inline void load(const float* p, V& a, V& b) {
+  static inline void load(const T* p, V& a, V& b) {
     a = V::loadu(p);
     b = V::loadu(p + kV);
   }
-  static inline void load(const float* p, V& a, V& b, int n) {
+  static inline void load(const T* p, V& a, V& b, int n) {
     a = V::loadu(p, std::min(n, kV));
-    b = n > kV ? V::loadu(p + kV, n - kV) : V(0.f);
+    b = n > kV ? V::loadu(p + kV, n - kV) : V(T(0));
   }
-  static inline void store(float* p, const V& a, const V& b) {
+  static inline void store(T* p, const V& a, const V& b) {
     a.store(p);
     b.store(p + kV);
   }
-  static inline void store(float* p, const V& a, const V& b, int n) {
+  static inline void store(T* p, const V& a, const V& b, int n) {
     a.store(p, std::min(n, kV));
     if (n > kV) b.store(p + kV, n - kV);
   }
 };
-
 template <>
-struct VecIO<double> {
-  using V = Vectorized<double>;
-  static constexpr int kV = V::size();
-  static constexpr int kBlock = 2 * kV;
-  static inline void load(const double* p, V& a, V& b) {
-    a = V::loadu(p);
-    b = V::loadu(p + kV);
-  }
-  static inline void load(const double* p, V& a, V& b, int n) {
-    a = V::loadu(p, std::min(n, kV));
-    b = n > kV ? V::loadu(p + kV, n - kV) : V(0.);
-  }
-  static inline void store(double* p, const V& a, const V& b) {
-    a.store(p);
-    b.store(p + kV);
-  }
-  static inline void store(double* p, const V& a, const V& b, int n) {
-    a.store(p, std::min(n, kV));
-    if (n > kV) b.store(p + kV, n - kV);
-  }
-};
+struct VecIO<float> : VecIOSame<float> {};
+template <>
+struct VecIO<double> : VecIOSame<double> {};
 
 template <typename H>
 struct VecIO16 {
