@@ -52,24 +52,34 @@ def _cpu_peak_mib(fn) -> float:
 
 def measure(fn, device, reps: int = 10, warmup: int = 2) -> tuple[float, float]:
     """``(median ms, peak MiB)`` of ``fn``; CUDA peak from the allocator, CPU peak from the profiler."""
+    return measure_interleaved([fn], device, reps, warmup)[0]
+
+
+def measure_interleaved(fns, device, reps: int = 10, warmup: int = 2) -> list[tuple[float, float]]:
+    """``(median ms, peak MiB)`` per function, timed in rounds of one call each (so a busy machine
+    slows every backend alike and the ratios stay meaningful)."""
     for _ in range(warmup):
-        fn()
+        for fn in fns:
+            fn()
     _sync(device)
-    times = []
+    times = [[] for _ in fns]
     for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - t) * 1e3)
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            ts.append((time.perf_counter() - t) * 1e3)
+    return [(statistics.median(ts), _peak_mib(fn, device)) for fn, ts in zip(fns, times)]
+
+
+def _peak_mib(fn, device) -> float:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
         fn()
         _sync(device)
-        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    else:
-        peak = _cpu_peak_mib(fn)
-    return statistics.median(times), peak
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return _cpu_peak_mib(fn)
 
 
 def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[str, list[dict]]:
@@ -115,13 +125,11 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
 
     D.requires_grad_(True)
     G.requires_grad_(False)
-    for b in ("reference", auto):
-        ms, mib = measure(d_r1_step(b), dev, reps)
+    for b, (ms, mib) in zip(("reference", auto), measure_interleaved([d_r1_step("reference"), d_r1_step(auto)], dev, reps)):
         rows.append(dict(step=f"D step + R1 (B={B})", backend=b, ms=ms, mib=mib))
     D.requires_grad_(False)
     G.requires_grad_(True)
-    for b in ("reference", auto):
-        ms, mib = measure(g_pl_step(b), dev, reps)
+    for b, (ms, mib) in zip(("reference", auto), measure_interleaved([g_pl_step("reference"), g_pl_step(auto)], dev, reps)):
         rows.append(dict(step=f"G step + path length (B={B // 2})", backend=b, ms=ms, mib=mib))
     G.requires_grad_(False)
     D.requires_grad_(True)

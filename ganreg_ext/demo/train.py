@@ -383,8 +383,9 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
 
         scorer = DigitsScorer(cfg.size, cfg.seed)
         say(
-            f"digits scorer: logistic regression, held-out accuracy {scorer.test_accuracy:.3f}; "
-            f"real digits score {scorer.real_score:.2f} (confidence {scorer.real_confidence:.3f})"
+            f"digits scorer: logistic regression + a 'not a digit' class, held-out accuracy {scorer.test_accuracy:.3f}; "
+            f"real digits score {scorer.real_score:.2f} (confidence {scorer.real_confidence:.3f}), "
+            f"random blobs {scorer.noise_score:.2f}"
         )
     metrics = report.CsvLog(os.path.join(cfg.out, "metrics.csv"), METRIC_FIELDS, resume_step)
     # an evaluation at step k happens after k steps: keep it when resuming at k
@@ -461,6 +462,7 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
             f"step {first['step']:>6}: {first['score']:.2f} ({first['confidence']:.3f})\n"
             f"step {last['step']:>6}: {last['score']:.2f} ({last['confidence']:.3f})\n"
             f"real digits (held out): {scorer.real_score:.2f} ({scorer.real_confidence:.3f})\n"
+            f"random blobs (held out): {scorer.noise_score:.2f} ({scorer.noise_confidence:.3f})\n"
         )
         with open(os.path.join(cfg.out, "scores.txt"), "w") as f:
             f.write(txt)
