@@ -143,4 +143,27 @@ inline Plan make_plan(const std::vector<at::Tensor>& tensors, bool per_sample, b
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Checks of a tensor-list argument shared by the CPU and CUDA kernels: non-empty, check_one(tensor)
+// (device, dtype) on each, and one batch size when per_sample. Messages name the argument.
+template <typename F>
+inline void check_list(const std::vector<at::Tensor>& xs, const char* name, bool per_sample, F&& check_one) {
+  TORCH_CHECK(!xs.empty(), name, " must be a non-empty list of tensors");
+  for (size_t i = 0; i < xs.size(); ++i) {
+    check_one(xs[i]);
+    if (per_sample) {
+      TORCH_CHECK(xs[i].dim() >= 1, name, "[", i, "] must have a batch dimension, got a 0-d tensor");
+      TORCH_CHECK(xs[i].size(0) == xs[0].size(0), name, "[", i, "] has batch size ", xs[i].size(0), ", expected ",
+                  xs[0].size(0));
+    }
+  }
+}
+
+// dot's lists a and b pair up tensor by tensor.
+inline void check_paired(const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys) {
+  TORCH_CHECK(xs.size() == ys.size(), "dot: a and b must have the same length, got ", xs.size(), " and ", ys.size());
+  for (size_t i = 0; i < xs.size(); ++i)
+    TORCH_CHECK(xs[i].sizes() == ys[i].sizes(), "dot: b[", i, "] must have the shape of a[", i, "] ", xs[i].sizes(),
+                ", got ", ys[i].sizes());
+}
+
 }  // namespace ganreg

@@ -166,17 +166,11 @@ __global__ void __launch_bounds__(kThreads) scale_tiles_kernel(const TDesc* __re
 }
 
 void check_list(const std::vector<at::Tensor>& xs, const char* name, bool per_sample) {
-  TORCH_CHECK(!xs.empty(), name, " must be a non-empty list of tensors");
-  for (size_t i = 0; i < xs.size(); ++i) {
-    check_cuda_tensor(xs[i], name);
-    TORCH_CHECK(xs[i].device() == xs[0].device(), name, ": all tensors must be on one device, got ", xs[0].device(),
-                " and ", xs[i].device());
-    if (per_sample) {
-      TORCH_CHECK(xs[i].dim() >= 1, name, "[", i, "] must have a batch dimension, got a 0-d tensor");
-      TORCH_CHECK(xs[i].size(0) == xs[0].size(0), name, "[", i, "] has batch size ", xs[i].size(0), ", expected ",
-                  xs[0].size(0));
-    }
-  }
+  ganreg::check_list(xs, name, per_sample, [&](const at::Tensor& x) {
+    check_cuda_tensor(x, name);
+    TORCH_CHECK(x.device() == xs[0].device(), name, ": all tensors must be on one device, got ", xs[0].device(),
+                " and ", x.device());
+  });
 }
 
 // One dtype per launch: other dtypes in the list are converted to the first one's.
@@ -196,10 +190,7 @@ at::Tensor dot(at::TensorList a, at::TensorList b, bool per_sample) {
   std::vector<at::Tensor> xs(a.begin(), a.end()), ys(b.begin(), b.end());
   check_list(xs, "a", per_sample);
   check_list(ys, "b", per_sample);
-  TORCH_CHECK(xs.size() == ys.size(), "dot: a and b must have the same length, got ", xs.size(), " and ", ys.size());
-  for (size_t i = 0; i < xs.size(); ++i)
-    TORCH_CHECK(xs[i].sizes() == ys[i].sizes(), "dot: b[", i, "] must have the shape of a[", i, "] ", xs[i].sizes(),
-                ", got ", ys[i].sizes());
+  check_paired(xs, ys);
   return multi_reduce(kDot, xs, ys, per_sample, 1.0, "dot");
 }
 
