@@ -39,3 +39,18 @@ def make(shape, dtype=torch.float32, device="cpu", layout="contiguous", scale=1.
 def assert_close(actual, expected, dtype, factor: float = 1.0, msg: str = ""):
     rtol, atol = TOL[dtype]
     torch.testing.assert_close(actual, expected, rtol=rtol * factor, atol=atol * factor, msg=msg or None, equal_nan=True)
+
+
+def assert_sum_close(actual, expected, abs_sum, rtol: float, atol: float, ulps: float = 64.0, eps=None):
+    """Signed sums (dot products) of the same terms added in another order. The rounding error
+    scales with ``abs_sum`` = Σ|terms|, not with the result, which can cancel to near zero:
+    allowed |actual − expected| ≤ atol + rtol·|expected| + ulps·eps·Σ|terms| (eps of the
+    accumulation dtype unless given). One term of a typical size missing still fails (|term| ≫ ulps·eps·Σ|terms|
+    for the sizes tested)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape, (actual, expected)
+    abs_sum = torch.as_tensor(abs_sum, dtype=torch.float64, device=actual.device)
+    a, e = actual.double(), expected.double()
+    eps = torch.finfo(actual.dtype).eps if eps is None else eps
+    bound = atol + rtol * e.abs() + ulps * eps * abs_sum
+    err = (a - e).abs()
+    assert bool((err <= bound).all()), f"sum mismatch: got {actual}, expected {expected}, |err| {err} > bound {bound}"

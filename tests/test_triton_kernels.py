@@ -29,7 +29,7 @@ from ganreg_ext.reference import consistency as RC
 from ganreg_ext.reference import gradnorm as RG
 from ganreg_ext.reference import noise as RN
 from ganreg_ext.reference import philox as P
-from helpers import DTYPES, LAYOUTS, TOL, backend_device, make
+from helpers import DTYPES, LAYOUTS, TOL, assert_sum_close, backend_device, make
 
 if "triton" not in gx.available_backends():
     pytest.skip("the triton backend is unavailable here (needs CUDA or TRITON_INTERPRET=1)", allow_module_level=True)
@@ -45,11 +45,15 @@ def _acc(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def close_sum(actual, expected, dtype, factor=1.0):
-    """Reductions of the same (cast) inputs: compare at the accumulation dtype's tolerance."""
+def close_sum(actual, expected, dtype, factor=1.0, abs_sum=None):
+    """Reductions of the same (cast) inputs: compare at the accumulation dtype's tolerance. Signed
+    sums pass ``abs_sum`` = Σ|terms|: their rounding error scales with it, not with the result."""
     rtol, atol = ACC_TOL[_acc(dtype)]
     assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
-    torch.testing.assert_close(actual, expected, rtol=rtol * factor, atol=atol * factor)
+    if abs_sum is not None:
+        assert_sum_close(actual, expected, abs_sum, rtol * factor, atol * factor)
+    else:
+        torch.testing.assert_close(actual, expected, rtol=rtol * factor, atol=atol * factor)
 
 
 def close(actual, expected, dtype, factor=1.0):
@@ -153,7 +157,9 @@ def test_dot_mixed_layouts(seed, dtype):
     acc = _acc(dtype)
     for per_sample in (True, False):
         exp = sum((x.to(acc) * y.to(acc)).reshape(B, -1).sum(1) for x, y in zip(a, b))
-        close_sum(T.gradnorm.dot(a, b, per_sample), exp if per_sample else exp.sum(), dtype)
+        mag = sum((x.to(acc) * y.to(acc)).abs().reshape(B, -1).sum(1) for x, y in zip(a, b))
+        got = T.gradnorm.dot(a, b, per_sample)
+        close_sum(got, exp if per_sample else exp.sum(), dtype, abs_sum=mag if per_sample else mag.sum())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -229,8 +235,9 @@ def test_noise_dot_matches_reference(seed, dtype, layout):
     s = (seed << 30) | 12345  # 61-bit seed: both key words matter
     n = P.normal_like(tuple(x.shape), s, DEV).to(_acc(dtype))
     exp = 0.25 * (x.to(_acc(dtype)) * n).sum()
+    mag = 0.25 * (x.to(_acc(dtype)) * n).abs().sum()
     # the stream is float32 in every backend: float64 agrees to float32 level only
-    close_sum(T.noise.noise_dot(x, s, 0.25), exp, torch.float32, factor=4)
+    close_sum(T.noise.noise_dot(x, s, 0.25), exp, torch.float32, factor=4, abs_sum=mag)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -273,18 +280,18 @@ def test_noise_dot_split_over_programs(seed, monkeypatch):
     x = make((2, 3, 25, 21), torch.float32, DEV, "channels_last")  # 3150 elements: several programs
     counter = Counter(U._sum_rows_kernel)
     monkeypatch.setattr(U, "_sum_rows_kernel", counter)
-    exp = (x * P.normal_like(tuple(x.shape), seed, DEV)).sum() * 0.5
-    close_sum(T.noise.noise_dot(x, seed, 0.5), exp, torch.float32, factor=4)
+    terms = x * P.normal_like(tuple(x.shape), seed, DEV) * 0.5
+    close_sum(T.noise.noise_dot(x, seed, 0.5), terms.sum(), torch.float32, factor=4, abs_sum=terms.abs().sum())
     assert counter.n == 1 and x.numel() > 4 * 64
 
 
 def test_noise_large_seed_and_determinism(seed):
     x = make((1, 3, 4, 5), torch.float32, DEV)
     s = 2**63 - 1 - seed
-    exp = (x * P.normal_like(tuple(x.shape), s, DEV)).sum()
+    terms = x * P.normal_like(tuple(x.shape), s, DEV)
     a, b = T.noise.noise_dot(x, s, 1.0), T.noise.noise_dot(x, s, 1.0)
     assert torch.equal(a, b)
-    close_sum(a, exp, torch.float32)
+    close_sum(a, terms.sum(), torch.float32, abs_sum=terms.abs().sum())
     assert not torch.allclose(a, T.noise.noise_dot(x, s - 1, 1.0))
 
 
