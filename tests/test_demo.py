@@ -96,6 +96,7 @@ def test_demo_cli_writes_outputs(tmp_path):
     assert all(1.0 - 1e-6 <= r["score"] <= 10.0 and 0.0 < r["confidence"] <= 1.0 for r in res["scores"])
     timing = (out / "timing.md").read_text()
     assert "D step + R1" in timing and "G step + path length" in timing and "torch.compile" in timing
+    assert "D step + DiffAugment + bCR" in timing
     ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert ckpt["step"] == 3 and {"G", "D", "G_ema", "opt_G", "opt_D", "pl_reg", "rng"} <= set(ckpt)
     assert "pl_mean" in ckpt["pl_reg"] and float(ckpt["pl_reg"]["pl_mean"]) > 0
@@ -132,6 +133,31 @@ def test_path_length_changes_g_update():
     pl = on.pl_reg(on.G.synthesis(ws), ws, seed=5)
     grads = torch.autograd.grad(pl, [on.G.mapping.net[0].weight, on.G.synthesis.conv4.weight])
     assert all(bool(g.abs().sum() > 0) for g in grads)
+
+
+def test_bcr_sub_batch_keeps_minibatch_std_groups():
+    """bCR's second view goes to every B/n-th sample: D scores that sub-batch exactly as it scored
+    those samples inside the full batch (same minibatch-std groups), unlike the first n samples."""
+    t = _trainer(batch=32, bcr=10.0, bcr_batch=8)
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        x = t.data[:32]
+        full = t.D(x)
+        torch.testing.assert_close(t.D(x[::4]), full[::4], rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(t.D(x[:8]), full[:8], rtol=1e-4, atol=1e-5)
+    assert t.bcr_stride(32) == 4 and t.bcr_stride(4) == 1 and t.bcr_stride(36) == 1
+    out = t.train_step()
+    assert np.isfinite(out["bcr"]) and out["bcr"] > 0
+    # the bCR gradient reaches every D weight; T translates but does not flip (digits)
+    gen = torch.Generator().manual_seed(1)
+    cr = (t.sample_cr(32, gen), t.sample_cr(32, gen))
+    assert cr[0]["translation"].shape == (8, 2) and not cr[0]["flip"].any()
+    t.D.requires_grad_(True)
+    with torch.no_grad():
+        fake = t.G(torch.randn(32, t.cfg.z_dim))
+    _, _, _, bcr = t.d_main_loss(x, fake, t.sample_augment(32, gen), t.sample_augment(32, gen), cr)
+    grads = torch.autograd.grad(bcr, [p for p in t.D.parameters() if p.dim() > 1])
+    assert bcr > 0 and all(bool(g.abs().sum() > 0) for g in grads)
 
 
 def test_resume_repeats_next_step(tmp_path):

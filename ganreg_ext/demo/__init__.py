@@ -1,6 +1,6 @@
 """``python -m ganreg_ext.demo`` (``make demo``): a small StyleGAN2-flavoured GAN on scikit-learn's
 digits, trained with the package's lazy R1, lazy path length regularization, DiffAugment and
-optional bCR, with a digits score, sample grids, curves, a checkpoint and a timing table.
+bCR, with a digits score, sample grids, curves, a checkpoint and a timing table.
 See ``python -m ganreg_ext.demo --help``."""
 
 from .train import Config, Trainer, main, parse_args, run

@@ -1,5 +1,5 @@
-"""The timing table at the end of a demo run: the regularized D step (R1) and G step (path length)
-with ``backend="reference"`` versus the backend ``auto`` picks on this device, plus ``torch.compile``
+"""The timing table at the end of a demo run: the regularized D steps (R1; DiffAugment + bCR) and
+G step (path length) with ``backend="reference"`` versus the backend ``auto`` picks on this device, plus ``torch.compile``
 of the non-regularized D step (first order only: double backward cannot run through a compiled
 region, so the R1/PL steps stay eager)."""
 
@@ -136,6 +136,18 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
 
     with torch.no_grad():
         fake = G(z)
+    cr = (trainer.sample_cr(B, gen), trainer.sample_cr(B, gen)) if cfg.bcr > 0 else None
+
+    def d_bcr_step(backend):
+        def fn():
+            params_zero()
+            trainer.d_main_loss(real, fake, aug, aug2, cr, backend)[0].backward()
+
+        return fn
+
+    what = "D step + DiffAugment" + (" + bCR" if cr is not None else "")
+    for b, (ms, mib) in zip(("reference", auto), measure_interleaved([d_bcr_step("reference"), d_bcr_step(auto)], dev, reps)):
+        rows.append(dict(step=f"{what} (B={B})", backend=b, ms=ms, mib=mib))
 
     def d_main_step(model):
         def fn():
@@ -189,7 +201,9 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
         f"Device: {device_name(dev)}; torch {torch.__version__}; ganreg_ext backends here: {gx.available_backends()}; "
         f"`auto` → `{auto}`.",
         "Steps time forward + input/`ws` gradients (create_graph) + penalty + backward, without the optimizer step "
-        "(identical for both backends). R1 includes DiffAugment of the real batch (its double backward too).",
+        "(identical for both backends). R1 includes DiffAugment of the real batch (its double backward too); "
+        "the DiffAugment + bCR step is the main D step (losses on augmented reals and fakes, bCR's two extra D "
+        "passes on its sub-batch).",
         "torch.compile applies only to the first-order D step: double backward (R1, path length) cannot run through "
         "a compiled region (PyTorch limitation), so the regularized steps run eagerly with the fused ops.",
     ]

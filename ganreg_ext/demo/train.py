@@ -1,5 +1,5 @@
 """``python -m ganreg_ext.demo``: train a small StyleGAN2-flavoured GAN with the package's fused
-regularizers (lazy R1, lazy path length, DiffAugment, optional bCR) and show what they buy.
+regularizers (lazy R1, lazy path length, DiffAugment, bCR) and show what they buy.
 
 Each step runs the NVlabs phases ``Gmain``, ``Greg`` (every ``pl_interval`` steps), ``Dmain``,
 ``Dreg`` (every ``r1_interval`` steps), each with its own optimizer step; the regularized phases
@@ -50,7 +50,9 @@ class Config:
     pl_interval: int = 4
     pl_decay: float = 0.01
     augment: str = "color,translation,cutout"
-    bcr: float = 0.0
+    bcr: float = 1.0
+    bcr_batch: int = 8
+    bcr_flip: bool = False
     lr: float = 0.0025
     width: int = 32
     z_dim: int = 64
@@ -88,6 +90,8 @@ def parse_args(argv=None) -> tuple[Config, str | None]:
     p.add_argument("--pl-interval", type=int, default=c.pl_interval)
     p.add_argument("--augment", default=c.augment, metavar="POLICY", help='DiffAugment policy, "none" to disable')
     p.add_argument("--bcr", type=float, default=c.bcr, help="bCR weight (lambda_real = lambda_fake); 0 = off")
+    p.add_argument("--bcr-batch", type=int, default=c.bcr_batch, help="samples per batch that get bCR's second view (every B/n-th; all unless n divides B and 4 divides n)")
+    p.add_argument("--bcr-flip", action="store_true", help="bCR's T also flips horizontally (off: digits are not mirror-symmetric)")
     p.add_argument("--lr", type=float, default=c.lr)
     p.add_argument("--width", type=int, default=c.width, help="feature maps at 4x4 and 8x8 (halved per octave above)")
     p.add_argument("--backend", default=c.backend, help="ganreg_ext backend for every op (auto, reference, cpu, cuda, triton)")
@@ -224,14 +228,11 @@ class Trainer:
         with torch.no_grad():
             fake = G(self.randn(B, cfg.z_dim, gen=gen))
         real = self.real_batch(B, gen)
-        d_real = D(self.augment(real, self.sample_augment(B, gen)))
-        d_fake = D(self.augment(fake, self.sample_augment(B, gen)))
-        loss_D = self.d_loss(d_real, d_fake)
-        if cfg.bcr > 0:
-            real_t, fake_t = self.consistency_views(real, fake, gen)
-            bcr = gx.bcr_loss(d_real, D(real_t), d_fake, D(fake_t), cfg.bcr, cfg.bcr, backend=cfg.backend)
+        aug_r, aug_f = self.sample_augment(B, gen), self.sample_augment(B, gen)
+        cr = (self.sample_cr(B, gen), self.sample_cr(B, gen)) if cfg.bcr > 0 else None
+        loss_D, d_real, d_fake, bcr = self.d_main_loss(real, fake, aug_r, aug_f, cr)
+        if bcr is not None:
             out["bcr"] = bcr.item()
-            loss_D = loss_D + bcr
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         self.opt_D.step()
@@ -255,17 +256,37 @@ class Trainer:
         self.step += 1
         return out
 
-    def consistency_views(self, real, fake, gen):
-        """bCR's second view T(x): a second DiffAugment draw when DiffAugment is on (D compares two
-        augmentations of the same image), else the CR transform (flip + reflect translation)."""
-        B, _, H, W = real.shape
-        if self.cfg.augment != "none":
-            return self.augment(real, self.sample_augment(B, gen)), self.augment(fake, self.sample_augment(B, gen))
-        views = []
-        for x in (real, fake):
-            p = gx.sample_cr_params(B, H, W, device="cpu", generator=gen)
-            views.append(gx.cr_augment(x, params={k: v.to(self.device) for k, v in p.items()}, backend=self.cfg.backend))
-        return views
+    def d_main_loss(self, real, fake, aug_r, aug_f, cr=None, backend=None):
+        """D loss on DiffAugmented reals and fakes, plus bCR when ``cr`` (two ``sample_cr`` draws):
+        ``λ·mse(D(x), D(T(x)))`` on reals and fakes, x the D input (after DiffAugment) and T
+        ``gx.cr_augment``, for every s-th sample (``bcr_stride``). Returns (loss, d_real, d_fake, bcr)."""
+        D, cfg = self.D, self.cfg
+        real_in, fake_in = self.augment(real, aug_r, backend), self.augment(fake, aug_f, backend)
+        d_real, d_fake = D(real_in), D(fake_in)
+        loss, bcr = self.d_loss(d_real, d_fake), None
+        if cr is not None:
+            s, b = self.bcr_stride(real.shape[0]), backend or cfg.backend
+            real_t = gx.cr_augment(real_in[::s], params=cr[0], backend=b)
+            fake_t = gx.cr_augment(fake_in[::s], params=cr[1], backend=b)
+            bcr = gx.bcr_loss(d_real[::s], D(real_t), d_fake[::s], D(fake_t), cfg.bcr, cfg.bcr, backend=b)
+            loss = loss + bcr
+        return loss, d_real, d_fake, bcr
+
+    def bcr_stride(self, B: int) -> int:
+        """bCR's sub-batch is every s-th sample, s = B / bcr_batch: whole minibatch-std groups (samples
+        i ≡ j mod B/4) stay together, so D scores them as in the full batch. s = 1 (all) unless
+        bcr_batch divides B and is a multiple of 4."""
+        n = self.cfg.bcr_batch
+        return B // n if 0 < n < B and B % n == 0 and n % 4 == 0 else 1
+
+    def sample_cr(self, B: int, gen):
+        """Parameters of bCR's T for the sub-batch: a reflect translation by up to size/8 (and a
+        horizontal flip with ``--bcr-flip``; off by default, digits are not mirror-symmetric)."""
+        n = len(range(0, B, self.bcr_stride(B)))
+        p = gx.sample_cr_params(n, self.cfg.size, self.cfg.size, device="cpu", generator=gen)
+        if not self.cfg.bcr_flip:
+            p["flip"] = torch.zeros_like(p["flip"])
+        return {k: v.to(self.device) for k, v in p.items()}
 
     @torch.no_grad()
     def update_ema(self):
