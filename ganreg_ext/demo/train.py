@@ -439,12 +439,14 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
         row["sec"] = time.perf_counter() - t
         metrics.write(row)
         if trainer.step % 5 == 0 or trainer.step == cfg.steps:
+            extra = {"bcr": f"{row['bcr']:.3g}"} if "bcr" in row else {}
             bar.set_postfix(
                 G=f"{row['loss_G']:.3f}",
                 D=f"{row['loss_D']:.3f}",
                 r1=f"{trainer.last['r1']:.3g}",
                 pl=f"{trainer.last['pl']:.3g}",
                 pl_mean=f"{row['pl_mean']:.3f}",
+                **extra,
                 refresh=False,
             )
         bar.update(1)
