@@ -4,7 +4,8 @@
 #     bash benchmarks/gpu_check.sh            # or: make gpu-check;  OUT=/some/dir bash benchmarks/gpu_check.sh
 #
 # Steps, each time-limited and run even when an earlier one failed (rc per step in $OUT/summary.txt):
-#   1 build      pip install --no-build-isolation --no-deps -e .   (nvcc from CUDA_HOME / newest /usr/local/cuda-*)
+#   1 build      pip install --no-build-isolation --no-deps -e .   (nvcc from CUDA_HOME / newest /usr/local/cuda-*;
+#                falls back to setup.py build_ext --inplace when pip cannot build, e.g. no `wheel` installed)
 #   2 info       python -m ganreg_ext info
 #   3 tests      pytest tests -x -q       (CUDA and Triton backends on CUDA tensors)
 #   4 sanitizer  compute-sanitizer --tool memcheck on benchmarks/cuda_ops_once.py (each cuda op once)
@@ -68,6 +69,11 @@ step() {
 cat "$OUT/env.txt"
 
 step build 200 "$PY" -m pip install --no-build-isolation --no-deps --no-index -v -e .
+# an environment without `wheel`/a recent setuptools fails pip's metadata step ("invalid command
+# 'bdist_wheel'"; no internet to fetch them): build in place instead (only setuptools needed)
+if ! "$PY" -c "import ganreg_ext._C" >/dev/null 2>&1; then
+    step build_inplace 300 "$PY" setup.py build_ext --inplace
+fi
 step info 40 "$PY" -m ganreg_ext info
 step tests 130 "$PY" -m pytest tests -x -q -p no:cacheprovider
 
