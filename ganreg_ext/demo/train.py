@@ -90,8 +90,15 @@ def parse_args(argv=None) -> tuple[Config, str | None]:
     p.add_argument("--pl-interval", type=int, default=c.pl_interval)
     p.add_argument("--augment", default=c.augment, metavar="POLICY", help='DiffAugment policy, "none" to disable')
     p.add_argument("--bcr", type=float, default=c.bcr, help="bCR weight (lambda_real = lambda_fake); 0 = off")
-    p.add_argument("--bcr-batch", type=int, default=c.bcr_batch, help="samples per batch that get bCR's second view (every B/n-th; all unless n divides B and 4 divides n)")
-    p.add_argument("--bcr-flip", action="store_true", help="bCR's T also flips horizontally (off: digits are not mirror-symmetric)")
+    p.add_argument(
+        "--bcr-batch",
+        type=int,
+        default=c.bcr_batch,
+        help="samples per batch that get bCR's second view (every B/n-th; all unless n divides B and 4 divides n)",
+    )
+    p.add_argument(
+        "--bcr-flip", action="store_true", help="bCR's T also flips horizontally (off: digits are not mirror-symmetric)"
+    )
     p.add_argument("--lr", type=float, default=c.lr)
     p.add_argument("--width", type=int, default=c.width, help="feature maps at 4x4 and 8x8 (halved per octave above)")
     p.add_argument("--backend", default=c.backend, help="ganreg_ext backend for every op (auto, reference, cpu, cuda, triton)")
