@@ -182,6 +182,18 @@ def test_sqnorm_permuted_and_overlapping_cpu(seed):
     torch.testing.assert_close(C.sqnorm(ps, 1.0, False), sum(p.square().sum() for p in ps), rtol=2e-5, atol=1e-5)
 
 
+def test_assert_sum_close_rejects_a_missing_term(seed):
+    """The signed-sum bound tolerates reordering but not one dropped term of typical size."""
+    terms = torch.randn(2, 6000)
+    exp, mag = terms.sum(1), terms.abs().sum(1)
+    assert_sum_close(terms.flip(1).sum(1), exp, mag, *TOL[torch.float32])
+    k = int(terms[0].abs().argsort()[3000])  # a median-size term
+    dropped = exp.clone()
+    dropped[0] -= terms[0, k]
+    with pytest.raises(AssertionError, match="sum mismatch"):
+        assert_sum_close(dropped, exp, mag, *TOL[torch.float32])
+
+
 def test_nan_propagates_cpu():
     g = torch.randn(3, 4, 40, 40)
     g[1, 2, 3, 4] = float("nan")

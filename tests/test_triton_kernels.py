@@ -155,9 +155,9 @@ def test_dot_mixed_layouts(seed, dtype):
     a = [make((B, 3, 33, 31), dtype, DEV, "channels_last"), make((B, 7, 5), dtype, DEV, "contiguous")]
     b = [make((B, 3, 33, 31), dtype, DEV, "strided"), make((B, 7, 5), dtype, DEV, "strided")]
     acc = _acc(dtype)
+    terms = torch.cat([(x.to(acc) * y.to(acc)).reshape(B, -1) for x, y in zip(a, b)], 1)
+    exp, mag = terms.sum(1), terms.abs().sum(1)
     for per_sample in (True, False):
-        exp = sum((x.to(acc) * y.to(acc)).reshape(B, -1).sum(1) for x, y in zip(a, b))
-        mag = sum((x.to(acc) * y.to(acc)).abs().reshape(B, -1).sum(1) for x, y in zip(a, b))
         got = T.gradnorm.dot(a, b, per_sample)
         close_sum(got, exp if per_sample else exp.sum(), dtype, abs_sum=mag if per_sample else mag.sum())
 

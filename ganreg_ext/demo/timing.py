@@ -152,8 +152,7 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
     def d_main_step(model):
         def fn():
             params_zero()
-            loss = trainer.d_loss(model(trainer.augment(real, aug, auto)), model(trainer.augment(fake, aug2, auto)))
-            loss.backward()
+            trainer.d_main_loss(real, fake, aug, aug2, None, auto, D=model)[0].backward()
 
         return fn
 

@@ -263,11 +263,12 @@ class Trainer:
         self.step += 1
         return out
 
-    def d_main_loss(self, real, fake, aug_r, aug_f, cr=None, backend=None):
+    def d_main_loss(self, real, fake, aug_r, aug_f, cr=None, backend=None, D=None):
         """D loss on DiffAugmented reals and fakes, plus bCR when ``cr`` (two ``sample_cr`` draws):
         ``λ·mse(D(x), D(T(x)))`` on reals and fakes, x the D input (after DiffAugment) and T
-        ``gx.cr_augment``, for every s-th sample (``bcr_stride``). Returns (loss, d_real, d_fake, bcr)."""
-        D, cfg = self.D, self.cfg
+        ``gx.cr_augment``, for every s-th sample (``bcr_stride``). ``D`` defaults to ``self.D`` (the
+        timing table passes a compiled one). Returns (loss, d_real, d_fake, bcr)."""
+        D, cfg = self.D if D is None else D, self.cfg
         real_in, fake_in = self.augment(real, aug_r, backend), self.augment(fake, aug_f, backend)
         d_real, d_fake = D(real_in), D(fake_in)
         loss, bcr = self.d_loss(d_real, d_fake), None
