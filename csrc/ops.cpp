@@ -73,12 +73,12 @@ static int64_t parallel_threads(int64_t n) {
 }  // namespace ganreg
 
 TORCH_LIBRARY(ganreg_C, m) {
-  m.def("sqnorm(Tensor[] grads, float inv_scale, bool per_sample) -> Tensor");
+  m.def("sqnorm(Tensor[] grads, Tensor? inv_scale, float weight, int reduction) -> Tensor");
   m.def("scale(Tensor[] grads, Tensor coef, float factor, bool per_sample) -> Tensor[]");
   m.def("dot(Tensor[] a, Tensor[] b, bool per_sample) -> Tensor");
   m.def("noise_dot(Tensor x, int seed, float scale) -> Tensor");
   m.def("noise_axpy(Tensor? x, Tensor alpha, int seed, float scale, int[] size, ScalarType dtype) -> Tensor");
-  m.def("sq_diff_sum(Tensor a, Tensor b) -> Tensor");
+  m.def("sq_diff_sum(Tensor a, Tensor b, float weight) -> Tensor");
   m.def("diff_scale(Tensor a, Tensor b, Tensor coef) -> (Tensor, Tensor)");
   m.def("diff_augment(Tensor x, Tensor fparams, Tensor iparams, int flags) -> Tensor");
   m.def("diff_augment_adj(Tensor g, Tensor fparams, Tensor iparams, int flags) -> Tensor");
