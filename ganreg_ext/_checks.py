@@ -62,12 +62,33 @@ def batch_match(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> N
 
 def nonneg(value, name: str) -> float:
     if isinstance(value, torch.Tensor):
-        value = float(value)
+        value = float(value)  # host-side settings (module construction), not a training-step argument
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not value >= 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return float(value)
+
+
+def coefficient(value, name: str, like: torch.Tensor):
+    """A weight such as ``gamma``: a number >= 0 (returned as float), or a 0-d float tensor on the
+    CPU or on ``like``'s device, returned as it is: a device tensor is never read on the host (no
+    synchronisation in a training step), so its sign is the caller's responsibility."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{name} must be a number or a 0-d float tensor, got {value.dtype} of shape {tuple(value.shape)}")
+        if value.device.type != "cpu" and value.device != like.device:
+            raise ValueError(f"{name} must be on the CPU or on {like.device}, got {value.device}")
+        if value.device.type == "cpu":
+            nonneg(value, name)
+        return value
+    return nonneg(value, name)
+
+
+def split_coefficient(value) -> tuple[float, torch.Tensor | None]:
+    """``(number, tensor)`` of a :func:`coefficient`: a float goes into the kernel's ``weight``
+    argument, a tensor multiplies the result (one tiny op, no host read)."""
+    return (1.0, value) if isinstance(value, torch.Tensor) else (value, None)
 
 
 def running_mean(value, name: str, like: torch.Tensor, like_name: str):
@@ -95,14 +116,21 @@ def reduction(value: str) -> str:
     return value
 
 
-def inv_scale(value) -> float:
-    """``None`` → 1.0; a positive float or 0-d tensor (read on the host) otherwise."""
+def inv_scale(value, like: torch.Tensor) -> torch.Tensor | None:
+    """The AMP unscale factor for the kernels: ``None`` (no scaling) for ``None`` or 1; a positive
+    number → a 0-d float64 CPU tensor (read by value at launch); a 0-d float tensor on the CPU or on
+    ``like``'s device as it is (a device tensor is read inside the kernel: no host synchronisation)."""
     if value is None:
-        return 1.0
+        return None
+    if isinstance(value, torch.Tensor):
+        value = coefficient(value, "inv_scale", like)
+        if value.device.type == "cpu" and not float(value) > 0:
+            raise ValueError("inv_scale must be > 0 (1 / GradScaler.get_scale())")
+        return value
     value = nonneg(value, "inv_scale")
     if value == 0:
         raise ValueError("inv_scale must be > 0 (1 / GradScaler.get_scale())")
-    return value
+    return None if value == 1.0 else torch.tensor(value, dtype=torch.float64)
 
 
 def seed(value) -> int:

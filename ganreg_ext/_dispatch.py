@@ -1,9 +1,9 @@
 """The one place that picks a backend (SPEC §1).
 
-Backends plug in by registering raw kernels for an op name with :func:`register_kernel`;
-the registered ``torch.library`` ops in :mod:`ganreg_ext.ops` look the kernel up here by the
-concrete backend name that the public function resolved. The ``reference`` backend is the
-eager PyTorch code in :mod:`ganreg_ext.reference`, called directly by the public functions.
+:func:`fused` answers, for an op name, the requested backend and the device type, which registered
+op a public function calls: ``torch.ops.ganreg_C.<op>`` (C++ kernels with C++ autograd; the
+dispatcher picks the CPU or CUDA kernel), ``torch.ops.ganreg_triton.<op>`` (Triton), or ``None``
+for the eager ``reference`` code. The answer is cached per (op, backend setting, device type).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import torch
 
+from . import _contract
+
 BACKENDS = ("reference", "cpu", "triton", "cuda")
 _CHOICES = BACKENDS + ("auto",)
 
@@ -29,27 +31,12 @@ class BackendWarning(UserWarning):
     """``auto`` fell back to the reference backend because a fused kernel is not available."""
 
 
-_KERNELS: dict[str, dict[str, Callable]] = {}
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("ganreg_backend", default=None)
 _status: dict[str, tuple[bool, str]] = {}
-_warned: set[tuple[str, str]] = set()
-_poison = [False]
 
 _BUILD_HINT = (
     "build the extension with `CUDA_HOME=/usr/local/cuda-13.0 pip install --no-build-isolation -e .` (or run `make build`)"
 )
-
-
-def register_kernel(op: str, backend: str) -> Callable[[Callable], Callable]:
-    """Decorator: register ``fn`` as ``backend``'s kernel for the op ``op``."""
-    if backend not in BACKENDS[1:]:
-        raise ValueError(f"register_kernel: backend must be one of {BACKENDS[1:]}, got {backend!r}")
-
-    def deco(fn: Callable) -> Callable:
-        _KERNELS.setdefault(op, {})[backend] = fn
-        return fn
-
-    return deco
 
 
 @torch.compiler.assume_constant_result  # may be first called while torch.compile traces an op
@@ -76,7 +63,7 @@ def _probe(name: str) -> tuple[bool, str]:
             if not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
                 ok, why = False, "Triton needs a CUDA device; on CPU tensors set TRITON_INTERPRET=1 (tests only)"
             else:
-                importlib.import_module("triton_kernels")
+                importlib.import_module("ganreg_ext.ops.triton")
     except ImportError as e:
         hint = "" if "pip install" in str(e) else "; " + ("pip install triton" if name == "triton" else _BUILD_HINT)
         ok, why = False, f"{name} backend failed to import ({e}){hint}"
@@ -108,8 +95,7 @@ def backend_info() -> dict:
         info["triton"] = None
     for b in BACKENDS:
         ok, why = _probe(b)
-        ops = sorted(op for op, impls in _KERNELS.items() if b in impls) if b != "reference" else ["all"]
-        info["backends"][b] = {"available": ok, "reason": why, "ops": ops if ok else []}
+        info["backends"][b] = {"available": ok, "reason": why, "ops": (_ops_of(b) if b != "reference" else ["all"]) if ok else []}
     if _probe("cpu")[0] or _status.get("cpu", (False, ""))[1].startswith("ganreg_ext._C was built"):
         from .ops.native import build_info
 
@@ -154,17 +140,62 @@ def _device_ok(backend: str, device: torch.device) -> tuple[bool, str]:
     return True, ""
 
 
-def resolve(ops: str | tuple[str, ...], backend: str | None, device: torch.device) -> str:
-    """Concrete backend for ``ops`` (an op and the ops its backward calls) on ``device``:
-    explicit names are checked, ``auto`` is chosen.
+OPS = {
+    "gradnorm": ("sqnorm", "scale", "dot"),
+    "noise": ("noise_dot", "noise_axpy"),
+    "consistency": ("sq_diff_sum", "diff_scale"),
+    "augment": ("diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj"),
+}
+"""Every fused op, by family: each fused backend has all of them (CI checks it)."""
+
+_NAMESPACE = {"cpu": "ganreg_C", "cuda": "ganreg_C", "triton": "ganreg_triton"}
+_DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
+_resolved: dict[tuple[str, str, str], tuple[str, Callable | None]] = {}
+
+
+def has_op(op: str, backend: str) -> bool:
+    """Whether ``backend`` has a kernel for ``op`` (native: for its dispatch key)."""
+    if backend in _DISPATCH_KEY:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", _DISPATCH_KEY[backend])
+    return hasattr(torch.ops.ganreg_triton, op)
+
+
+def _ops_of(backend: str) -> list[str]:
+    return sorted(op for ops in OPS.values() for op in ops if has_op(op, backend))
+
+
+def registered(op: str, backend: str) -> Callable:
+    """The registered op of a fused backend (``torch.ops.<namespace>.<op>.default``)."""
+    return getattr(getattr(torch.ops, _NAMESPACE[backend]), op).default
+
+
+def fused(op: str, backend: str | None, device: torch.device) -> Callable | None:
+    """The registered op a public function calls for ``op`` on ``device`` with ``backend``
+    (``None``: the default of :func:`get_backend`), or ``None`` for the eager reference.
 
     Raises :class:`BackendUnavailable` when an explicitly requested backend cannot run ``op``
-    here; warns :class:`BackendWarning` (once per op and reason) when ``auto`` falls back to
-    the reference.
+    here; warns :class:`BackendWarning` (once per op and device type) when ``auto`` falls back to
+    the reference. Cached per (op, backend setting, device type).
     """
-    ops = (ops,) if isinstance(ops, str) else ops
-    op = ops[0]
-    name = _check_name(backend, "backend") if backend is not None else get_backend()
+    return _lookup(op, backend, device)[1]
+
+
+def resolve(op: str, backend: str | None, device: torch.device) -> str:
+    """The name of the backend :func:`fused` picks (``"reference"`` for the eager code)."""
+    return _lookup(op, backend, device)[0]
+
+
+def _lookup(op: str, backend: str | None, device: torch.device) -> tuple[str, Callable | None]:
+    name = backend if backend is not None else get_backend()
+    key = (op, name, device.type)
+    found = _resolved.get(key)
+    if found is None:
+        chosen = _choose(op, _check_name(name, "backend"), device)
+        found = _resolved[key] = (chosen, None if chosen == "reference" else registered(op, chosen))
+    return found
+
+
+def _choose(op: str, name: str, device: torch.device) -> str:
     if name == "reference":
         return name
     if name != "auto":
@@ -174,53 +205,25 @@ def resolve(ops: str | tuple[str, ...], backend: str | None, device: torch.devic
         ok, why = _device_ok(name, device)
         if not ok:
             raise BackendUnavailable(f"{op}: {why}")
-        missing = [o for o in ops if name not in _KERNELS.get(o, {})]
-        if missing:
-            raise BackendUnavailable(f"{op}: backend {name!r} has no kernel for {', '.join(missing)}")
+        if not has_op(op, name):
+            raise BackendUnavailable(f"{op}: backend {name!r} has no kernel for this op")
         return name
     prefs = ("cuda", "triton") if device.type == "cuda" else ("cpu",) if device.type == "cpu" else ()
     reasons = []
     for cand in prefs:
         ok, why = _probe(cand)
-        missing = [o for o in ops if cand not in _KERNELS.get(o, {})]
-        if ok and missing:
-            ok, why = False, f"backend {cand!r} has no kernel for {', '.join(missing)}"
+        if ok and not has_op(op, cand):
+            ok, why = False, f"backend {cand!r} has no kernel for {op}"
         if ok:
             return cand
         reasons.append(f"{cand}: {why}")
-    if (op, device.type) not in _warned:
-        _warned.add((op, device.type))
-        why = "; ".join(reasons) or f"no fused backend for {device.type} tensors"
-        warnings.warn(f"{op}: using the reference backend ({why})", BackendWarning, stacklevel=3)
+    why = "; ".join(reasons) or f"no fused backend for {device.type} tensors"
+    warnings.warn(f"{op}: using the reference backend ({why})", BackendWarning, stacklevel=5)
     return "reference"
-
-
-def kernel(op: str, backend: str) -> Callable:
-    """The raw kernel of ``backend`` for ``op`` (after :func:`resolve`)."""
-    _probe(backend)
-    try:
-        return _KERNELS[op][backend]
-    except KeyError:
-        raise BackendUnavailable(f"{op}: backend {backend!r} has no kernel for this op") from None
 
 
 def set_poison(flag: bool) -> None:
     """Tests: make every fused kernel's output start as NaN (catches unwritten elements)."""
-    _poison[0] = bool(flag)
+    _contract.set_poison(flag)
     if _probe("cpu")[0] or _status.get("cuda", (False, ""))[0]:
-        from .ops.native import set_native_poison
-
-        set_native_poison(flag)
-
-
-def empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Output allocation for Python-launched kernels; NaN-filled when poisoning is on."""
-    out = torch.empty(shape, dtype=dtype, device=device)
-    if _poison[0] and out.is_floating_point():
-        out.fill_(float("nan"))
-    return out
-
-
-def acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Accumulation/output dtype of reductions: float64 for float64 inputs, else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+        torch.ops.ganreg_C.set_poison(bool(flag))

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from . import _checks as check
-from ._dispatch import resolve
-from .ops import augment as ops
+from . import _contract as C
+from ._dispatch import fused
 from .reference import augment as ref
 
 
@@ -63,17 +63,17 @@ def pack_diffaug_params(params: dict, B: int) -> tuple[Tensor, Tensor, int]:
     i = torch.zeros((B, 4), dtype=torch.int32, device=some.device)
     flags = 0
     for col, (key, bit) in enumerate(
-        (("brightness", ops.BRIGHTNESS), ("saturation", ops.SATURATION), ("contrast", ops.CONTRAST))
+        (("brightness", C.BRIGHTNESS), ("saturation", C.SATURATION), ("contrast", C.CONTRAST))
     ):
         if key in params:
             f[:, col] = params[key]
             flags |= bit
     if "translation" in params:
         i[:, 0:2] = params["translation"]
-        flags |= ops.TRANSLATION
+        flags |= C.TRANSLATION
     if "cutout" in params:
         i[:, 2:4] = params["cutout"]
-        flags |= ops.CUTOUT
+        flags |= C.CUTOUT
     return f, i, flags
 
 
@@ -96,10 +96,10 @@ def diff_augment(
     params = {k: params[k] for k in keys}
     if not keys:
         return x
-    name = resolve(("diff_augment", "diff_augment_adj"), backend, x.device)
-    if name == "reference":
+    op = fused("diff_augment", backend, x.device)
+    if op is None:
         return ref.diff_augment(x, params)
-    return ops.diff_augment(x, *pack_diffaug_params(params, B), name)
+    return op(x, *pack_diffaug_params(params, B))
 
 
 def cr_augment(x: Tensor, params: dict | None = None, generator=None, backend=None) -> Tensor:
@@ -107,11 +107,24 @@ def cr_augment(x: Tensor, params: dict | None = None, generator=None, backend=No
     ``t ∈ [−size/8, size/8]²`` with reflect padding. Differentiable w.r.t. ``x`` (twice)."""
     check.images(x, "x")
     B, _, H, W = x.shape
+    user_params = params is not None
     if params is None:
         params = ref.sample_cr_params(B, H, W, x.device, generator)
     _check_params(params, x, ("flip", "translation"), {"flip": (B,), "translation": (B, 2)})
-    name = resolve(("cr_augment", "cr_augment_adj"), backend, x.device)
-    if name == "reference":
+    if user_params:
+        _check_cr_range(params["translation"], H, W)
+    op = fused("cr_augment", backend, x.device)
+    if op is None:
         return ref.cr_augment(x, params)
     iparams = torch.cat([params["flip"].to(torch.int32).view(B, 1), params["translation"].to(torch.int32)], 1)
-    return ops.cr_augment(x, iparams, name)
+    return op(x, iparams)
+
+
+def _check_cr_range(t: Tensor, H: int, W: int) -> None:
+    """Reflect padding covers shifts up to ``size − 1``: beyond that the forward would clamp while the
+    adjoint does not (silently wrong gradients), so user-given translations are checked, on every
+    backend. (One small host read; sampled parameters are in range by construction and skip it.)"""
+    lim = torch.tensor([H - 1, W - 1], device=t.device)
+    if bool((t.abs() > lim).any()):
+        bad = t[(t.abs() > lim).any(1)][0].tolist()
+        raise ValueError(f"params['translation'] must lie in [-(H-1), H-1] x [-(W-1), W-1] = ±({H - 1}, {W - 1}), got {bad}")

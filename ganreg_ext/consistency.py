@@ -10,8 +10,7 @@ import torch
 from torch import Tensor
 
 from . import _checks as check
-from ._dispatch import resolve
-from .ops import consistency as ops
+from ._dispatch import fused
 from .reference import consistency as ref
 
 
@@ -25,26 +24,28 @@ def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
         raise TypeError(f"{name_b} must have the dtype of {name_a} ({a.dtype}), got {b.dtype}")
 
 
-def _mse(a: Tensor, b: Tensor, name_a: str, name_b: str, backend) -> Tensor:
+def _mse(a: Tensor, b: Tensor, weight, name_a: str, name_b: str, backend) -> Tensor:
+    """``weight · mean((a − b)²)`` in one fused op (``weight`` checked by the caller; a tensor
+    multiplies the result)."""
     _check_pair(a, b, name_a, name_b)
-    name = resolve(("sq_diff_sum", "diff_scale"), backend, a.device)
-    if name == "reference":
-        return ref.mse(a, b)
-    return ops.sq_diff_sum(a, b, name) / a.numel()
+    w, w_t = check.split_coefficient(weight)
+    op = fused("sq_diff_sum", backend, a.device)
+    out = (ref.sq_diff_sum if op is None else op)(a, b, w / a.numel())
+    return out if w_t is None else out * w_t.to(out.dtype)
 
 
 def consistency_loss(out: Tensor, out_aug: Tensor, weight: float = 1.0, backend=None) -> Tensor:
     """CR: ``w · mean((out − out_aug)²)`` over all elements; gradient into both (``F.mse_loss``)."""
-    return check.nonneg(weight, "weight") * _mse(out, out_aug, "out", "out_aug", backend)
+    return _mse(out, out_aug, check.coefficient(weight, "weight", out), "out", "out_aug", backend)
 
 
 def bcr_loss(real, real_aug, fake, fake_aug, lambda_real: float = 10.0, lambda_fake: float = 10.0, backend=None):
     """bCR (Zhao et al. 2020): ``λ_r·mse(D(x), D(T(x))) + λ_f·mse(D(G(z)), D(T(G(z))))``."""
-    lr = check.nonneg(lambda_real, "lambda_real")
-    lf = check.nonneg(lambda_fake, "lambda_fake")
     _check_pair(real, real_aug, "real", "real_aug")  # both pairs before any kernel runs
     _check_pair(fake, fake_aug, "fake", "fake_aug")
-    return lr * _mse(real, real_aug, "real", "real_aug", backend) + lf * _mse(fake, fake_aug, "fake", "fake_aug", backend)
+    lr = check.coefficient(lambda_real, "lambda_real", real)
+    lf = check.coefficient(lambda_fake, "lambda_fake", fake)
+    return _mse(real, real_aug, lr, "real", "real_aug", backend) + _mse(fake, fake_aug, lf, "fake", "fake_aug", backend)
 
 
 def perturb_latent(z: Tensor, sigma: float = 0.05, generator=None) -> Tensor:
@@ -56,9 +57,9 @@ def perturb_latent(z: Tensor, sigma: float = 0.05, generator=None) -> Tensor:
 
 def zcr_discriminator_loss(d_fake: Tensor, d_fake_eps: Tensor, weight: float = 20.0, backend=None) -> Tensor:
     """zCR for D: ``w · mse(D(G(z)), D(G(z+ε)))`` (StudioGAN ``d_lambda`` = 20)."""
-    return check.nonneg(weight, "weight") * _mse(d_fake, d_fake_eps, "d_fake", "d_fake_eps", backend)
+    return _mse(d_fake, d_fake_eps, check.coefficient(weight, "weight", d_fake), "d_fake", "d_fake_eps", backend)
 
 
 def zcr_generator_loss(img: Tensor, img_eps: Tensor, weight: float = 0.5, backend=None) -> Tensor:
     """zCR for G: ``−w · mse(G(z), G(z+ε))`` over the images (StudioGAN ``g_lambda`` = 0.5)."""
-    return -check.nonneg(weight, "weight") * _mse(img, img_eps, "img", "img_eps", backend)
+    return _mse(img, img_eps, -check.coefficient(weight, "weight", img), "img", "img_eps", backend)

@@ -13,39 +13,48 @@ import torch
 from torch import Tensor
 
 from . import _checks as check
-from ._dispatch import resolve
-from .ops import gradnorm as ops
+from ._contract import RED_NONE, RED_TOTAL, REDUCTION_CODES
+from ._dispatch import fused
 from .reference import gradnorm as ref
 
 Grads = Union[Tensor, Sequence[Tensor]]
-_OPS = ("sqnorm", "scale", "dot")
+
+
+def _sqnorm(grads: list[Tensor], inv, weight, reduction: int, backend) -> Tensor:
+    """``weight · reduce_b s_b`` through the op ``backend`` picks (a tensor ``weight`` multiplies the
+    result: no host read)."""
+    w, w_t = check.split_coefficient(weight)
+    op = fused("sqnorm", backend, grads[0].device)
+    out = ref.sqnorm(grads, inv, w, reduction) if op is None else op(grads, inv, w, reduction)
+    return out if w_t is None else out * w_t.to(out.dtype)
 
 
 def grad_sqnorm(grads: Grads, per_sample: bool = True, inv_scale=None, backend: str | None = None) -> Tensor:
     """``s_b = Σ_i (inv_scale·g)²`` summed over every tensor in ``grads``.
 
     ``grads``: a tensor ``[B, ...]`` or a sequence of them (same ``B``); any float dtype and strides.
-    Returns ``[B]`` float32 (float64 for float64 inputs); ``per_sample=False`` sums everything into
-    a 0-d scalar (e.g. parameter-gradient norms, where the tensors need not share a batch size).
-    ``inv_scale`` fuses the AMP unscale ``g·inv_scale`` (float32, before squaring).
+    Returns ``[B]`` float32 (float64 if any tensor is float64); ``per_sample=False`` sums everything
+    into a 0-d scalar (e.g. parameter-gradient norms, where the tensors need not share a batch size).
+    ``inv_scale`` fuses the AMP unscale ``g·inv_scale`` (before squaring): a number or a 0-d tensor
+    (a device tensor such as ``1 / scaler._scale`` is read in the kernel, no host synchronisation).
     """
     grads = check.tensor_list(grads, "grads", same_batch=per_sample)
-    inv = check.inv_scale(inv_scale)
-    name = resolve(_OPS, backend, grads[0].device)
-    if name == "reference":
-        return ref.grad_sqnorm(grads, per_sample, inv)
-    return ops.sqnorm(grads, inv, per_sample, name)
+    inv = check.inv_scale(inv_scale, grads[0])
+    return _sqnorm(grads, inv, 1.0, RED_NONE if per_sample else RED_TOTAL, backend)
 
 
 def r1_penalty(grads: Grads, gamma: float = 10.0, reduction: str = "mean", inv_scale=None, backend=None) -> Tensor:
-    """R1 on real inputs: ``γ/2 · Σ_i g_b²`` per sample, then ``reduction`` (``mean``/``sum``/``none``).
+    """R1 on real inputs: ``γ/2 · Σ_i g_b²`` per sample, then ``reduction`` (``mean``/``sum``/``none``),
+    one fused op (forward and backward). ``gamma``: a number or a 0-d tensor.
 
     Anchor: NVlabs stylegan2-ada-pytorch ``loss.py`` (``r1_grads.square().sum([1,2,3]) * (r1_gamma/2)``).
     ``grads`` come from ``autograd.grad(D(x).sum(), x, create_graph=True)`` (see :func:`input_gradients`).
     """
-    gamma = check.nonneg(gamma, "gamma")
-    check.reduction(reduction)
-    return ref.r1_from_sqnorm(grad_sqnorm(grads, True, inv_scale, backend), gamma, reduction)
+    grads = check.tensor_list(grads, "grads")
+    gamma = check.coefficient(gamma, "gamma", grads[0])
+    red = check.reduction(reduction)
+    inv = check.inv_scale(inv_scale, grads[0])
+    return _sqnorm(grads, inv, gamma / 2, REDUCTION_CODES[red], backend)
 
 
 def r2_penalty(grads: Grads, gamma: float = 10.0, reduction: str = "mean", inv_scale=None, backend=None) -> Tensor:
@@ -66,11 +75,12 @@ def gradient_penalty(
     """WGAN-GP (Gulrajani 2017): ``w · (‖g_b‖ − c)²``, one-sided ``w · relu(‖g_b‖ − c)²``,
     with the per-sample norm ``‖g_b‖ = sqrt(s_b + eps)`` (never batch-global). Gradient 0 at ``‖g_b‖ = 0``.
     """
-    weight = check.nonneg(weight, "weight")
+    grads = check.tensor_list(grads, "grads")
+    weight = check.coefficient(weight, "weight", grads[0])
     eps = check.nonneg(eps, "eps")
-    check.reduction(reduction)
-    s = grad_sqnorm(grads, True, inv_scale, backend)
-    return ref.gp_from_sqnorm(s, float(center), weight, bool(one_sided), eps, reduction)
+    red = check.reduction(reduction)
+    s = _sqnorm(grads, check.inv_scale(inv_scale, grads[0]), 1.0, RED_NONE, backend)
+    return ref.gp_from_sqnorm(s, float(center), weight, bool(one_sided), eps, red)
 
 
 def roth_penalty(
@@ -78,16 +88,16 @@ def roth_penalty(
 ):
     """Roth et al. 2017: ``γ/2 · E_b[(1−σ(D_r))²·‖∇D_r‖² + σ(D_f)²·‖∇D_f‖²]``; the gradient flows
     into the logits too. ``logits_*``: ``[B]`` or ``[B, 1]`` D outputs (pre-sigmoid)."""
-    gamma = check.nonneg(gamma, "gamma")
     grads_real = check.tensor_list(grads_real, "grads_real")  # validate everything before any kernel runs
     grads_fake = check.tensor_list(grads_fake, "grads_fake")
+    gamma = check.coefficient(gamma, "gamma", grads_real[0])
     for name, logits, g in (("logits_real", logits_real, grads_real[0]), ("logits_fake", logits_fake, grads_fake[0])):
         check.tensor(logits, name, dims=(1, 2))
         if logits.numel() != g.shape[0]:
             raise ValueError(f"{name} must hold one logit per sample ({g.shape[0]}), got shape {tuple(logits.shape)}")
         check.same_device(name, logits, g)
-    s_real = grad_sqnorm(grads_real, True, None, backend)
-    s_fake = grad_sqnorm(grads_fake, True, None, backend)
+    s_real = _sqnorm(grads_real, None, 1.0, RED_NONE, backend)
+    s_fake = _sqnorm(grads_fake, None, 1.0, RED_NONE, backend)
     return ref.roth_from_sqnorm(s_real, logits_real, s_fake, logits_fake, gamma)
 
 
@@ -104,7 +114,7 @@ def input_gradients(outputs: Tensor, inputs, scaler=None):
     return grads[0] if isinstance(inputs, Tensor) else grads
 
 
-def r1_loss(logits: Tensor, inputs, gamma: float = 10.0, backend=None) -> Tensor:
+def r1_loss(logits: Tensor, inputs, gamma=10.0, backend=None) -> Tensor:
     """``r1_penalty(input_gradients(logits, inputs), gamma)``: R1 from D's logits in one call."""
     return r1_penalty(input_gradients(logits, inputs), gamma, backend=backend)
 

@@ -7,23 +7,22 @@ import torch
 from torch import Tensor, nn
 
 from . import _checks as check
-from ._dispatch import resolve
-from .ops import noise as ops
+from ._dispatch import fused
 from .reference import noise as ref
-
-_OPS = ("noise_axpy", "noise_dot")
 
 
 def instance_noise(x: Tensor, sigma: float, seed: int | None = None, backend: str | None = None) -> Tensor:
-    """``x + σ·n`` with ``n ~ N(0, I)`` the SPEC §3 stream over ``x``'s logical shape; dtype of ``x``."""
+    """``x + σ·n`` with ``n ~ N(0, I)`` the SPEC §3 stream over ``x``'s logical shape; dtype of ``x``.
+    ``sigma``: a number or a 0-d tensor (a device tensor is read in the kernel)."""
     check.tensor(x, "x")
-    sigma = check.nonneg(sigma, "sigma")
+    sigma = check.coefficient(sigma, "sigma", x)
     seed = check.seed(seed)
-    name = resolve(_OPS, backend, x.device)
-    if name == "reference":
+    op = fused("noise_axpy", backend, x.device)
+    if op is None:
         return ref.instance_noise(x, sigma, seed)
-    alpha = torch.full((), sigma, dtype=torch.float32, device=x.device)
-    return ops.noise_axpy(x, alpha, seed, 1.0, list(x.shape), x.dtype, name)
+    if not isinstance(sigma, torch.Tensor) or sigma.device != x.device:  # a fill kernel, no host→device copy
+        sigma = torch.full((), float(sigma), dtype=torch.float32, device=x.device)
+    return op(x, sigma, seed, 1.0, list(x.shape), x.dtype)
 
 
 class InstanceNoise(nn.Module):
@@ -40,8 +39,9 @@ class InstanceNoise(nn.Module):
         self.register_buffer("t", torch.zeros((), dtype=torch.int64))
 
     @property
-    def sigma(self) -> float:
-        return self.sigma0 * max(0.0, 1.0 - int(self.t) / self.anneal_steps)
+    def sigma(self) -> Tensor:
+        """``σ_t`` as a 0-d float32 tensor on the buffer's device (computed there: no host read)."""
+        return self.sigma0 * torch.clamp(1.0 - self.t.to(torch.float32) / self.anneal_steps, min=0.0)
 
     def step(self) -> None:
         self.t += 1

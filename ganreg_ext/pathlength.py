@@ -12,12 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from . import _checks as check
-from ._dispatch import resolve
+from ._dispatch import fused
 from .gradnorm import grad_sqnorm
-from .ops import noise as ops
 from .reference import pathlength as ref
-
-_OPS = ("noise_dot", "noise_axpy")
 
 
 def path_length_noise(shape, seed: int, device=None, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -34,10 +31,10 @@ def path_length_noise_dot(images: Tensor, seed: int | None = None, backend: str 
     the noise-dot, so it works inside ``autograd.grad(..., create_graph=True)`` then ``.backward()``."""
     check.images(images, "images")
     seed = check.seed(seed)
-    name = resolve(_OPS, backend, images.device)
-    if name == "reference":
+    op = fused("noise_dot", backend, images.device)
+    if op is None:
         return ref.path_length_noise_dot(images, seed)
-    return ops.noise_dot(images, seed, 1.0 / math.sqrt(images.shape[2] * images.shape[3]), name)
+    return op(images, seed, 1.0 / math.sqrt(images.shape[2] * images.shape[3]))
 
 
 def _pl_grads(pl_grads: Tensor) -> Tensor:

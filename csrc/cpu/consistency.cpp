@@ -15,9 +15,9 @@ void check_pair(const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(a.sizes() == b.sizes(), "b must have the shape of a ", a.sizes(), ", got ", b.sizes());
 }
 
-at::Tensor sq_diff_sum(const at::Tensor& a, const at::Tensor& b) {
+at::Tensor sq_diff_sum(const at::Tensor& a, const at::Tensor& b, double weight) {
   check_pair(a, b);
-  return multi_reduce<kSqDiff>({a}, {b}, false, 1.0, acc_dtype(a.scalar_type()), "sq_diff_sum");
+  return multi_reduce<kSqDiff>({a}, {b}, kRedTotal, 1.0, weight, "sq_diff_sum");
 }
 
 template <typename T>

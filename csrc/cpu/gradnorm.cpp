@@ -14,10 +14,17 @@ void check_list(const std::vector<at::Tensor>& xs, const char* name, bool per_sa
   });
 }
 
-at::Tensor sqnorm(at::TensorList grads, double inv_scale, bool per_sample) {
+// inv_scale: a 0-d tensor (None = 1), read on the host: it is a CPU tensor like the grads.
+at::Tensor sqnorm(at::TensorList grads, const std::optional<at::Tensor>& inv_scale, double weight, int64_t reduction) {
   std::vector<at::Tensor> xs(grads.begin(), grads.end());
-  check_list(xs, "grads", per_sample);
-  return multi_reduce<kSq>(xs, {}, per_sample, inv_scale, acc_dtype(xs[0].scalar_type()), "sqnorm");
+  check_list(xs, "grads", reduction != kRedTotal);
+  double inv = 1.0;
+  if (inv_scale.has_value()) {
+    check_cpu(*inv_scale, "inv_scale");
+    TORCH_CHECK(inv_scale->numel() == 1, "sqnorm: inv_scale must be a 0-d tensor, got shape ", inv_scale->sizes());
+    inv = inv_scale->item<double>();
+  }
+  return multi_reduce<kSq>(xs, {}, reduction, inv, weight, "sqnorm");
 }
 
 at::Tensor dot(at::TensorList a, at::TensorList b, bool per_sample) {
@@ -25,7 +32,7 @@ at::Tensor dot(at::TensorList a, at::TensorList b, bool per_sample) {
   check_list(xs, "a", per_sample);
   check_list(ys, "b", per_sample);
   check_paired(xs, ys);
-  return multi_reduce<kDot>(xs, ys, per_sample, 1.0, acc_dtype(xs[0].scalar_type()), "dot");
+  return multi_reduce<kDot>(xs, ys, per_sample ? kRedNone : kRedTotal, 1.0, 1.0, "dot");
 }
 
 template <typename T>

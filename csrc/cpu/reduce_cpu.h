@@ -141,20 +141,45 @@ inline double reduce_range(const Plan& p, const at::Tensor& x, const at::Tensor*
   return out;
 }
 
-// Σ over the tensor list → [B] (per_sample) or 0-d, in out_dtype.
+// Reduction codes of the fused reductions (ganreg_ext/_contract.py RED_*).
+enum Reduction { kRedNone = 0, kRedSum = 1, kRedMean = 2, kRedTotal = 3 };
+
+// The accumulation rule (ganreg_ext/_contract.py): float64 if any operand is float64, else float32.
+inline at::ScalarType list_acc_dtype(const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys) {
+  for (const auto* v : {&xs, &ys})
+    for (const auto& t : *v)
+      if (t.scalar_type() == at::kDouble) return at::kDouble;
+  return at::kFloat;
+}
+
+// Operand t read in the list's accumulation dtype: kernels accumulate in acc_t<T> of the storage
+// type, which is the list's rule except for lower-precision tensors in a float64 list (and pairs of
+// different dtypes in dot): only those rare mixes are converted.
+inline at::Tensor as_acc(const at::Tensor& t, const at::Tensor& other, at::ScalarType acc) {
+  if (acc == at::kDouble && t.scalar_type() != at::kDouble) return t.to(at::kDouble);
+  if (other.defined() && other.scalar_type() != t.scalar_type()) return t.to(acc);
+  return t;
+}
+
+// weight · Σ over the tensor list, then the reduction: [B] (kRedNone), Σ_b or mean_b (0-d), or the
+// sum of everything (kRedTotal: each tensor is one sample). Fixed order at every level.
 template <int MODE>
-at::Tensor multi_reduce(const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys, bool per_sample,
-                        double inv, at::ScalarType out_dtype, const char* what) {
+at::Tensor multi_reduce(const std::vector<at::Tensor>& xs0, const std::vector<at::Tensor>& ys0, int64_t reduction,
+                        double inv, double weight, const char* what) {
+  TORCH_CHECK(reduction >= kRedNone && reduction <= kRedTotal, what, ": reduction code must be 0..3, got ", reduction);
+  const bool per_sample = reduction != kRedTotal;
+  const at::ScalarType out_dtype = list_acc_dtype(xs0, ys0);
+  std::vector<at::Tensor> xs, ys;
   std::vector<Plan> plans;
-  std::vector<at::Tensor> yconv;
   int64_t work = 0;
-  for (size_t t = 0; t < xs.size(); ++t) {
+  for (size_t t = 0; t < xs0.size(); ++t) {
+    const at::Tensor none;
+    xs.push_back(as_acc(xs0[t], MODE == kSq ? none : ys0[t], out_dtype));
     if (MODE == kSq) {
       plans.push_back(make_plan({xs[t]}, per_sample, true, what));
     } else {
-      at::Tensor y = ys[t].scalar_type() == xs[t].scalar_type() ? ys[t] : ys[t].to(xs[t].scalar_type());
-      yconv.push_back(y);
-      plans.push_back(make_plan({xs[t], y}, per_sample, true, what));
+      ys.push_back(as_acc(ys0[t], xs0[t], out_dtype));
+      plans.push_back(make_plan({xs[t], ys[t]}, per_sample, true, what));
     }
     work += xs[t].numel();
   }
@@ -164,24 +189,30 @@ at::Tensor multi_reduce(const std::vector<at::Tensor>& xs, const std::vector<at:
   parallel_tiles(ntiles, work, [&](int64_t lo, int64_t hi) {
     for (int64_t g = lo; g < hi; ++g)
       tile_units(tiles, g, [&](int t, int64_t b, int64_t s, int64_t e, int64_t part) {
-        parts[part] = reduce_range<MODE>(plans[t], xs[t], MODE == kSq ? nullptr : &yconv[t], b, s, e, inv);
+        parts[part] = reduce_range<MODE>(plans[t], xs[t], MODE == kSq ? nullptr : &ys[t], b, s, e, inv);
       });
   });
-  const int64_t B = per_sample ? (xs.empty() ? 0 : xs[0].size(0)) : 1;
+  const int64_t B = per_sample ? xs[0].size(0) : 1;
   std::vector<double> sums(B, 0.0);
   for (size_t t = 0; t < tiles.size(); ++t) {
     const TileInfo& ti = tiles[t];
     for (int64_t b = 0; b < ti.B; ++b)
       for (int64_t k = 0; k < ti.K; ++k) sums[per_sample ? b : 0] += parts[ti.part_begin + b * ti.K + k];
   }
-  at::Tensor out = new_output(per_sample ? at::IntArrayRef({B}) : at::IntArrayRef({}),
-                              xs[0].options().dtype(out_dtype));
+  if (reduction == kRedSum || reduction == kRedMean) {
+    double total = 0;
+    for (int64_t b = 0; b < B; ++b) total += sums[b];
+    sums.assign(1, reduction == kRedMean ? total / static_cast<double>(B) : total);
+  }
+  const int64_t nout = reduction == kRedNone ? B : 1;
+  at::Tensor out = new_output(reduction == kRedNone ? at::IntArrayRef({B}) : at::IntArrayRef({}),
+                              xs0[0].options().dtype(out_dtype));
   if (out_dtype == at::kDouble) {
     double* o = out.data_ptr<double>();
-    for (int64_t b = 0; b < B; ++b) o[b] = sums[b];
+    for (int64_t b = 0; b < nout; ++b) o[b] = weight * sums[b];
   } else {
     float* o = out.data_ptr<float>();
-    for (int64_t b = 0; b < B; ++b) o[b] = static_cast<float>(sums[b]);
+    for (int64_t b = 0; b < nout; ++b) o[b] = static_cast<float>(weight * sums[b]);
   }
   return out;
 }

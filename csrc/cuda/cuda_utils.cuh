@@ -1,16 +1,18 @@
-// CUDA helpers: block reductions with warp shuffles (fixed order ⇒ deterministic), launch sizing
-// from the SM count, device-side descriptor tables, and the multi-tensor tile descriptor.
+// CUDA helpers: warp/block reductions with shuffles (fixed order ⇒ deterministic), launch sizing
+// from the SM count, scalars read inside kernels, and the multi-tensor tile descriptors, passed to
+// kernels BY VALUE (no host→device copy: CUDA-graph capture safe).
 #pragma once
 
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common/reduce.h"
@@ -19,34 +21,44 @@ namespace ganreg {
 namespace cuda {
 
 constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+// Reduction codes of the fused reductions (ganreg_ext/_contract.py RED_*).
+enum Reduction { kRedNone = 0, kRedSum = 1, kRedMean = 2, kRedTotal = 3 };
+
+// Sum over the warp; the result is valid in lane 0. Fixed shuffle tree ⇒ deterministic.
+template <typename A>
+__device__ __forceinline__ A warp_sum(A v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+  return v;
+}
 
 // Sum over the block; the result is valid in thread 0. Fixed shuffle tree ⇒ deterministic.
 template <typename A>
 __device__ __forceinline__ A block_sum(A v) {
   __shared__ A warp_sums[32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+  v = warp_sum(v);
   if (lane == 0) warp_sums[warp] = v;
   __syncthreads();
   const int nwarps = (blockDim.x + 31) >> 5;
   v = threadIdx.x < nwarps ? warp_sums[threadIdx.x] : A(0);
-  if (warp == 0) {
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  }
+  if (warp == 0) v = warp_sum(v);
   __syncthreads();  // warp_sums may be reused by the next call
   return v;
 }
 
-// 16-byte vector of T for 128-bit loads/stores.
-template <typename T>
-struct alignas(16) Pack {
-  static constexpr int N = 16 / sizeof(T);
+// N elements of T loaded/stored as one vector (16 bytes for N = 16 / sizeof(T)).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Vec {
   T v[N];
 };
 
-inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+template <typename V, typename T>
+__device__ __forceinline__ bool aligned_for(const T* p) {
+  return (reinterpret_cast<uintptr_t>(p) & (sizeof(V) - 1)) == 0;
+}
 
 inline int sm_count(int device) {
   static int cache[64] = {0};
@@ -66,57 +78,183 @@ inline int grid_for(int64_t work_items, int device, int per_sm = 8) {
   return static_cast<int>(g < 1 ? 1 : g);
 }
 
-// One tensor (operands x, y/out) of a multi-tensor launch, tiled like the CPU kernels:
-// K chunks of kChunk elements per sample, or G whole samples per tile when K == 1.
-struct TDesc {
-  Plan plan;
-  const void* x;
-  const void* y;
-  void* out;
-  int64_t K, G, ntiles, tile_begin, part_begin;
+// Call f(tag) with tag's ::type the C++ type of a floating dtype.
+template <typename T>
+struct Tag {
+  using type = T;
+};
+template <typename F>
+void dispatch_float(at::ScalarType s, const char* what, F&& f) {
+  switch (s) {
+    case at::kFloat:
+      return f(Tag<float>{});
+    case at::kDouble:
+      return f(Tag<double>{});
+    case at::kHalf:
+      return f(Tag<at::Half>{});
+    case at::kBFloat16:
+      return f(Tag<at::BFloat16>{});
+    default:
+      TORCH_CHECK(false, what, ": unsupported dtype ", s);
+  }
+}
+
+// Call f(tag) with the accumulation type: double if dbl, else float.
+template <typename F>
+void dispatch_acc(bool dbl, F&& f) {
+  if (dbl) f(Tag<double>{});
+  else f(Tag<float>{});
+}
+
+// A scalar operand: a host value, or element i·stride of a device tensor read by the kernel (no
+// host sync, no conversion launch: any float dtype is read as is).
+struct Scalar {
+  double value = 1.0;
+  const void* ptr = nullptr;
+  int64_t stride = 0;
+  int kind = 0;  // dtype of *ptr: 0 float32, 1 float64, 2 float16, 3 bfloat16
+
+  template <typename A>
+  __device__ __forceinline__ A get(int64_t i = 0) const {
+    if (ptr == nullptr) return static_cast<A>(value);
+    const int64_t o = i * stride;
+    switch (kind) {
+      case 1:
+        return static_cast<A>(static_cast<const double*>(ptr)[o]);
+      case 2:
+        return static_cast<A>(static_cast<float>(static_cast<const at::Half*>(ptr)[o]));
+      case 3:
+        return static_cast<A>(static_cast<float>(static_cast<const at::BFloat16*>(ptr)[o]));
+      default:
+        return static_cast<A>(static_cast<const float*>(ptr)[o]);
+    }
+  }
 };
 
-// Fill the tiling fields of descs; returns (ntiles, nparts).
-inline void tile_descs(std::vector<TDesc>& ds, int64_t* ntiles, int64_t* nparts) {
-  int64_t tb = 0, pb = 0;
-  for (TDesc& d : ds) {
-    const Plan& p = d.plan;
-    d.K = 0;
-    d.G = 1;
-    d.ntiles = 0;
-    if (p.n > 0 && p.B > 0) {
-      if (p.n <= kChunk) {
-        d.K = 1;
-        d.G = kChunk / p.n > 1 ? kChunk / p.n : 1;
-        d.ntiles = (p.B + d.G - 1) / d.G;
-      } else {
-        d.K = (p.n + kChunk - 1) / kChunk;
-        d.ntiles = p.B * d.K;
-      }
-    }
-    d.tile_begin = tb;
-    d.part_begin = pb;
-    tb += d.ntiles;
-    pb += p.B * d.K;
+// A device tensor of at most 1 dimension as a Scalar (the tensor must outlive the launch).
+inline Scalar device_scalar(const at::Tensor& t) {
+  const auto s = t.scalar_type();
+  Scalar out;
+  out.ptr = t.const_data_ptr();
+  out.stride = t.dim() == 1 ? t.stride(0) : 0;
+  out.kind = s == at::kDouble ? 1 : s == at::kHalf ? 2 : s == at::kBFloat16 ? 3 : 0;
+  return out;
+}
+
+// One tensor (operands x, y or out) of a multi-tensor launch. Fixed tiling (results never depend on
+// the grid): K chunks of kChunk elements per sample; samples of at most kSmall elements in tiles of
+// G = kSmallGroup samples, one warp each (tiny samples do not serialize on a block and its
+// __syncthreads); other samples one per tile.
+struct TDesc {
+  Plan plan;
+  const void* x = nullptr;
+  const void* y = nullptr;
+  void* out = nullptr;
+  int64_t K = 0, G = 1, ntiles = 0;
+  int64_t tile_begin = 0;  // first tile in its launch (strictly increasing: empty tensors are left out)
+  int64_t part = 0;        // column of its first partial in the [B][P] partials of a reduction
+};
+constexpr int64_t kSmall = kChunk / kWarps;
+constexpr int64_t kSmallGroup = 4 * kWarps;
+
+inline void tile_desc(TDesc& d) {
+  const Plan& p = d.plan;
+  d.K = 0;
+  d.G = 1;
+  d.ntiles = 0;
+  if (p.n == 0 || p.B == 0) return;
+  if (p.n > kChunk) {
+    d.K = ceil_div(p.n, kChunk);
+    d.ntiles = p.B * d.K;
+  } else {
+    d.K = 1;
+    d.G = p.n <= kSmall ? kSmallGroup : 1;
+    d.ntiles = ceil_div(p.B, d.G);
   }
-  *ntiles = tb;
-  *nparts = pb;
+}
+
+// Descriptor table passed by value (kernel parameters, 4 KB limit with the other arguments). A long
+// list outside graph capture is uploaded once instead (`big`); during capture it is split into
+// several launches of kTab descriptors, because a staged host→device copy would be replayed from a
+// recycled pinned buffer.
+constexpr size_t kParamBytes = 4096, kOtherParamBytes = 112;
+constexpr int kTab = static_cast<int>((kParamBytes - kOtherParamBytes - 24) / sizeof(TDesc));
+static_assert(kTab >= 1, "TDesc does not fit in the kernel parameters");
+struct Table {
+  TDesc d[kTab];
+  const TDesc* big = nullptr;
+  int64_t nt = 0, ntiles = 0;
+};
+static_assert(sizeof(Table) + kOtherParamBytes <= kParamBytes, "kernel parameters over 4 KB");
+
+__device__ __forceinline__ const TDesc* descs(const Table& tab) { return tab.big ? tab.big : tab.d; }
+
+// The descriptor of global tile g: the last one with tile_begin <= g (binary search).
+__device__ __forceinline__ const TDesc& find_desc(const Table& tab, int64_t g) {
+  const TDesc* d = descs(tab);
+  int lo = 0, hi = static_cast<int>(tab.nt) - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (d[mid].tile_begin <= g) lo = mid;
+    else hi = mid - 1;
+  }
+  return d[lo];
+}
+
+// f(b, k, s, e, t, nt, warp) for each unit (sample b, chunk k = elements [s, e)) of tile `local` of
+// tensor d; t/nt: this thread's index/count in the unit's group (its warp when `warp`, else the block).
+template <typename F>
+__device__ __forceinline__ void for_units(const TDesc& d, int64_t local, F&& f) {
+  const int64_t n = d.plan.n;
+  if (d.K > 1) {
+    const int64_t b = local / d.K, k = local - b * d.K, s = k * kChunk;
+    f(b, k, s, s + kChunk < n ? s + kChunk : n, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), false);
+  } else if (d.G > 1) {
+    const int64_t b1 = (local + 1) * d.G < d.plan.B ? (local + 1) * d.G : d.plan.B;
+    for (int64_t b = local * d.G + (threadIdx.x >> 5); b < b1; b += blockDim.x >> 5)
+      f(b, int64_t(0), int64_t(0), n, static_cast<int>(threadIdx.x & 31), 32, true);
+  } else {
+    f(local, int64_t(0), int64_t(0), n, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), false);
+  }
 }
 
 // Copy a host array of PODs to the device on the current stream (pinned staging, no host sync).
 template <typename D>
-at::Tensor upload(const std::vector<D>& v, const at::Device& dev) {
-  const int64_t bytes = static_cast<int64_t>(v.size() * sizeof(D));
+at::Tensor upload(const D* v, size_t n, const at::Device& dev) {
+  const int64_t bytes = static_cast<int64_t>(n * sizeof(D));
   at::Tensor host = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
-  std::memcpy(host.data_ptr(), v.data(), bytes);
+  std::memcpy(host.data_ptr(), v, bytes);
   return host.to(dev, /*non_blocking=*/true);
 }
 
-__device__ __forceinline__ int find_desc(const TDesc* tab, int nt, int64_t g) {
-  int t = 0;
-  while (t + 1 < nt && tab[t + 1].tile_begin <= g) ++t;
-  while (t + 1 < nt && g >= tab[t].tile_begin + tab[t].ntiles) ++t;
-  return t;
+// launch(table) for the descriptors ds (one dtype group, none empty) on the current stream.
+template <typename F>
+void launch_tables(std::vector<TDesc>& ds, const at::Device& dev, F&& launch) {
+  if (ds.empty()) return;
+  bool upload_all = false;
+  if (ds.size() > static_cast<size_t>(kTab)) {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    C10_CUDA_CHECK(cudaStreamIsCapturing(c10::cuda::getCurrentCUDAStream().stream(), &st));
+    upload_all = st == cudaStreamCaptureStatusNone;
+  }
+  const size_t step = upload_all ? ds.size() : static_cast<size_t>(kTab);
+  for (size_t i0 = 0; i0 < ds.size(); i0 += step) {
+    const size_t i1 = std::min(ds.size(), i0 + step);
+    Table tab;
+    for (size_t i = i0; i < i1; ++i) {
+      ds[i].tile_begin = tab.ntiles;
+      tab.ntiles += ds[i].ntiles;
+    }
+    tab.nt = static_cast<int64_t>(i1 - i0);
+    at::Tensor keep;  // the uploaded table: freed after the launch (stream-ordered reuse)
+    if (upload_all) {
+      keep = upload(ds.data(), ds.size(), dev);
+      tab.big = static_cast<const TDesc*>(keep.const_data_ptr());
+    } else {
+      std::copy(ds.begin() + i0, ds.begin() + i1, tab.d);
+    }
+    launch(tab);
+  }
 }
 
 inline void check_cuda_tensor(const at::Tensor& t, const char* name) {
@@ -128,12 +266,22 @@ inline void check_cuda_tensor(const at::Tensor& t, const char* name) {
 
 inline at::ScalarType acc_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
+// The accumulation rule (ganreg_ext/_contract.py): float64 if any operand is float64, else float32.
+inline bool any_double(const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys = {}) {
+  for (const auto* v : {&xs, &ys})
+    for (const auto& t : *v)
+      if (t.scalar_type() == at::kDouble) return true;
+  return false;
+}
+
 enum ReduceMode { kSq = 0, kDot = 1, kSqDiff = 2, kSum = 3 };
 
-// Σ over the tensor list (per sample [B] or 0-d), one launch for the whole list + a fixed-order
-// second stage. Defined in gradnorm.cu, used by the other families.
+// weight · Σ over the tensor list (inv applied before squaring in kSq), reduced per `reduction`
+// (kRed*), accumulated per the contract's rule; ys pairs with xs (kDot, kSqDiff) and may differ in
+// dtype. One tile launch per dtype group + one finalize (none when each row has one partial).
+// Defined in gradnorm.cu, used by the other families. The caller holds a CUDAGuard.
 at::Tensor multi_reduce(int mode, const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys,
-                        bool per_sample, double inv, const char* what);
+                        int64_t reduction, double weight, const Scalar& inv, const char* what);
 
 }  // namespace cuda
 }  // namespace ganreg

@@ -1,6 +1,7 @@
 // CUDA kernels of the gradient-norm family (sqnorm, scale, dot) and the shared multi-tensor
-// reduction: one launch over a device-side descriptor table for the whole list, FIXED tiles of
-// kChunk elements (split-K for large samples) writing partials, and a fixed-order second stage.
+// reduction: FIXED tiles of kChunk elements (split-K for large samples, one warp per small sample)
+// write partials [B][P] (P = partials per sample over the whole list), one launch per dtype group
+// over descriptor tables passed by value; a fixed-order finalize applies weight and the reduction.
 #include <torch/library.h>
 
 #include <sstream>
@@ -26,12 +27,12 @@ namespace {
 
 template <int MODE, typename A>
 __device__ __forceinline__ A term(A x, A y, A inv) {
-  if (MODE == kSq) {
+  if constexpr (MODE == kSq) {
     const A t = x * inv;
     return t * t;
-  } else if (MODE == kDot) {
+  } else if constexpr (MODE == kDot) {
     return x * y;
-  } else if (MODE == kSqDiff) {
+  } else if constexpr (MODE == kSqDiff) {
     const A d = x - y;
     return d * d;
   } else {
@@ -39,129 +40,202 @@ __device__ __forceinline__ A term(A x, A y, A inv) {
   }
 }
 
-// This thread's share of Σ term over elements [s, e) of sample b.
-template <typename T, int MODE>
-__device__ acc_t<T> range_sum(const TDesc& d, int64_t b, int64_t s, int64_t e, acc_t<T> inv) {
-  using A = acc_t<T>;
+// This thread's share (index t of nt) of Σ term over elements [s, e) of sample b. Every element is
+// converted to the accumulation type A before the arithmetic (TX, TY: storage types of x, y).
+template <typename TX, typename TY, typename A, int MODE>
+__device__ __forceinline__ A range_sum(const TDesc& d, int64_t b, int64_t s, int64_t e, int t, int nt, A inv) {
   constexpr bool two = MODE == kDot || MODE == kSqDiff;
   const Plan& p = d.plan;
-  const T* x = static_cast<const T*>(d.x) + b * p.bstride[0];
-  const T* y = two ? static_cast<const T*>(d.y) + b * p.bstride[1] : nullptr;
+  const TX* x = static_cast<const TX*>(d.x) + b * p.bstride[0];
+  const TY* y = two ? static_cast<const TY*>(d.y) + b * p.bstride[1] : nullptr;
   A acc = A(0);
   if (plan_dense(p, 0) && (!two || plan_dense(p, 1))) {
     x += s;
     if (two) y += s;
     const int64_t len = e - s;
+    // vectors of N elements: 16-byte loads of the wider operand
+    constexpr int N = static_cast<int>(16 / (sizeof(TX) > sizeof(TY) ? sizeof(TX) : sizeof(TY)));
+    using VX = Vec<TX, N>;
+    using VY = Vec<TY, N>;
     int64_t i0 = 0;
-    constexpr int N = Pack<T>::N;
-    if ((reinterpret_cast<uintptr_t>(x) & 15u) == 0 && (!two || (reinterpret_cast<uintptr_t>(y) & 15u) == 0)) {
+    if (aligned_for<VX>(x) && (!two || aligned_for<VY>(y))) {
       const int64_t nv = len / N;
-      for (int64_t v = threadIdx.x; v < nv; v += blockDim.x) {
-        const Pack<T> px = reinterpret_cast<const Pack<T>*>(x)[v];
-        Pack<T> py;
-        if (two) py = reinterpret_cast<const Pack<T>*>(y)[v];
+      for (int64_t v = t; v < nv; v += nt) {
+        const VX px = reinterpret_cast<const VX*>(x)[v];
+        if constexpr (two) {
+          const VY py = reinterpret_cast<const VY*>(y)[v];
 #pragma unroll
-        for (int k = 0; k < N; ++k)
-          acc += term<MODE, A>(static_cast<A>(px.v[k]), two ? static_cast<A>(py.v[k]) : A(0), inv);
+          for (int k = 0; k < N; ++k) acc += term<MODE, A>(static_cast<A>(px.v[k]), static_cast<A>(py.v[k]), inv);
+        } else {
+#pragma unroll
+          for (int k = 0; k < N; ++k) acc += term<MODE, A>(static_cast<A>(px.v[k]), A(0), inv);
+        }
       }
       i0 = nv * N;
     }
-    for (int64_t i = i0 + threadIdx.x; i < len; i += blockDim.x)
+    for (int64_t i = i0 + t; i < len; i += nt)
       acc += term<MODE, A>(static_cast<A>(x[i]), two ? static_cast<A>(y[i]) : A(0), inv);
   } else {
-    for (int64_t i = s + threadIdx.x; i < e; i += blockDim.x)
+    for (int64_t i = s + t; i < e; i += nt)
       acc += term<MODE, A>(static_cast<A>(x[plan_offset(p, 0, i)]), two ? static_cast<A>(y[plan_offset(p, 1, i)]) : A(0),
                            inv);
   }
   return acc;
 }
 
-template <typename T, int MODE>
-__global__ void __launch_bounds__(kThreads) reduce_tiles_kernel(const TDesc* __restrict__ tab, int nt, int64_t ntiles,
-                                                                acc_t<T>* __restrict__ parts, acc_t<T> inv) {
-  using A = acc_t<T>;
-  for (int64_t g = blockIdx.x; g < ntiles; g += gridDim.x) {
-    const TDesc& d = tab[find_desc(tab, nt, g)];
-    const int64_t local = g - d.tile_begin;
-    if (d.K == 1) {
-      const int64_t b0 = local * d.G;
-      const int64_t b1 = b0 + d.G < d.plan.B ? b0 + d.G : d.plan.B;
-      for (int64_t b = b0; b < b1; ++b) {
-        const A v = block_sum<A>(range_sum<T, MODE>(d, b, 0, d.plan.n, inv));
-        if (threadIdx.x == 0) parts[d.part_begin + b] = v;
-      }
-    } else {
-      const int64_t b = local / d.K, k = local % d.K;
-      const int64_t s = k * kChunk, e = s + kChunk < d.plan.n ? s + kChunk : d.plan.n;
-      const A v = block_sum<A>(range_sum<T, MODE>(d, b, s, e, inv));
-      if (threadIdx.x == 0) parts[d.part_begin + b * d.K + k] = v;
-    }
+// parts[b·P + part + k] = wout · Σ term over unit (b, k). wout = 1, or the weight when the partial is
+// the result (each row has one partial: no finalize).
+template <typename TX, typename TY, typename A, int MODE>
+__global__ void __launch_bounds__(kThreads)
+    reduce_tiles_kernel(const __grid_constant__ Table tab, A* __restrict__ parts, int64_t P, Scalar inv_s, A wout) {
+  const A inv = MODE == kSq ? inv_s.get<A>() : A(1);
+  for (int64_t g = blockIdx.x; g < tab.ntiles; g += gridDim.x) {
+    const TDesc& d = find_desc(tab, g);
+    for_units(d, g - d.tile_begin, [&](int64_t b, int64_t k, int64_t s, int64_t e, int t, int nt, bool warp) {
+      A v = range_sum<TX, TY, A, MODE>(d, b, s, e, t, nt, inv);
+      v = warp ? warp_sum(v) : block_sum(v);
+      if (t == 0) parts[b * P + d.part + k] = v * wout;
+    });
   }
 }
 
-// out[b] = Σ_t Σ_k parts[t][b][k], fixed order (per-thread strided sums, then a fixed tree).
+constexpr int kFinalThreads = 1024;
+
+// kRedNone: out[b] = weight·Σ_j parts[b·P + j], one warp per row. Otherwise ONE block sums all B·P
+// partials (fixed strided order, then a fixed tree): weight·Σ, or weight·(Σ/B) for kRedMean.
 template <typename A>
-__global__ void __launch_bounds__(kThreads) finalize_kernel(const TDesc* __restrict__ tab, int nt,
-                                                            const A* __restrict__ parts, int64_t nout,
-                                                            A* __restrict__ out) {
-  for (int64_t b = blockIdx.x; b < nout; b += gridDim.x) {
-    A acc = A(0);
-    for (int t = 0; t < nt; ++t) {
-      const int64_t K = tab[t].K, base = tab[t].part_begin + b * K;
-      for (int64_t k = threadIdx.x; k < K; k += blockDim.x) acc += parts[base + k];
+__global__ void __launch_bounds__(kFinalThreads)
+    finalize_kernel(const A* __restrict__ parts, int64_t B, int64_t P, int reduction, A weight, A* __restrict__ out) {
+  if (reduction == kRedNone) {
+    const int lane = threadIdx.x & 31;
+    const int64_t nw = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+    for (int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; b < B; b += nw) {
+      A acc = A(0);
+      for (int64_t j = lane; j < P; j += 32) acc += parts[b * P + j];
+      acc = warp_sum(acc);
+      if (lane == 0) out[b] = weight * acc;
     }
-    acc = block_sum<A>(acc);
-    if (threadIdx.x == 0) out[b] = acc;
+  } else {
+    A acc = A(0);
+    for (int64_t j = threadIdx.x; j < B * P; j += blockDim.x) acc += parts[j];
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) out[0] = reduction == kRedMean ? weight * (acc / static_cast<A>(B)) : weight * acc;
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads) scale_tiles_kernel(const TDesc* __restrict__ tab, int nt, int64_t ntiles,
-                                                               const acc_t<T>* __restrict__ coef, bool per_sample,
-                                                               acc_t<T> factor) {
-  using A = acc_t<T>;
-  for (int64_t g = blockIdx.x; g < ntiles; g += gridDim.x) {
-    const TDesc& d = tab[find_desc(tab, nt, g)];
-    const Plan& p = d.plan;
-    const int64_t local = g - d.tile_begin;
-    int64_t b0, b1, s, e;
-    if (d.K == 1) {
-      b0 = local * d.G;
-      b1 = b0 + d.G < p.B ? b0 + d.G : p.B;
-      s = 0;
-      e = p.n;
-    } else {
-      b0 = local / d.K;
-      b1 = b0 + 1;
-      s = (local % d.K) * kChunk;
-      e = s + kChunk < p.n ? s + kChunk : p.n;
+template <int MODE>
+at::Tensor multi_reduce_mode(const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys, int64_t reduction,
+                             double weight, const Scalar& inv, const char* what) {
+  constexpr bool two = MODE == kDot || MODE == kSqDiff;
+  TORCH_CHECK(reduction >= kRedNone && reduction <= kRedTotal, what,
+              ": reduction must be 0 (none), 1 (sum), 2 (mean) or 3 (total), got ", reduction);
+  const bool per_sample = reduction != kRedTotal;
+  const at::Device dev = xs[0].device();
+  const bool dbl = any_double(xs, ys);
+  const auto adt = dbl ? at::kDouble : at::kFloat;
+  // descriptors in list order; P partials per row (K per sample of each tensor, tensor-major)
+  std::vector<TDesc> ds(xs.size());
+  int64_t P = 0;
+  for (size_t t = 0; t < xs.size(); ++t) {
+    TDesc& d = ds[t];
+    d.plan = two ? make_plan({xs[t], ys[t]}, per_sample, true, what) : make_plan({xs[t]}, per_sample, true, what);
+    d.x = xs[t].const_data_ptr();
+    d.y = two ? ys[t].const_data_ptr() : nullptr;
+    tile_desc(d);
+    d.part = P;
+    P += d.K;
+  }
+  const int64_t B = per_sample ? xs[0].size(0) : 1;
+  at::Tensor out = new_output(reduction == kRedNone ? at::IntArrayRef({B}) : at::IntArrayRef({}), xs[0].options().dtype(adt));
+  if (reduction == kRedNone && B == 0) return out;
+  // each row has one partial: the tiles write weight·partial straight into out (one launch)
+  const bool direct = reduction == kRedNone ? P == 1 : B * P == 1;
+  at::Tensor parts = direct ? out : at::empty({std::max<int64_t>(B * P, 1)}, out.options());
+  const int dev_index = dev.index();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  // one tile launch per (x dtype, y dtype) group, all writing into `parts`
+  std::vector<bool> done(xs.size(), false);
+  for (size_t t0 = 0; t0 < xs.size(); ++t0) {
+    if (done[t0]) continue;
+    const auto sx = xs[t0].scalar_type(), sy = two ? ys[t0].scalar_type() : sx;
+    std::vector<TDesc> group;
+    for (size_t t = t0; t < xs.size(); ++t) {
+      if (done[t] || xs[t].scalar_type() != sx || (two ? ys[t].scalar_type() : sx) != sy) continue;
+      done[t] = true;
+      if (ds[t].ntiles > 0) group.push_back(ds[t]);
     }
-    for (int64_t b = b0; b < b1; ++b) {
-      const A c = factor * coef[per_sample ? b : 0];
-      const T* x = static_cast<const T*>(d.x) + b * p.bstride[0];
-      T* o = static_cast<T*>(d.out) + b * p.bstride[1];
-      if (plan_dense(p, 0) && plan_dense(p, 1)) {
-        x += s;
-        o += s;
-        const int64_t len = e - s;
-        int64_t i0 = 0;
-        constexpr int N = Pack<T>::N;
-        if ((reinterpret_cast<uintptr_t>(x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(o) & 15u) == 0) {
-          const int64_t nv = len / N;
-          for (int64_t v = threadIdx.x; v < nv; v += blockDim.x) {
-            Pack<T> px = reinterpret_cast<const Pack<T>*>(x)[v];
-#pragma unroll
-            for (int k = 0; k < N; ++k) px.v[k] = static_cast<T>(static_cast<A>(px.v[k]) * c);
-            reinterpret_cast<Pack<T>*>(o)[v] = px;
-          }
-          i0 = nv * N;
-        }
-        for (int64_t i = i0 + threadIdx.x; i < len; i += blockDim.x) o[i] = static_cast<T>(static_cast<A>(x[i]) * c);
-      } else {
-        for (int64_t i = s + threadIdx.x; i < e; i += blockDim.x)
-          o[plan_offset(p, 1, i)] = static_cast<T>(static_cast<A>(x[plan_offset(p, 0, i)]) * c);
+    // A: the list's accumulation type; float64 storage only ever meets A = double
+    auto launch_group = [&](auto tx, auto ty, auto acc) {
+      using TX = typename decltype(tx)::type;
+      using TY = typename decltype(ty)::type;
+      using A = typename decltype(acc)::type;
+      if constexpr (std::is_same_v<A, double> || !(std::is_same_v<TX, double> || std::is_same_v<TY, double>)) {
+        launch_tables(group, dev, [&](const Table& tab) {
+          reduce_tiles_kernel<TX, TY, A, MODE><<<grid_for(tab.ntiles, dev_index), kThreads, 0, stream.stream()>>>(
+              tab, parts.data_ptr<A>(), P, inv, static_cast<A>(direct ? weight : 1.0));
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       }
+    };
+    dispatch_float(sx, what, [&](auto tx) {
+      dispatch_acc(dbl, [&](auto acc) {
+        if constexpr (two) dispatch_float(sy, what, [&](auto ty) { launch_group(tx, ty, acc); });
+        else launch_group(tx, tx, acc);
+      });
+    });
+  }
+  if (!direct) {
+    const bool rows = reduction == kRedNone;
+    dispatch_acc(dbl, [&](auto acc) {
+      using A = typename decltype(acc)::type;
+      finalize_kernel<A><<<rows ? grid_for(ceil_div(B, kThreads / 32), dev_index) : 1, rows ? kThreads : kFinalThreads,
+                           0, stream.stream()>>>(parts.const_data_ptr<A>(), B, P, static_cast<int>(reduction),
+                                                 static_cast<A>(weight), out.data_ptr<A>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  }
+  return out;
+}
+
+// out = factor·coef_b·x in A, stored as T (the tensor's own dtype).
+template <typename T, typename A>
+__device__ __forceinline__ void scale_range(const TDesc& d, int64_t b, int64_t s, int64_t e, int t, int nt, A c) {
+  const Plan& p = d.plan;
+  const T* x = static_cast<const T*>(d.x) + b * p.bstride[0];
+  T* o = static_cast<T*>(d.out) + b * p.bstride[1];
+  if (plan_dense(p, 0) && plan_dense(p, 1)) {
+    x += s;
+    o += s;
+    const int64_t len = e - s;
+    constexpr int N = static_cast<int>(16 / sizeof(T));
+    using V = Vec<T, N>;
+    int64_t i0 = 0;
+    if (aligned_for<V>(x) && aligned_for<V>(o)) {
+      const int64_t nv = len / N;
+      for (int64_t v = t; v < nv; v += nt) {
+        V px = reinterpret_cast<const V*>(x)[v];
+#pragma unroll
+        for (int k = 0; k < N; ++k) px.v[k] = static_cast<T>(static_cast<A>(px.v[k]) * c);
+        reinterpret_cast<V*>(o)[v] = px;
+      }
+      i0 = nv * N;
     }
+    for (int64_t i = i0 + t; i < len; i += nt) o[i] = static_cast<T>(static_cast<A>(x[i]) * c);
+  } else {
+    for (int64_t i = s + t; i < e; i += nt)
+      o[plan_offset(p, 1, i)] = static_cast<T>(static_cast<A>(x[plan_offset(p, 0, i)]) * c);
+  }
+}
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads)
+    scale_tiles_kernel(const __grid_constant__ Table tab, Scalar coef, double factor) {
+  for (int64_t g = blockIdx.x; g < tab.ntiles; g += gridDim.x) {
+    const TDesc& d = find_desc(tab, g);
+    for_units(d, g - d.tile_begin, [&](int64_t b, int64_t, int64_t s, int64_t e, int t, int nt, bool) {
+      // factor·coef in double, then A (as the CPU kernel)
+      scale_range<T, A>(d, b, s, e, t, nt, static_cast<A>(factor * coef.get<double>(b)));
+    });
   }
 }
 
@@ -173,119 +247,102 @@ void check_list(const std::vector<at::Tensor>& xs, const char* name, bool per_sa
   });
 }
 
-// One dtype per launch: other dtypes in the list are converted to the first one's.
-std::vector<at::Tensor> same_dtype(const std::vector<at::Tensor>& xs, at::ScalarType s) {
-  std::vector<at::Tensor> out;
-  for (const auto& x : xs) out.push_back(x.scalar_type() == s ? x : x.to(s));
-  return out;
-}
-
-at::Tensor sqnorm(at::TensorList grads, double inv_scale, bool per_sample) {
+// inv_scale: None → 1; a CPU scalar is read on the host (no device sync); a scalar on the grads'
+// device is read inside the kernel.
+at::Tensor sqnorm(at::TensorList grads, const std::optional<at::Tensor>& inv_scale, double weight, int64_t reduction) {
   std::vector<at::Tensor> xs(grads.begin(), grads.end());
-  check_list(xs, "grads", per_sample);
-  return multi_reduce(kSq, xs, {}, per_sample, inv_scale, "sqnorm");
+  check_list(xs, "grads", reduction != kRedTotal);
+  c10::cuda::CUDAGuard guard(xs[0].device());
+  Scalar inv;
+  if (inv_scale.has_value() && inv_scale->defined()) {
+    const at::Tensor& s = *inv_scale;
+    TORCH_CHECK(s.numel() == 1 && s.dim() <= 1, "sqnorm: inv_scale must be a 0-d tensor, got shape ", s.sizes());
+    TORCH_CHECK(s.is_floating_point(), "sqnorm: inv_scale must be a floating-point tensor, got ", s.scalar_type());
+    if (s.is_cpu()) {
+      inv.value = s.item<double>();
+    } else {
+      TORCH_CHECK(s.device() == xs[0].device(), "sqnorm: inv_scale must be on the CPU or on the device of grads (",
+                  xs[0].device(), "), got one on ", s.device());
+      check_cuda_tensor(s, "inv_scale");
+      inv = device_scalar(s);
+    }
+  }
+  return multi_reduce(kSq, xs, {}, reduction, weight, inv, "sqnorm");
 }
 
 at::Tensor dot(at::TensorList a, at::TensorList b, bool per_sample) {
   std::vector<at::Tensor> xs(a.begin(), a.end()), ys(b.begin(), b.end());
   check_list(xs, "a", per_sample);
   check_list(ys, "b", per_sample);
+  TORCH_CHECK(ys[0].device() == xs[0].device(), "dot: a and b must be on one device, got a on ", xs[0].device(),
+              " and b on ", ys[0].device());
   check_paired(xs, ys);
-  return multi_reduce(kDot, xs, ys, per_sample, 1.0, "dot");
+  c10::cuda::CUDAGuard guard(xs[0].device());
+  return multi_reduce(kDot, xs, ys, per_sample ? kRedNone : kRedTotal, 1.0, Scalar{}, "dot");
 }
 
 std::vector<at::Tensor> scale(at::TensorList grads, const at::Tensor& coef, double factor, bool per_sample) {
   std::vector<at::Tensor> xs(grads.begin(), grads.end());
   check_list(xs, "grads", per_sample);
-  TORCH_CHECK(coef.device() == xs[0].device(), "scale: coef must be on ", xs[0].device(), ", got ", coef.device());
+  const at::Device dev = xs[0].device();
+  TORCH_CHECK(coef.device() == dev, "scale: coef must be on ", dev, ", got ", coef.device());
+  check_cuda_tensor(coef, "coef");
   const int64_t B = per_sample ? xs[0].size(0) : 1;
   TORCH_CHECK(coef.numel() == B, "scale: coef must have ", B, " element(s), got shape ", coef.sizes());
-  c10::cuda::CUDAGuard guard(xs[0].device());
-  const auto dt = xs[0].scalar_type();
-  std::vector<at::Tensor> xin = same_dtype(xs, dt);
+  c10::cuda::CUDAGuard guard(dev);
+  const bool dbl = any_double(xs);
+  const at::Tensor c = coef.dim() <= 1 ? coef : coef.reshape({-1});  // [B] of any stride (expanded too)
+  const Scalar cs = device_scalar(c);
   std::vector<at::Tensor> outs;
-  std::vector<TDesc> ds;
-  for (const auto& x : xin) {
-    outs.push_back(new_output_like(x));
-    TDesc d{};
-    d.plan = make_plan({x, outs.back()}, per_sample, true, "scale");
-    d.x = x.data_ptr();
-    d.out = outs.back().data_ptr();
-    ds.push_back(d);
+  std::vector<TDesc> ds(xs.size());
+  for (size_t t = 0; t < xs.size(); ++t) {
+    outs.push_back(new_output_like(xs[t]));
+    ds[t].plan = make_plan({xs[t], outs.back()}, per_sample, true, "scale");
+    ds[t].x = xs[t].const_data_ptr();
+    ds[t].out = outs.back().data_ptr();
+    tile_desc(ds[t]);
   }
-  int64_t ntiles, nparts;
-  tile_descs(ds, &ntiles, &nparts);
-  if (ntiles > 0) {
-    const auto stream = c10::cuda::getCurrentCUDAStream();
-    at::Tensor tab = upload(ds, xs[0].device());
-    at::Tensor c = coef.to(acc_dtype(dt)).contiguous();
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dt, "ganreg_scale_cuda", [&] {
-      using A = acc_t<scalar_t>;
-      scale_tiles_kernel<scalar_t><<<grid_for(ntiles, xs[0].get_device()), kThreads, 0, stream.stream()>>>(
-          reinterpret_cast<const TDesc*>(tab.data_ptr()), (int)ds.size(), ntiles, c.const_data_ptr<A>(), per_sample,
-          static_cast<A>(factor));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const int dev_index = dev.index();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  std::vector<bool> done(xs.size(), false);
+  for (size_t t0 = 0; t0 < xs.size(); ++t0) {  // one launch per dtype group: outputs in their own dtype
+    if (done[t0]) continue;
+    const auto st = xs[t0].scalar_type();
+    std::vector<TDesc> group;
+    for (size_t t = t0; t < xs.size(); ++t) {
+      if (done[t] || xs[t].scalar_type() != st) continue;
+      done[t] = true;
+      if (ds[t].ntiles > 0) group.push_back(ds[t]);
+    }
+    dispatch_float(st, "scale", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      dispatch_acc(dbl, [&](auto atag) {
+        using A = typename decltype(atag)::type;
+        if constexpr (std::is_same_v<A, double> || !std::is_same_v<T, double>) {
+          launch_tables(group, dev, [&](const Table& tab) {
+            scale_tiles_kernel<T, A><<<grid_for(tab.ntiles, dev_index), kThreads, 0, stream.stream()>>>(tab, cs, factor);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+          });
+        }
+      });
     });
   }
-  for (size_t i = 0; i < outs.size(); ++i)
-    if (outs[i].scalar_type() != xs[i].scalar_type()) outs[i] = outs[i].to(xs[i].scalar_type());
   return outs;
-}
-
-template <int MODE>
-at::Tensor multi_reduce_mode(const std::vector<at::Tensor>& xs0, const std::vector<at::Tensor>& ys0, bool per_sample,
-                             double inv, const char* what) {
-  constexpr bool two = MODE == kDot || MODE == kSqDiff;
-  c10::cuda::CUDAGuard guard(xs0[0].device());
-  const auto dt = xs0[0].scalar_type();
-  std::vector<at::Tensor> xs = same_dtype(xs0, dt), ys = two ? same_dtype(ys0, dt) : std::vector<at::Tensor>{};
-  std::vector<TDesc> ds;
-  for (size_t t = 0; t < xs.size(); ++t) {
-    TDesc d{};
-    d.plan = two ? make_plan({xs[t], ys[t]}, per_sample, true, what) : make_plan({xs[t]}, per_sample, true, what);
-    d.x = xs[t].data_ptr();
-    d.y = two ? ys[t].data_ptr() : nullptr;
-    ds.push_back(d);
-  }
-  int64_t ntiles, nparts;
-  tile_descs(ds, &ntiles, &nparts);
-  const int64_t nout = per_sample ? xs[0].size(0) : 1;
-  const auto adt = acc_dtype(dt);
-  at::Tensor out = new_output(per_sample ? at::IntArrayRef({nout}) : at::IntArrayRef({}), xs[0].options().dtype(adt));
-  if (nout == 0) return out;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
-  const int dev = xs[0].get_device();
-  at::Tensor tab = upload(ds, xs[0].device());
-  at::Tensor parts = at::empty({nparts > 0 ? nparts : 1}, xs[0].options().dtype(adt));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dt, "ganreg_reduce_cuda", [&] {
-    using A = acc_t<scalar_t>;
-    const TDesc* tp = reinterpret_cast<const TDesc*>(tab.data_ptr());
-    if (ntiles > 0) {
-      reduce_tiles_kernel<scalar_t, MODE><<<grid_for(ntiles, dev), kThreads, 0, stream.stream()>>>(
-          tp, (int)ds.size(), ntiles, parts.data_ptr<A>(), static_cast<A>(inv));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
-    finalize_kernel<A><<<grid_for(nout, dev, 32), kThreads, 0, stream.stream()>>>(tp, (int)ds.size(),
-                                                                                   parts.data_ptr<A>(), nout,
-                                                                                   out.data_ptr<A>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
-  return out;
 }
 
 }  // namespace
 
-at::Tensor multi_reduce(int mode, const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys, bool per_sample,
-                        double inv, const char* what) {
+at::Tensor multi_reduce(int mode, const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys,
+                        int64_t reduction, double weight, const Scalar& inv, const char* what) {
   switch (mode) {
     case kSq:
-      return multi_reduce_mode<kSq>(xs, ys, per_sample, inv, what);
+      return multi_reduce_mode<kSq>(xs, ys, reduction, weight, inv, what);
     case kDot:
-      return multi_reduce_mode<kDot>(xs, ys, per_sample, inv, what);
+      return multi_reduce_mode<kDot>(xs, ys, reduction, weight, inv, what);
     case kSqDiff:
-      return multi_reduce_mode<kSqDiff>(xs, ys, per_sample, inv, what);
+      return multi_reduce_mode<kSqDiff>(xs, ys, reduction, weight, inv, what);
     default:
-      return multi_reduce_mode<kSum>(xs, ys, per_sample, inv, what);
+      return multi_reduce_mode<kSum>(xs, ys, reduction, weight, inv, what);
   }
 }
 

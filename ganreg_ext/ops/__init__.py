@@ -1,6 +1,9 @@
-"""``torch.library`` registration of the fused ops: schema, fake kernel and autograd, once for all
-backends. Each op takes the concrete backend name as its last argument and calls that backend's
-kernel from :mod:`ganreg_ext._dispatch`; every backward is itself a registered op with its own
-autograd, so double backward works on every backend."""
+"""The registered ops, one per kernel, per family (``gradnorm``, ``noise``, ``consistency``,
+``augment``): each family module holds the schemas, the fake kernels and the autograd of the
+Triton ops. :mod:`.native` loads ``ganreg_ext._C`` (the ``ganreg_C`` ops: CPU/CUDA kernels and
+C++ autograd) and registers their fakes; :mod:`.triton` defines the ``ganreg_triton`` ops on the
+Triton launchers of :mod:`ganreg_ext.triton_kernels`."""
 
-from . import augment, consistency, gradnorm, noise  # noqa: F401
+from . import augment, consistency, gradnorm, noise
+
+FAMILIES = {"gradnorm": gradnorm, "noise": noise, "consistency": consistency, "augment": augment}

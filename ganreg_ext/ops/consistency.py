@@ -1,55 +1,54 @@
-"""Ops of the consistency family: a fused squared difference and its two-output backward.
+"""Ops of the consistency family: schemas, fake kernels, and the autograd of the Triton ops (native:
+``csrc/autograd.cpp``, same formulas).
 
-``sq_diff_sum(a, b) = Σ (a − b)²``; ``diff_scale(a, b, c) = (c·(a − b), −c·(a − b))`` in one pass,
-so the backward into both arguments writes no difference tensor.
+``sq_diff_sum(a, b, w) = w·Σ (a − b)²``; ``diff_scale(a, b, c) = (c·(a − b), −c·(a − b))`` in one
+pass, so the backward into both arguments writes no difference tensor.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from .._contract import acc_dtype
+from ._common import contiguous_like
 
-from .._dispatch import acc_dtype, kernel
-from ._common import contiguous_like, save_all, unpack
-
-
-@torch.library.custom_op("ganreg::sq_diff_sum", mutates_args=())
-def sq_diff_sum(a: Tensor, b: Tensor, backend: str) -> Tensor:
-    """``Σ (a − b)²`` → 0-d float32 (float64 for float64)."""
-    return kernel("sq_diff_sum", backend)(a, b)
+SCHEMAS = {
+    "sq_diff_sum": "(Tensor a, Tensor b, float weight) -> Tensor",
+    "diff_scale": "(Tensor a, Tensor b, Tensor coef) -> (Tensor, Tensor)",
+}
 
 
-@torch.library.custom_op("ganreg::diff_scale", mutates_args=())
-def diff_scale(a: Tensor, b: Tensor, coef: Tensor, backend: str) -> tuple[Tensor, Tensor]:
-    """``(coef·(a − b), −coef·(a − b))`` with ``coef`` 0-d, in the dtypes of ``a`` and ``b``."""
-    return kernel("diff_scale", backend)(a, b, coef)
+def _sq_diff_sum_fake(a, b, weight):
+    return a.new_empty((), dtype=acc_dtype(a.dtype, b.dtype))
 
 
-@sq_diff_sum.register_fake
-def _(a, b, backend):
-    return a.new_empty((), dtype=acc_dtype(a.dtype))
-
-
-@diff_scale.register_fake
-def _(a, b, coef, backend):
+def _diff_scale_fake(a, b, coef):
     return contiguous_like(a), contiguous_like(b)
 
 
-def _sq_diff_sum_bwd(ctx, gout):
-    a, b, backend = unpack(ctx)
-    da, db = diff_scale(a, b, 2 * gout, backend)
-    return da, db, None
+FAKES = {"sq_diff_sum": _sq_diff_sum_fake, "diff_scale": _diff_scale_fake}
 
 
-def _diff_scale_bwd(ctx, ga, gb):
-    a, b, coef, backend = unpack(ctx)
-    da, db = diff_scale(ga, gb, coef, backend)
-    dcoef = None
-    if ctx.needs_input_grad[2]:
-        acc = acc_dtype(a.dtype)
-        dcoef = ((ga.to(acc) - gb.to(acc)) * (a.to(acc) - b.to(acc))).sum().to(coef.dtype)
-    return da.to(a.dtype), db.to(b.dtype), dcoef, None
+def autograd(T) -> dict:
+    """``{op: (setup_context, backward)}`` for the ops of namespace ``T`` (``torch.ops.ganreg_triton``)."""
 
+    def sq_diff_sum_setup(ctx, inputs, output):
+        a, b, ctx.weight = inputs
+        ctx.save_for_backward(a, b)
 
-sq_diff_sum.register_autograd(_sq_diff_sum_bwd, setup_context=save_all)
-diff_scale.register_autograd(_diff_scale_bwd, setup_context=save_all)
+    def sq_diff_sum_bwd(ctx, gout):
+        a, b = ctx.saved_tensors
+        da, db = T.diff_scale(a, b, gout * (2.0 * ctx.weight))
+        return da, db, None
+
+    def diff_scale_setup(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    def diff_scale_bwd(ctx, ga, gb):
+        a, b, coef = ctx.saved_tensors
+        da, db = T.diff_scale(ga, gb, coef)
+        dcoef = None
+        if ctx.needs_input_grad[2]:
+            acc = acc_dtype(a.dtype, b.dtype)
+            dcoef = ((ga.to(acc) - gb.to(acc)) * (a.to(acc) - b.to(acc))).sum().to(coef.dtype)
+        return da.to(a.dtype), db.to(b.dtype), dcoef
+
+    return {"sq_diff_sum": (sq_diff_sum_setup, sq_diff_sum_bwd), "diff_scale": (diff_scale_setup, diff_scale_bwd)}

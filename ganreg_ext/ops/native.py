@@ -1,10 +1,7 @@
-"""Loads the C++/CUDA extension ``ganreg_ext._C`` and registers its kernels as the ``cpu`` and
-``cuda`` backends.
-
-The extension defines the ops ``torch.ops.ganreg_C.<op>`` (``csrc/ops.cpp``) with CPU kernels
-(``csrc/cpu``) and, when built with nvcc, CUDA kernels (``csrc/cuda``). Each op that really has a
-kernel for a dispatch key is registered with :func:`ganreg_ext._dispatch.register_kernel` for the
-matching backend; the torch.library ops in :mod:`ganreg_ext.ops` then call it.
+"""Loads the C++/CUDA extension ``ganreg_ext._C``: the ops ``torch.ops.ganreg_C.<op>`` (schemas in
+``csrc/ops.cpp``), their CPU kernels (``csrc/cpu``), CUDA kernels when built with nvcc
+(``csrc/cuda``) and C++ autograd (``csrc/autograd.cpp``); the PyTorch dispatcher picks the kernel
+by device. This module adds what only Python can: the fake kernels (``torch.compile``, ``opcheck``).
 """
 
 from __future__ import annotations
@@ -21,22 +18,9 @@ except ImportError as e:  # pragma: no cover - depends on the build
         f"({e}); build it with `CUDA_HOME=/usr/local/cuda-13.0 pip install --no-build-isolation -e .`"
     ) from e
 
-from .._dispatch import register_kernel
+from . import FAMILIES
 
-OPS = (
-    "sqnorm",
-    "scale",
-    "dot",
-    "noise_dot",
-    "noise_axpy",
-    "sq_diff_sum",
-    "diff_scale",
-    "diff_augment",
-    "diff_augment_adj",
-    "cr_augment",
-    "cr_augment_adj",
-)
-
+OPS = tuple(op for mod in FAMILIES.values() for op in mod.SCHEMAS)
 _DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
 
 
@@ -80,39 +64,6 @@ def _cpu_lacks_avx2() -> str | None:
 CPU_UNUSABLE: str | None = _cpu_lacks_avx2()
 
 
-def set_native_poison(flag: bool) -> None:
-    """Make every native kernel's output start as NaN (tests)."""
-    torch.ops.ganreg_C.set_poison(bool(flag))
-
-
-def _as_first_acc(xs: list) -> list:
-    """The reference accumulates a whole list in ``grads[0]``'s accumulation dtype; the C++ kernels
-    accumulate each tensor in its own. They differ only for a float64 first tensor followed by lower
-    precision ones (e.g. float32 denormals squared): promote those, a rare mixed-dtype case."""
-    if xs[0].dtype == torch.float64 and any(x.dtype != torch.float64 for x in xs):
-        return [x.double() for x in xs]
-    return xs
-
-
-def _sqnorm(op):
-    return lambda grads, inv_scale, per_sample: op(_as_first_acc(list(grads)), inv_scale, per_sample)
-
-
-def _dot(op):
-    return lambda a, b, per_sample: op(_as_first_acc(list(a)), _as_first_acc(list(b)), per_sample)
-
-
-_WRAP = {"sqnorm": _sqnorm, "dot": _dot}
-
-
-def _register() -> None:
-    for backend in NATIVE_DEVICES:
-        if backend == "cpu" and CPU_UNUSABLE:
-            continue
-        for op in OPS:
-            if has_kernel(op, backend):
-                fn = getattr(torch.ops.ganreg_C, op)
-                register_kernel(op, backend)(_WRAP[op](fn) if op in _WRAP else fn)
-
-
-_register()
+for _mod in FAMILIES.values():
+    for _name, _fake in _mod.FAKES.items():
+        torch.library.register_fake(f"ganreg_C::{_name}")(_fake)

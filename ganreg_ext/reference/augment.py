@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._dispatch import acc_dtype
+from .._contract import acc_dtype
 
 DIFFAUG_POLICIES = ("color", "translation", "cutout")
 TRANSLATION_RATIO = 0.125

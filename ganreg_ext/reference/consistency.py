@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from .._dispatch import acc_dtype
+from .._contract import acc_dtype
 
 
-def sq_diff_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``Σ (a − b)²`` accumulated in float32 (float64 for float64); gradient into both."""
-    acc = acc_dtype(a.dtype)
-    return (a.to(acc) - b.to(acc)).square().sum()
-
-
-def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``mean((a − b)²)`` over all elements (``F.mse_loss``, neither argument detached)."""
-    return sq_diff_sum(a, b) / a.numel()
+def sq_diff_sum(a: torch.Tensor, b: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    """``weight · Σ (a − b)²`` accumulated in float32 (float64 if either is float64); gradient into both.
+    With ``weight = w / numel`` it is ``w · F.mse_loss(a, b)`` (neither argument detached)."""
+    acc = acc_dtype(a.dtype, b.dtype)
+    return weight * (a.to(acc) - b.to(acc)).square().sum()

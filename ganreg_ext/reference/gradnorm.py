@@ -1,38 +1,40 @@
-"""Gradient-norm penalties (SPEC §2), eager PyTorch.
+"""Gradient-norm penalties (SPEC §2), eager PyTorch: the truth the fused backends are tested against.
 
-``grad_sqnorm`` is the only part that touches the full-size gradients; the penalty epilogues
-below act on the per-sample ``s_b`` and are shared by every backend (they are O(B) work).
+``sqnorm`` (the fused op's semantics: R1/R2 are ``sqnorm`` with ``weight = γ/2``) is the only part
+that touches the full-size gradients; the other epilogues act on the per-sample ``s_b`` (O(B) work).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._dispatch import acc_dtype
+from .._contract import RED_MEAN, RED_SUM, RED_TOTAL, list_acc_dtype
 
 
-def grad_sqnorm(grads: list[torch.Tensor], per_sample: bool = True, inv_scale: float = 1.0) -> torch.Tensor:
-    """``s_b = Σ_i (inv_scale·g_i)²`` over every tensor of ``grads`` → ``[B]`` (or a 0-d total).
-
-    Accumulates in float32 (float64 for float64 inputs); ``inv_scale`` is applied before squaring.
-    """
-    acc = acc_dtype(grads[0].dtype)
+def sqnorm(grads: list[torch.Tensor], inv_scale: torch.Tensor | None, weight: float, reduction: int) -> torch.Tensor:
+    """``weight · s_b`` with ``s_b = Σ_t Σ_i (inv_scale·g_t[b, i])²`` → ``[B]`` (``RED_NONE``), its sum
+    or mean over the batch (0-d), or ``RED_TOTAL``: the sum over every element of every tensor (0-d,
+    tensors of any shape). Every element is converted to the list's accumulation dtype (float64 if
+    any tensor is float64, else float32) before ``inv_scale`` is applied and it is squared."""
+    acc = list_acc_dtype(grads)
     total = None
     for g in grads:
-        sq = (g.to(acc) * inv_scale).square()
-        part = sq.reshape(g.shape[0], -1).sum(1) if per_sample else sq.sum()
+        x = g.to(acc)
+        if inv_scale is not None:
+            x = x * inv_scale.to(device=x.device, dtype=acc)
+        sq = x.square()
+        part = sq.reshape(g.shape[0], -1).sum(1) if reduction != RED_TOTAL else sq.sum()
         total = part if total is None else total + part
-    return total
+    if reduction == RED_SUM:
+        total = total.sum()
+    elif reduction == RED_MEAN:
+        total = total.mean()
+    return weight * total
 
 
 def reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
     """``mean`` / ``sum`` over the batch, or ``none`` (the per-sample vector)."""
     return x.mean() if reduction == "mean" else x.sum() if reduction == "sum" else x
-
-
-def r1_from_sqnorm(s: torch.Tensor, gamma: float, reduction: str) -> torch.Tensor:
-    """R1/R2: ``γ/2 · s_b`` (NVlabs ``loss.py``: ``r1_penalty * (r1_gamma / 2)``)."""
-    return reduce(s * (gamma / 2), reduction)
 
 
 def safe_norm(s: torch.Tensor, eps: float) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._dispatch import acc_dtype
+from .._contract import acc_dtype
 from .philox import normal_like
 
 

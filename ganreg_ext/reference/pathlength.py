@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .._dispatch import acc_dtype
+from .._contract import acc_dtype
 from .philox import normal_like
 
 
@@ -34,6 +34,7 @@ def pl_epilogue(s: torch.Tensor, num_ws: int, pl_mean, decay: float, batch_mean=
     mean_len = lengths.mean()
     if batch_mean is not None:
         mean_len = batch_mean(mean_len)
-    pl_mean = torch.as_tensor(pl_mean, dtype=lengths.dtype, device=lengths.device).detach()
+    if isinstance(pl_mean, torch.Tensor):  # a device buffer stays on the device: no host copy either way
+        pl_mean = pl_mean.detach().to(lengths.dtype)
     new_mean = pl_mean + decay * (mean_len - pl_mean)
     return (lengths - new_mean).square(), new_mean
