@@ -23,7 +23,8 @@ from ganreg_ext.reference import gradnorm as ref_gn
 from ganreg_ext.reference import philox as ref_philox
 from helpers import DTYPES, LAYOUTS, TOL, assert_close, assert_sum_close, make
 
-native = pytest.importorskip("ganreg_ext.ops.native", reason="ganreg_ext._C is not built")
+import ganreg_ext.ops.native as native  # noqa: E402  (CI builds the extension: a missing _C fails here)
+
 C = torch.ops.ganreg_C
 INFO = native.build_info()
 HAS_GPU = torch.cuda.is_available() and "cuda" in native.NATIVE_DEVICES
@@ -33,6 +34,12 @@ DEVICES = ["cpu"] + (["cuda"] if HAS_GPU else [])
 
 def acc(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def sqn(grads, inv=1.0, per_sample=True, weight=1.0):
+    """``C.sqnorm`` in the old (inv, per_sample) terms: reduction 0 (per sample) or 3 (total)."""
+    inv_t = None if inv == 1.0 else torch.tensor(inv, dtype=torch.float64)
+    return C.sqnorm(grads, inv_t, weight, 0 if per_sample else 3)
 
 
 def noise_tol(dtype):
@@ -60,7 +67,7 @@ def test_registration_and_build_info():
     assert "cpu" in gx.available_backends()
     for op in native.OPS:
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", "CPU"), op
-        assert "cpu" in _dispatch._KERNELS[op], op
+        assert _dispatch.has_op(op, "cpu"), op
     for key in ("with_cuda", "cuda_version", "cuda_arch_list", "avx2", "openmp", "compiler"):
         assert key in INFO
     assert gx.backend_info()["build"]["avx2"] == INFO["avx2"]
@@ -151,8 +158,8 @@ def test_sqnorm_dot_scale_cpu(seed, dtype, layout, shape):
     h = make((shape[0], 5), dtype, "cpu")  # second tensor of the list (multi-input D)
     for per_sample in (True, False):
         for inv in (1.0, 0.25):
-            got = C.sqnorm([g, h], inv, per_sample)
-            want = ref_gn.grad_sqnorm([g, h], per_sample, inv)
+            got = sqn([g, h], inv, per_sample)
+            want = ref_gn.sqnorm([g, h], None if inv == 1.0 else torch.tensor(inv), 1.0, 0 if per_sample else 3)
             assert got.dtype == acc(dtype) and got.shape == want.shape
             assert_close(got, want.to(got.dtype), dtype, 4)
     a2 = make(shape, dtype, "cpu", "contiguous")
@@ -167,19 +174,19 @@ def test_sqnorm_dot_scale_cpu(seed, dtype, layout, shape):
     want0 = (3.0 * coef.view(-1, 1, 1, 1) * g.to(acc(dtype))).to(dtype)
     assert_close(outs[0], want0, dtype)
     assert_close(outs[1], (3.0 * coef.view(-1, 1) * h.to(acc(dtype))).to(dtype), dtype)
-    tot = C.scale([g], torch.tensor(0.5, dtype=acc(dtype)), 2.0, False)[0]
-    assert_close(tot, g, dtype)
+    tot = C.scale([g], torch.tensor(0.5, dtype=acc(dtype)), 3.0, False)[0]
+    assert_close(tot, (1.5 * g.to(acc(dtype))).to(dtype), dtype)
 
 
 def test_sqnorm_permuted_and_overlapping_cpu(seed):
     base = torch.randn(4, 6, 5, 3)
     for g in (base.permute(0, 3, 1, 2), base.permute(2, 0, 1, 3), base.expand(2, 4, 6, 5, 3)[1], base[:, ::2, 1:]):
-        torch.testing.assert_close(C.sqnorm([g], 1.0, True), ref_gn.grad_sqnorm([g], True, 1.0), rtol=2e-5, atol=1e-5)
+        torch.testing.assert_close(sqn([g], 1.0, True), ref_gn.sqnorm([g], None, 1.0, 0), rtol=2e-5, atol=1e-5)
     g = base.transpose(0, 1)  # batch not outermost in memory
-    torch.testing.assert_close(C.sqnorm([g], 1.0, True), g.square().flatten(1).sum(1), rtol=2e-5, atol=1e-5)
+    torch.testing.assert_close(sqn([g], 1.0, True), g.square().flatten(1).sum(1), rtol=2e-5, atol=1e-5)
     # per_sample=False over tensors of different shapes (parameter gradients)
     ps = [torch.randn(7, 3), torch.randn(5), torch.randn(())]
-    torch.testing.assert_close(C.sqnorm(ps, 1.0, False), sum(p.square().sum() for p in ps), rtol=2e-5, atol=1e-5)
+    torch.testing.assert_close(sqn(ps, 1.0, False), sum(p.square().sum() for p in ps), rtol=2e-5, atol=1e-5)
 
 
 def test_assert_sum_close_rejects_a_missing_term(seed):
@@ -197,10 +204,10 @@ def test_assert_sum_close_rejects_a_missing_term(seed):
 def test_nan_propagates_cpu():
     g = torch.randn(3, 4, 40, 40)
     g[1, 2, 3, 4] = float("nan")
-    s = C.sqnorm([g], 1.0, True)
+    s = sqn([g], 1.0, True)
     assert torch.isnan(s[1]) and torch.isfinite(s[[0, 2]]).all()
     g[1, 2, 3, 4] = float("inf")
-    assert torch.isinf(C.sqnorm([g], 1.0, True)[1])
+    assert torch.isinf(sqn([g], 1.0, True)[1])
     assert torch.isnan(C.noise_dot(torch.full((2, 3, 4, 4), float("nan")), 1, 1.0))
 
 
@@ -234,7 +241,7 @@ def test_noise_dot_large_cpu(seed):
 def test_consistency_ops_cpu(seed, dtype, layout):
     a = make((3, 5, 33, 17), dtype, "cpu", layout)
     b = make((3, 5, 33, 17), dtype, "cpu", "contiguous")
-    got = C.sq_diff_sum(a, b)
+    got = C.sq_diff_sum(a, b, 1.0)
     want = (a.to(acc(dtype)) - b.to(acc(dtype))).square().sum()
     assert got.dtype == acc(dtype)
     assert_close(got, want, dtype, 10)
@@ -321,9 +328,9 @@ def test_bad_input_messages():
     with pytest.raises(RuntimeError, match="shape"):
         C.dot([a], [torch.randn(2, 4)], True)
     with pytest.raises(RuntimeError, match="grads"):
-        C.sqnorm([torch.zeros(2, 3, dtype=torch.int32)], 1.0, True)
+        sqn([torch.zeros(2, 3, dtype=torch.int32)])
     with pytest.raises(RuntimeError, match="batch size"):
-        C.sqnorm([a, torch.randn(3, 3)], 1.0, True)
+        sqn([a, torch.randn(3, 3)])
     with pytest.raises(RuntimeError, match="iparams"):
         C.cr_augment(torch.randn(2, 3, 8, 8), torch.zeros(2, 2, dtype=torch.int32))
     with pytest.raises(RuntimeError, match="fparams"):
@@ -334,7 +341,8 @@ def test_bad_input_messages():
 
 def test_poison_reaches_native():
     """With poisoning on (conftest), a native output that a kernel forgot to write would be NaN."""
-    native.set_native_poison(True)
+    _dispatch.set_poison(True)
+    assert torch.isnan(C.poisoned_empty(64)).all()  # the allocator every kernel uses really poisons
     out = C.noise_axpy(None, torch.tensor(0.0), 1, 1.0, [5], torch.float32)
     assert torch.equal(out, torch.zeros(5))  # fully written despite the NaN fill
 
@@ -351,11 +359,11 @@ def test_bitwise_same_for_1_and_2_threads(seed):
 
     def run():
         return [
-            C.sqnorm(gl, 0.5, True),
-            C.sqnorm(gl, 1.0, False),
+            sqn(gl, 0.5, True),
+            sqn(gl, 1.0, False),
             C.dot(gl, gl, True),
             C.noise_dot(g, seed, 0.01),
-            C.sq_diff_sum(g, b),
+            C.sq_diff_sum(g, b, 1.0),
             C.diff_augment(g, fp, ip, flags),
             C.diff_augment_adj(g, fp, ip, flags),
         ]
@@ -422,11 +430,11 @@ def test_cuda_matches_cpu_and_reference(seed, dtype, layout):
         g = make(shape, dtype, "cuda", layout)
         h = make((shape[0], 5), dtype, "cuda")
         for per_sample in (True, False):
-            got = C.sqnorm([g, h], 0.5, per_sample)
-            want = ref_gn.grad_sqnorm([g, h], per_sample, 0.5)
+            got = sqn([g, h], 0.5, per_sample)
+            want = ref_gn.sqnorm([g, h], torch.tensor(0.5), 1.0, 0 if per_sample else 3)
             assert_close(got, want.to(got.dtype), dtype, 4)
         got = C.dot([g, h], [g, h], True)
-        assert_close(got, ref_gn.grad_sqnorm([g, h], True, 1.0).to(got.dtype), dtype, 4)
+        assert_close(got, ref_gn.sqnorm([g, h], None, 1.0, 0).to(got.dtype), dtype, 4)
         coef = torch.rand(shape[0], dtype=acc(dtype), device="cuda")
         out = C.scale([g], coef, 2.0, True)[0]
         assert out.stride() == torch.empty_like(g).stride()
@@ -444,7 +452,7 @@ def test_cuda_matches_cpu_and_reference(seed, dtype, layout):
             noise_tol(dtype),
         )
         b = make(shape, dtype, "cuda")
-        assert_close(C.sq_diff_sum(g, b), (g.to(acc(dtype)) - b.to(acc(dtype))).square().sum(), dtype, 10)
+        assert_close(C.sq_diff_sum(g, b, 1.0), (g.to(acc(dtype)) - b.to(acc(dtype))).square().sum(), dtype, 10)
         da, db = C.diff_scale(g, b, torch.tensor(0.5, device="cuda", dtype=acc(dtype)))
         assert_close(da, ((g.to(acc(dtype)) - b.to(acc(dtype))) * 0.5).to(dtype), dtype)
         x = g.detach().requires_grad_()
@@ -470,7 +478,7 @@ def test_cuda_philox_large_counter_and_determinism(seed):
     y = C.noise_axpy(None, torch.tensor(1.0, device="cuda"), seed, 1.0, [1 << 20], torch.float32)
     torch.testing.assert_close(y.cpu(), C.normal_stream(seed, 0, 1 << 20, False), rtol=0, atol=1e-5)
     g = torch.randn(8, 3, 256, 256, device="cuda")
-    assert torch.equal(C.sqnorm([g], 1.0, True), C.sqnorm([g], 1.0, True))
+    assert torch.equal(sqn([g], 1.0, True), sqn([g], 1.0, True))
     assert torch.equal(C.noise_dot(g, seed, 0.1), C.noise_dot(g, seed, 0.1))
 
 
@@ -500,3 +508,64 @@ def test_mixed_dtype_list_accumulates_like_reference():
         assert got.dtype == want.dtype == torch.float64
         torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
         assert want.item() > 4e-80
+
+
+# --------------------------------------------------------------------------------------------- op layer
+
+
+def test_python_schemas_equal_native_schemas():
+    """The Triton ops are defined from the Python schemas: they must be the native ones, verbatim."""
+    from ganreg_ext.ops import FAMILIES
+
+    for mod in FAMILIES.values():
+        for name, schema in mod.SCHEMAS.items():
+            assert str(getattr(C, name).default._schema) == f"ganreg_C::{name}{schema}", name
+
+
+def test_autograd_is_cpp_and_one_node_per_call(seed):
+    """One registered op per public call: R1's forward is one C++ autograd node (no Python frame)
+    whose backward is another native op (scale), itself a C++ node."""
+    g = torch.randn(4, 3, 8, 8, requires_grad=True)
+    r = gx.r1_penalty(g, backend="cpu")
+    assert "SqnormFn" in r.grad_fn.name() and r.grad_fn.next_functions[0][0].name() == "torch::autograd::AccumulateGrad"
+    (d,) = torch.autograd.grad(r, g, create_graph=True)
+    assert "ScaleFn" in d.grad_fn.name()
+    torch.testing.assert_close(d, 10.0 * g / 4)  # γ·g / B for the mean
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", [0, 1, 2, 3])
+def test_sqnorm_weight_and_reductions(seed, device, reduction):
+    g = torch.randn(5, 3, 7, 9, device=device)
+    h = torch.randn(5, 11, device=device)
+    inv = torch.tensor(0.37, device=device)
+    got = C.sqnorm([g, h], inv, 2.5, reduction)
+    want = ref_gn.sqnorm([g.double(), h.double()], inv.double(), 2.5, reduction).float()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+    # backward of each reduction: d/dg = 2·w·inv²·g (· gout_b, / B for the mean), distinct random gout
+    x = g.clone().requires_grad_()
+    out = C.sqnorm([x], inv, 2.5, reduction)
+    gout = torch.rand_like(out) + 0.5
+    (d,) = torch.autograd.grad(out, x, gout)
+    k = 2 * 2.5 * 0.37**2 * (gout.view(-1, 1, 1, 1) if reduction == 0 else gout / (5 if reduction == 2 else 1))
+    torch.testing.assert_close(d, k * g, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mixed_dtype_lists_follow_the_accumulation_rule(seed, device):
+    """float16 first, float32 values beyond float16's range second: accumulated in float32 without
+    converting the float32 tensor to float16 (which would overflow to inf); float64 anywhere → float64."""
+    a = torch.randn(3, 40, device=device).half()
+    b = torch.randn(3, 50, device=device) * 1e5
+    for got, want in (
+        (sqn([a, b]), (a.float().square().sum(1) + b.square().sum(1))),
+        (C.dot([a, b], [a, b], True), (a.float().square().sum(1) + b.square().sum(1))),
+    ):
+        assert got.dtype == torch.float32 and torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+    c = torch.randn(3, 5, device=device, dtype=torch.float64)
+    got = sqn([b, c])
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, b.double().square().sum(1) + c.square().sum(1), rtol=1e-12, atol=0)
+    out = C.scale([a, b], torch.rand(3, device=device), 2.0, True)
+    assert [o.dtype for o in out] == [torch.float16, torch.float32] and torch.isfinite(out[1]).all()

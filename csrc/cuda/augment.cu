@@ -135,7 +135,7 @@ at::Tensor diff_augment_impl(const at::Tensor& x, const at::Tensor& fparams0, co
   at::Tensor sums;
   if (flags & kContrast) {
     if (!adjoint) {
-      sums = multi_reduce(kSum, {x}, {}, true, 1.0, "diff_augment");
+      sums = multi_reduce(kSum, {x}, {}, kRedNone, 1.0, Scalar{}, "diff_augment");
     } else {
       const int64_t npix = im.H * im.W;
       const int64_t chunk = kChunk / (im.C > 0 ? im.C : 1) > 256 ? kChunk / im.C : 256;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -131,12 +132,12 @@ struct Scalar {
   }
 };
 
-// A device tensor of at most 1 dimension as a Scalar (the tensor must outlive the launch).
+// A device tensor of one element, or of at most 1 dimension, as a Scalar (the tensor must outlive the launch).
 inline Scalar device_scalar(const at::Tensor& t) {
   const auto s = t.scalar_type();
   Scalar out;
   out.ptr = t.const_data_ptr();
-  out.stride = t.dim() == 1 ? t.stride(0) : 0;
+  out.stride = t.numel() > 1 ? t.stride(0) : 0;
   out.kind = s == at::kDouble ? 1 : s == at::kHalf ? 2 : s == at::kBFloat16 ? 3 : 0;
   return out;
 }

@@ -256,7 +256,7 @@ at::Tensor sqnorm(at::TensorList grads, const std::optional<at::Tensor>& inv_sca
   Scalar inv;
   if (inv_scale.has_value() && inv_scale->defined()) {
     const at::Tensor& s = *inv_scale;
-    TORCH_CHECK(s.numel() == 1 && s.dim() <= 1, "sqnorm: inv_scale must be a 0-d tensor, got shape ", s.sizes());
+    TORCH_CHECK(s.numel() == 1, "sqnorm: inv_scale must be a 0-d tensor, got shape ", s.sizes());
     TORCH_CHECK(s.is_floating_point(), "sqnorm: inv_scale must be a floating-point tensor, got ", s.scalar_type());
     if (s.is_cpu()) {
       inv.value = s.item<double>();

@@ -51,10 +51,10 @@ __global__ void __launch_bounds__(kThreads) sum_scaled_kernel(const A* __restric
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) noise_axpy_kernel(const T* __restrict__ x, Plan p, T* __restrict__ out,
-                                                              int64_t n, uint64_t seed,
-                                                              const acc_t<T>* __restrict__ alpha, float div) {
+                                                              int64_t n, uint64_t seed, Scalar alpha,
+                                                              float div) {
   using A = acc_t<T>;
-  const A coef = alpha[0];
+  const A coef = alpha.get<A>();
   const bool dense = x != nullptr && plan_dense(p, 0);
   const int64_t ncounters = (n + 3) / 4;
   for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < ncounters;
@@ -100,8 +100,8 @@ at::Tensor noise_dot(const at::Tensor& x, int64_t seed, double scale) {
 
 at::Tensor noise_axpy(const std::optional<at::Tensor>& x_opt, const at::Tensor& alpha, int64_t seed, double scale,
                       at::IntArrayRef size, at::ScalarType dtype) {
-  TORCH_CHECK(alpha.is_cuda(), "alpha must be a CUDA tensor, got one on ", alpha.device());
   TORCH_CHECK(alpha.numel() == 1, "noise_axpy: alpha must be a 0-d tensor, got shape ", alpha.sizes());
+  check_cuda_tensor(alpha, "alpha");
   TORCH_CHECK(seed >= 0, "noise_axpy: seed must be a non-negative 63-bit integer, got ", seed);
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf || dtype == at::kBFloat16,
               "noise_axpy: dtype must be float16, bfloat16, float32 or float64, got ", dtype);
@@ -119,14 +119,13 @@ at::Tensor noise_axpy(const std::optional<at::Tensor>& x_opt, const at::Tensor& 
   if (n == 0) return out;
   Plan p;
   if (x.defined()) p = make_plan({x}, false, false, "noise_axpy");
-  const at::Tensor a = alpha.reshape({}).to(acc_dtype(dtype));
+  const Scalar a = device_scalar(alpha);  // read in the kernel as it is: no conversion launch
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "ganreg_noise_axpy_cuda", [&] {
-    using A = acc_t<scalar_t>;
     noise_axpy_kernel<scalar_t><<<grid_for((n + 3) / 4 / kThreads + 1, alpha.get_device(), 16), kThreads, 0,
                                   stream.stream()>>>(x.defined() ? x.const_data_ptr<scalar_t>() : nullptr, p,
                                                      out.data_ptr<scalar_t>(), n, static_cast<uint64_t>(seed),
-                                                     a.const_data_ptr<A>(), static_cast<float>(1.0 / scale));
+                                                     a, static_cast<float>(1.0 / scale));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
