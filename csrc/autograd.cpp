@@ -75,14 +75,8 @@ struct SqnormFn : torch::autograd::Function<SqnormFn> {
     if (red == kRedMean) factor /= static_cast<double>(grads[0].size(0));
     at::Tensor coef = gout[0];
     const OptT inv = ctx->saved_data["inv"].toOptional<at::Tensor>();
-    if (inv.has_value()) {
-      if (inv->is_cpu()) {
-        const double v = inv->item<double>();  // a host value: no device sync
-        factor *= v * v;
-      } else {
-        coef = coef * inv->square().to(coef.scalar_type());  // stays on the device
-      }
-    }
+    // a tensor op, never a host read: a device inv_scale stays there, and tracing (fake tensors) works
+    if (inv.has_value()) coef = coef * inv->square().to(coef.scalar_type());
     variable_list out = scale_op().call(grads, coef, factor, red == kRedNone);
     out.resize(grads.size() + 3);  // inv, weight, reduction: no gradient
     return out;

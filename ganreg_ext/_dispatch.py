@@ -195,6 +195,7 @@ def _lookup(op: str, backend: str | None, device: torch.device) -> tuple[str, Ca
     return found
 
 
+@torch.compiler.assume_constant_result  # may first run while torch.compile traces a public function
 def _choose(op: str, name: str, device: torch.device) -> str:
     if name == "reference":
         return name

@@ -123,8 +123,13 @@ def cr_augment(x: Tensor, params: dict | None = None, generator=None, backend=No
 def _check_cr_range(t: Tensor, H: int, W: int) -> None:
     """Reflect padding covers shifts up to ``size − 1``: beyond that the forward would clamp while the
     adjoint does not (silently wrong gradients), so user-given translations are checked, on every
-    backend. (One small host read; sampled parameters are in range by construction and skip it.)"""
+    backend: a ``ValueError`` for CPU parameters; for device parameters (or under ``torch.compile``)
+    an asynchronous device assert, so no step waits for a host read. Sampled parameters are in range
+    by construction and skip it."""
     lim = torch.tensor([H - 1, W - 1], device=t.device)
-    if bool((t.abs() > lim).any()):
-        bad = t[(t.abs() > lim).any(1)][0].tolist()
-        raise ValueError(f"params['translation'] must lie in [-(H-1), H-1] x [-(W-1), W-1] = ±({H - 1}, {W - 1}), got {bad}")
+    bad = (t.abs() > lim).any()
+    msg = f"params['translation'] must lie in [-(H-1), H-1] x [-(W-1), W-1] = ±({H - 1}, {W - 1})"
+    if t.device.type != "cpu" or torch.compiler.is_compiling():
+        torch._assert_async(~bad, msg)
+    elif bool(bad):
+        raise ValueError(f"{msg}, got {t[(t.abs() > lim).any(1)][0].tolist()}")

@@ -1,7 +1,8 @@
 """torch.library / torch.compile contracts (SPEC §6).
 
 * ``torch.library.opcheck`` (schema, autograd registration, fake tensor, AOT dispatch) passes for
-  every registered op ``torch.ops.ganreg.<op>`` on every fused backend that has its kernel.
+  every registered op (``torch.ops.ganreg_C.<op>``, ``torch.ops.ganreg_triton.<op>``) on every fused
+  backend, on that backend's device.
 * ``torch.compile(fullgraph=True)`` traces every public op in first-order use without graph breaks
   and gives the eager result; so does the supported R1 pattern: D's forward compiled for the main
   loss, the input gradients taken eagerly (double backward stays outside compiled regions), and the
@@ -21,67 +22,69 @@ from torch import nn
 import ganreg_ext as gx
 from ganreg_ext import _dispatch
 from ganreg_ext.augment import pack_diffaug_params
-from helpers import FUSED_BACKENDS
+from helpers import FUSED_BACKENDS, need
 
-ALL_OPS = ["sqnorm", "scale", "dot", "noise_dot", "noise_axpy", "sq_diff_sum", "diff_scale",
-           "diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj"]  # fmt: skip
+ALL_OPS = [op for ops in _dispatch.OPS.values() for op in ops]
 
 
 def _has(backend, ops):
-    return backend == "reference" or all(backend in _dispatch._KERNELS.get(op, {}) for op in ops)
-
-
-def _needs(backend, ops):
-    if not _has(backend, ops):
-        missing = [op for op in ops if backend not in _dispatch._KERNELS.get(op, {})]
-        pytest.skip(f"backend {backend!r} has no kernel for {missing}")
+    return backend == "reference" or all(_dispatch.has_op(op, backend) for op in ops)
 
 
 def _rg(*shape, dtype=torch.float32):
     return torch.randn(shape, dtype=dtype).requires_grad_()
 
 
-def _sample_args(op: str, b: str) -> list[tuple]:
-    """Argument tuples for ``torch.ops.ganreg.<op>`` (the backend is the last argument)."""
+def _sample_args(op: str, device) -> list[tuple]:
+    """Argument tuples for the registered op ``op`` on ``device``."""
     B = 3
     g = torch.Generator().manual_seed(0)
     fp, ip, flags = pack_diffaug_params(gx.sample_diffaug_params(B, 8, 8, generator=g), B)
     cr = gx.sample_cr_params(B, 8, 8, generator=g)
     cri = torch.cat([cr["flip"].to(torch.int32).view(B, 1), cr["translation"].to(torch.int32)], 1)
+    fp, ip, cri = fp.to(device), ip.to(device), cri.to(device)
+
+    def rg(*shape, dtype=torch.float32):
+        return torch.randn(shape, dtype=dtype, device=device).requires_grad_()
+
+    inv = torch.tensor(0.5, device=device)
     return {
-        "sqnorm": [([_rg(B, 2, 4, 4), _rg(B, 5)], 0.5, True, b), ([_rg(B, 2, 4, 4), _rg(7)], 1.0, False, b)],
-        "scale": [([_rg(B, 2, 4, 4), _rg(B, 5)], _rg(B), 2.0, True, b), ([_rg(4, 5)], _rg(), 0.5, False, b)],
-        "dot": [([_rg(B, 2, 4, 4)], [_rg(B, 2, 4, 4)], True, b), ([_rg(B, 6)], [_rg(B, 6)], False, b)],
-        "noise_dot": [(_rg(2, 3, 4, 4), 123, 0.25, b), (_rg(1, 1, 3, 5, dtype=torch.float64), 2**40 + 7, 1.0, b)],
-        "noise_axpy": [
-            (_rg(2, 3, 4, 4), _rg(), 123, 1.0, [2, 3, 4, 4], torch.float32, b),
-            (None, _rg(), 9, 0.5, [2, 1, 3, 3], torch.float32, b),
+        "sqnorm": [
+            ([rg(B, 2, 4, 4), rg(B, 5)], inv, 0.5, 0),
+            ([rg(B, 2, 4, 4), rg(7)], None, 1.0, 3),
+            ([rg(B, 6)], None, 2.0, 2),
         ],
-        "sq_diff_sum": [(_rg(B, 2, 4), _rg(B, 2, 4), b)],
-        "diff_scale": [(_rg(B, 2, 4), _rg(B, 2, 4), _rg(), b)],
-        "diff_augment": [(_rg(B, 2, 8, 8), fp, ip, flags, b)],
-        "diff_augment_adj": [(_rg(B, 2, 8, 8), fp, ip, flags, b)],
-        "cr_augment": [(_rg(B, 2, 8, 8), cri, b)],
-        "cr_augment_adj": [(_rg(B, 2, 8, 8), cri, b)],
+        "scale": [([rg(B, 2, 4, 4), rg(B, 5)], rg(B), 2.0, True), ([rg(4, 5)], rg(), 0.5, False)],
+        "dot": [([rg(B, 2, 4, 4)], [rg(B, 2, 4, 4)], True), ([rg(B, 6)], [rg(B, 6)], False)],
+        "noise_dot": [(rg(2, 3, 4, 4), 123, 0.25), (rg(1, 1, 3, 5, dtype=torch.float64), 2**40 + 7, 1.0)],
+        "noise_axpy": [
+            (rg(2, 3, 4, 4), rg(), 123, 1.0, [2, 3, 4, 4], torch.float32),
+            (None, rg(), 9, 0.5, [2, 1, 3, 3], torch.float32),
+        ],
+        "sq_diff_sum": [(rg(B, 2, 4), rg(B, 2, 4), 0.3)],
+        "diff_scale": [(rg(B, 2, 4), rg(B, 2, 4), rg())],
+        "diff_augment": [(rg(B, 2, 8, 8), fp, ip, flags)],
+        "diff_augment_adj": [(rg(B, 2, 8, 8), fp, ip, flags)],
+        "cr_augment": [(rg(B, 2, 8, 8), cri)],
+        "cr_augment_adj": [(rg(B, 2, 8, 8), cri)],
     }[op]
 
 
 @pytest.mark.parametrize("backend", FUSED_BACKENDS or ["<none>"])
 @pytest.mark.parametrize("op", ALL_OPS)
-def test_opcheck(op, backend):
+def test_opcheck(op, backend, device):
     if backend == "<none>":
         pytest.skip("no fused backend is available here")
-    _needs(backend, (op,))
-    packet = getattr(torch.ops.ganreg, op)
-    for args in _sample_args(op, backend):
-        torch.library.opcheck(packet.default, args)
+    need(backend, op)
+    for args in _sample_args(op, device):
+        torch.library.opcheck(_dispatch.registered(op, backend), args)
 
 
-def test_every_op_registered():
+def test_every_op_registered_once():
+    """One registered op per kernel: the fused backends' ops, no wrapper namespace in between."""
     for op in ALL_OPS:
-        assert hasattr(torch.ops.ganreg, op), f"torch.ops.ganreg.{op} is not registered"
-        schema = getattr(torch.ops.ganreg, op).default._schema
-        assert schema.arguments[-1].name == "backend", f"{op}: the backend must be the last argument: {schema}"
+        assert hasattr(torch.ops.ganreg_C, op), f"torch.ops.ganreg_C.{op} is not registered"
+        assert not hasattr(torch.ops.ganreg, op), f"a second layer torch.ops.ganreg.{op} is registered"
 
 
 # ---------------------------------------------------------------- compiled public ops
@@ -115,18 +118,19 @@ PUBLIC_OPS = ("sqnorm", "scale", "dot", "noise_dot", "noise_axpy", "sq_diff_sum"
 
 
 @pytest.mark.parametrize("backend", FUSED_BACKENDS or ["<none>"])
-def test_compile_fullgraph_public_ops(backend):
+def test_compile_fullgraph_public_ops(backend, device):
     if backend == "<none>":
         pytest.skip("no fused backend is available here")
-    _needs(backend, PUBLIC_OPS)
+    need(backend, *PUBLIC_OPS)
     torch._dynamo.reset()
     g = torch.Generator().manual_seed(1)
     _PARAMS.update(
-        diffaug=gx.sample_diffaug_params(4, 8, 8, generator=g),
-        cr=gx.sample_cr_params(4, 8, 8, generator=g),
-        alpha=torch.rand(4, generator=g),
+        diffaug={k: v.to(device) for k, v in gx.sample_diffaug_params(4, 8, 8, generator=g).items()},
+        cr={k: v.to(device) for k, v in gx.sample_cr_params(4, 8, 8, generator=g).items()},
+        alpha=torch.rand(4, generator=g).to(device),
     )
-    inputs = [_rg(4, 3, 8, 8), _rg(4, 3, 8, 8), _rg(4, 2), _rg(4, 2), None, _rg(4, 3, 6)]
+    shapes = ((4, 3, 8, 8), (4, 3, 8, 8), (4, 2), (4, 2), None, (4, 3, 6))
+    inputs = [None if s is None else torch.randn(s, device=device) for s in shapes]
 
     def run(fn):
         xs = [None if x is None else x.detach().clone().requires_grad_() for x in inputs]
@@ -200,6 +204,7 @@ def test_compile_before_any_probe(monkeypatch):
     if not fused:
         pytest.skip("no fused backend has the sqnorm kernels")
     monkeypatch.setattr(_dispatch, "_status", {})
+    monkeypatch.setattr(_dispatch, "_resolved", {})
     torch._dynamo.reset()
     fn = torch.compile(lambda g: gx.r1_penalty(g, backend=fused[0]), fullgraph=True, backend="eager")
     g = torch.randn(3, 4)

@@ -203,20 +203,28 @@ __device__ __forceinline__ const TDesc& find_desc(const Table& tab, int64_t g) {
 }
 
 // f(b, k, s, e, t, nt, warp) for each unit (sample b, chunk k = elements [s, e)) of tile `local` of
-// tensor d; t/nt: this thread's index/count in the unit's group (its warp when `warp`, else the block).
+// tensor d; t/nt: this thread's index/count in the unit's group (its warp when `warp`, else the
+// block: then every thread of the block makes the same calls). One call site: f is inlined once.
 template <typename F>
 __device__ __forceinline__ void for_units(const TDesc& d, int64_t local, F&& f) {
   const int64_t n = d.plan.n;
+  const bool warp = d.G > 1;
+  int64_t b = local, b1 = local + 1, step = 1, k = 0, s = 0, e = n;
+  int t = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
   if (d.K > 1) {
-    const int64_t b = local / d.K, k = local - b * d.K, s = k * kChunk;
-    f(b, k, s, s + kChunk < n ? s + kChunk : n, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), false);
-  } else if (d.G > 1) {
-    const int64_t b1 = (local + 1) * d.G < d.plan.B ? (local + 1) * d.G : d.plan.B;
-    for (int64_t b = local * d.G + (threadIdx.x >> 5); b < b1; b += blockDim.x >> 5)
-      f(b, int64_t(0), int64_t(0), n, static_cast<int>(threadIdx.x & 31), 32, true);
-  } else {
-    f(local, int64_t(0), int64_t(0), n, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), false);
+    b = local / d.K;
+    b1 = b + 1;
+    k = local - b * d.K;
+    s = k * kChunk;
+    e = s + kChunk < n ? s + kChunk : n;
+  } else if (warp) {
+    b = local * d.G + (threadIdx.x >> 5);
+    b1 = (local + 1) * d.G < d.plan.B ? (local + 1) * d.G : d.plan.B;
+    step = blockDim.x >> 5;
+    t = static_cast<int>(threadIdx.x & 31);
+    nt = 32;
   }
+  for (; b < b1; b += step) f(b, k, s, e, t, nt, warp);
 }
 
 // Copy a host array of PODs to the device on the current stream (pinned staging, no host sync).

@@ -129,6 +129,7 @@ at::Tensor multi_reduce_mode(const std::vector<at::Tensor>& xs, const std::vecto
   constexpr bool two = MODE == kDot || MODE == kSqDiff;
   TORCH_CHECK(reduction >= kRedNone && reduction <= kRedTotal, what,
               ": reduction must be 0 (none), 1 (sum), 2 (mean) or 3 (total), got ", reduction);
+  TORCH_CHECK(!(MODE == kSqDiff || MODE == kSum) || xs.size() == 1, what, ": internal: one tensor expected");
   const bool per_sample = reduction != kRedTotal;
   const at::Device dev = xs[0].device();
   const bool dbl = any_double(xs, ys);
@@ -164,12 +165,15 @@ at::Tensor multi_reduce_mode(const std::vector<at::Tensor>& xs, const std::vecto
       done[t] = true;
       if (ds[t].ntiles > 0) group.push_back(ds[t]);
     }
-    // A: the list's accumulation type; float64 storage only ever meets A = double
+    // A: the list's accumulation type. Float64 storage only ever meets A = double; kSqDiff and kSum
+    // reduce one tensor (pair), whose own rule gives A: other combinations are not compiled.
     auto launch_group = [&](auto tx, auto ty, auto acc) {
       using TX = typename decltype(tx)::type;
       using TY = typename decltype(ty)::type;
       using A = typename decltype(acc)::type;
-      if constexpr (std::is_same_v<A, double> || !(std::is_same_v<TX, double> || std::is_same_v<TY, double>)) {
+      constexpr bool has_double = std::is_same_v<TX, double> || std::is_same_v<TY, double>;
+      constexpr bool single = MODE == kSqDiff || MODE == kSum;
+      if constexpr (single ? std::is_same_v<A, double> == has_double : std::is_same_v<A, double> || !has_double) {
         launch_tables(group, dev, [&](const Table& tab) {
           reduce_tiles_kernel<TX, TY, A, MODE><<<grid_for(tab.ntiles, dev_index), kThreads, 0, stream.stream()>>>(
               tab, parts.data_ptr<A>(), P, inv, static_cast<A>(direct ? weight : 1.0));
