@@ -18,36 +18,30 @@ GN_OPS = ("sqnorm", "scale", "dot")
 
 
 @pytest.fixture(autouse=True)
-def _restore_backend():
-    """set_backend writes a context variable for this thread: put it back after each test."""
+def _restore_backend(monkeypatch):
+    """set_backend writes a context variable for this thread: put it back after each test; start
+    every test with an empty resolution cache (tests below simulate other machines)."""
     before = _dispatch._current.get()
     token = _dispatch._current.set(before)
+    monkeypatch.setattr(_dispatch, "_resolved", {})
     yield
     _dispatch._current.reset(token)
 
 
-def _fake_gradnorm_kernels(calls: list, backend: str):
-    """Raw kernels that record their use and compute with the reference."""
+def _fake_ops(monkeypatch, calls: list, backend: str, ops=GN_OPS):
+    """Pretend ``backend`` has ``ops``, each a recorder that computes with the reference."""
+    monkeypatch.setattr(_dispatch, "has_op", lambda op, b: b == backend and op in ops)
 
-    def sqnorm(grads, inv, per_sample):
-        calls.append("sqnorm")
-        return refgn.grad_sqnorm(grads, per_sample, inv)
+    def registered(op, b):
+        assert b == backend and op == "sqnorm", (op, b)
 
-    def scale(grads, coef, factor, per_sample):
-        calls.append("scale")
-        return [
-            (factor * (coef.view(-1, *[1] * (g.dim() - 1)) if per_sample else coef) * g.to(coef.dtype)).to(g.dtype) for g in grads
-        ]
+        def sqnorm(grads, inv, weight, reduction):
+            calls.append("sqnorm")
+            return refgn.sqnorm(grads, inv, weight, reduction)
 
-    def dot(a, b, per_sample):
-        calls.append("dot")
-        acc = _dispatch.acc_dtype(a[0].dtype)
-        return sum(
-            (x.to(acc) * y.to(acc)).reshape(x.shape[0], -1).sum(1) if per_sample else (x.to(acc) * y.to(acc)).sum()
-            for x, y in zip(a, b)
-        )
+        return sqnorm
 
-    return {"sqnorm": {backend: sqnorm}, "scale": {backend: scale}, "dot": {backend: dot}}
+    monkeypatch.setattr(_dispatch, "registered", registered)
 
 
 def test_reference_always_available():
@@ -112,7 +106,6 @@ def test_unknown_name_is_value_error(bad):
 
 
 def test_explicit_reference_never_warns(monkeypatch):
-    monkeypatch.setattr(_dispatch, "_warned", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gx.r1_penalty(torch.randn(2, 3), backend="reference")
@@ -144,7 +137,7 @@ def test_really_unavailable_backends_say_why():
 
 def test_backend_without_kernel_raises(monkeypatch):
     monkeypatch.setitem(_dispatch._status, "cpu", (True, "available"))
-    monkeypatch.setattr(_dispatch, "_KERNELS", {})
+    _fake_ops(monkeypatch, [], "cpu", ops=())
     with pytest.raises(gx.BackendUnavailable, match="no kernel"):
         gx.r1_penalty(torch.randn(2, 3), backend="cpu")
 
@@ -152,7 +145,7 @@ def test_backend_without_kernel_raises(monkeypatch):
 def test_wrong_device_raises(monkeypatch):
     monkeypatch.setitem(_dispatch._status, "cuda", (True, "available"))
     calls = []
-    monkeypatch.setattr(_dispatch, "_KERNELS", _fake_gradnorm_kernels(calls, "cuda"))
+    _fake_ops(monkeypatch, calls, "cuda")
     with pytest.raises(gx.BackendUnavailable, match="CUDA tensors only"):
         gx.r1_penalty(torch.randn(2, 3), backend="cuda")
     assert calls == []
@@ -160,7 +153,6 @@ def test_wrong_device_raises(monkeypatch):
 
 def test_auto_fallback_warns_once(monkeypatch):
     monkeypatch.setitem(_dispatch._status, "cpu", (False, "simulated: the cpu kernels are not compiled"))
-    monkeypatch.setattr(_dispatch, "_warned", set())
     g = torch.randn(3, 4)
     with pytest.warns(gx.BackendWarning, match="simulated: the cpu kernels are not compiled"):
         out = gx.r1_penalty(g, backend="auto")
@@ -173,8 +165,7 @@ def test_auto_fallback_warns_once(monkeypatch):
 
 def test_auto_fallback_when_kernel_missing_warns(monkeypatch):
     monkeypatch.setitem(_dispatch._status, "cpu", (True, "available"))
-    monkeypatch.setattr(_dispatch, "_KERNELS", {})
-    monkeypatch.setattr(_dispatch, "_warned", set())
+    _fake_ops(monkeypatch, [], "cpu", ops=())
     with pytest.warns(gx.BackendWarning, match="no kernel"):
         gx.grad_sqnorm(torch.randn(2, 3), backend="auto")
 
@@ -182,16 +173,23 @@ def test_auto_fallback_when_kernel_missing_warns(monkeypatch):
 def test_auto_picks_cpu_kernels_when_present(monkeypatch):
     monkeypatch.setitem(_dispatch._status, "cpu", (True, "available"))
     calls = []
-    monkeypatch.setattr(_dispatch, "_KERNELS", _fake_gradnorm_kernels(calls, "cpu"))
-    monkeypatch.setattr(_dispatch, "_warned", set())
-    g = torch.randn(3, 2, 4, 4, requires_grad=True)
+    _fake_ops(monkeypatch, calls, "cpu")
+    g = torch.randn(3, 2, 4, 4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = gx.r1_penalty(g)
-    assert "sqnorm" in calls
-    out.backward()
-    assert "scale" in calls
+    assert calls == ["sqnorm"]
     torch.testing.assert_close(out, gx.r1_penalty(g, backend="reference"))
+
+
+def test_auto_uses_the_native_op_and_caches_the_choice():
+    if "cpu" not in gx.available_backends():
+        pytest.fail("the cpu backend must be available (CI builds the extension)")
+    g = torch.randn(3, 2, 4, 4, requires_grad=True)
+    out = gx.r1_penalty(g)
+    assert "SqnormFn" in out.grad_fn.name()  # torch.ops.ganreg_C.sqnorm with its C++ autograd
+    assert _dispatch._resolved[("sqnorm", "auto", "cpu")] == ("cpu", torch.ops.ganreg_C.sqnorm.default)
+    out.backward()
     torch.testing.assert_close(g.grad, 10 * g.detach() / 3)
 
 
@@ -199,12 +197,13 @@ def test_resolve_per_device(monkeypatch):
     monkeypatch.setitem(_dispatch._status, "cpu", (True, "available"))
     monkeypatch.setitem(_dispatch._status, "triton", (True, "available"))
     monkeypatch.setitem(_dispatch._status, "cuda", (False, "no nvcc"))
-    kern = {op: {"cpu": None, "triton": None} for op in GN_OPS}
-    monkeypatch.setattr(_dispatch, "_KERNELS", kern)
-    monkeypatch.setattr(_dispatch, "_warned", set())
-    assert _dispatch.resolve(GN_OPS, "auto", torch.device("cpu")) == "cpu"
-    assert _dispatch.resolve(GN_OPS, "auto", torch.device("cuda", 0)) == "triton"  # CUDA tensor: cuda, else triton
-    assert _dispatch.resolve(GN_OPS, "reference", torch.device("cuda", 0)) == "reference"
+    monkeypatch.setattr(_dispatch, "has_op", lambda op, b: b in ("cpu", "triton"))
+    monkeypatch.setattr(_dispatch, "registered", lambda op, b: f"{b}::{op}")
+    assert _dispatch.resolve("sqnorm", "auto", torch.device("cpu")) == "cpu"
+    assert _dispatch.resolve("sqnorm", "auto", torch.device("cuda", 0)) == "triton"  # CUDA tensor: cuda, else triton
+    assert _dispatch.fused("sqnorm", "auto", torch.device("cuda", 0)) == "triton::sqnorm"
+    assert _dispatch.resolve("sqnorm", "reference", torch.device("cuda", 0)) == "reference"
+    assert _dispatch.fused("sqnorm", "reference", torch.device("cuda", 0)) is None
 
 
 def test_backend_info_keys():
@@ -217,7 +216,7 @@ def test_backend_info_keys():
         assert set(b) >= {"available", "reason", "ops"}
         assert b["available"] == (name in gx.available_backends())
         if b["available"] and name != "reference":
-            assert b["ops"] == sorted(op for op, impls in _dispatch._KERNELS.items() if name in impls)
+            assert b["ops"] == sorted(op for ops in _dispatch.OPS.values() for op in ops)  # every op, every backend
     assert info["backends"]["reference"]["available"]
 
 
