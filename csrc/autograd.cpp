@@ -41,6 +41,10 @@ GANREG_OP(noise_axpy_op, "ganreg_C::noise_axpy",
 GANREG_OP(sq_diff_sum_op, "ganreg_C::sq_diff_sum", at::Tensor(const at::Tensor&, const at::Tensor&, double))
 GANREG_OP(diff_scale_op, "ganreg_C::diff_scale",
           std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&))
+GANREG_OP(grad_penalty_op, "ganreg_C::grad_penalty",
+          at::Tensor(at::TensorList, const OptT&, double, double, double, bool, int64_t))
+GANREG_OP(path_length_op, "ganreg_C::path_length",
+          std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, double))
 using AugSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t);
 GANREG_OP(diff_augment_op, "ganreg_C::diff_augment", AugSig)
 GANREG_OP(diff_augment_adj_op, "ganreg_C::diff_augment_adj", AugSig)
@@ -145,6 +149,116 @@ struct DotFn : torch::autograd::Function<DotFn> {
       for (size_t i = 0; i < n; ++i) out[n + i] = as_grad_of(d[i], b[i]);
     }
     return out;
+  }
+};
+
+// ------------------------------------------------------------- fused penalty epilogues (O(B) work)
+// One autograd node per public call: the forward is the sqnorm kernel plus an O(B) epilogue (ATen ops
+// below autograd), the backward an O(B) coefficient and one `scale` pass over the gradients. Under
+// create_graph the backward recomputes s = sqnorm(g) through autograd, so the coefficient's
+// dependence on g is differentiated too (double backward exact); otherwise it reuses the saved s.
+
+at::Tensor reduce_batch(const at::Tensor& v, int64_t reduction) {
+  return reduction == kRedMean ? v.mean() : reduction == kRedSum ? v.sum() : v;
+}
+
+// ∂L/∂(per-sample value) from the gradient of the reduced output.
+at::Tensor per_sample_grad(const at::Tensor& gout, int64_t reduction, int64_t B) {
+  if (reduction == kRedNone) return gout;
+  const at::Tensor g = gout.expand({B});
+  return reduction == kRedMean ? g / static_cast<double>(B) : g;
+}
+
+// The saved s, or (create_graph) s recomputed through autograd.
+at::Tensor sample_sqnorm(AutogradContext* ctx, const Tensors& grads, const OptT& inv, double weight) {
+  if (at::GradMode::is_enabled()) return sqnorm_op().call(grads, inv, weight, kRedNone);
+  return ctx->saved_data["s"].toTensor();
+}
+
+// WGAN-GP: pen_b = w·d_b², d_b = n_b − c (one-sided: relu), n_b = sqrt(s_b + eps); then reduced.
+at::Tensor grad_penalty_forward(at::TensorList grads, const OptT& inv, double center, double weight, double eps,
+                                bool one_sided, int64_t reduction, at::Tensor* s_out) {
+  const at::Tensor s = sqnorm_op().call(grads, inv, 1.0, kRedNone);
+  if (s_out) *s_out = s;
+  at::Tensor d = (s + eps).sqrt() - center;
+  if (one_sided) d = d.clamp_min(0);
+  return reduce_batch(d.square() * weight, reduction);
+}
+
+struct GradPenaltyFn : torch::autograd::Function<GradPenaltyFn> {
+  static at::Tensor forward(AutogradContext* ctx, at::TensorList grads, const OptT& inv, double center, double weight,
+                            double eps, bool one_sided, int64_t reduction) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor s;
+    at::Tensor out = grad_penalty_forward(grads, inv, center, weight, eps, one_sided, reduction, &s);
+    ctx->save_for_backward(grads.vec());
+    ctx->saved_data["s"] = s;
+    ctx->saved_data["inv"] = inv;
+    ctx->saved_data["params"] = std::vector<double>{center, weight, eps};
+    ctx->saved_data["one_sided"] = one_sided;
+    ctx->saved_data["reduction"] = reduction;
+    return out;
+  }
+  // ∂pen_b/∂g = 2·inv²·w·d_b/n_b·g (0 where n_b = 0, like vector_norm; NaN propagates)
+  static variable_list backward(AutogradContext* ctx, variable_list gout) {
+    const Tensors grads = ctx->get_saved_variables();
+    const OptT inv = ctx->saved_data["inv"].toOptional<at::Tensor>();
+    const auto p = ctx->saved_data["params"].toDoubleVector();
+    const int64_t red = ctx->saved_data["reduction"].toInt();
+    const at::Tensor s = sample_sqnorm(ctx, grads, inv, 1.0);
+    const at::Tensor n = (s + p[2]).sqrt();
+    const at::Tensor pos = (n <= 0).logical_not();
+    const at::Tensor n_safe = at::where(pos, n, at::ones_like(n));  // no inf in the unselected branch
+    at::Tensor d = n - p[0];
+    if (ctx->saved_data["one_sided"].toBool()) d = d.clamp_min(0);
+    at::Tensor coef = at::where(pos, d * (2.0 * p[1]) / n_safe, at::zeros_like(n));
+    coef = coef * per_sample_grad(gout[0], red, s.size(0)).to(coef.scalar_type());
+    if (inv.has_value()) coef = coef * inv->square().to(coef.scalar_type());
+    variable_list out = scale_op().call(grads, coef, 1.0, true);
+    out.resize(grads.size() + 6);
+    return out;
+  }
+};
+
+// Path length (SPEC §3): len_b = sqrt(s_b / num_ws), new_mean = m + decay·(E_b len − m),
+// pen_b = (len_b − new_mean)²; the gradient also flows through new_mean; pl_mean m is a constant.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> path_length_forward(const at::Tensor& g, const at::Tensor& pl_mean,
+                                                                   double decay) {
+  const double num_ws = g.dim() == 3 ? static_cast<double>(g.size(1)) : 1.0;
+  const at::Tensor len = sqnorm_op().call({g}, std::nullopt, 1.0 / num_ws, kRedNone).sqrt();
+  const at::Tensor m = pl_mean.to(len.scalar_type());
+  const at::Tensor new_mean = m + (len.mean() - m) * decay;
+  return {(len - new_mean).square(), new_mean, len};
+}
+
+struct PathLengthFn : torch::autograd::Function<PathLengthFn> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& g, const at::Tensor& pl_mean, double decay) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [pen, new_mean, len] = path_length_forward(g, pl_mean, decay);
+    ctx->save_for_backward({g});
+    ctx->saved_data["len"] = len;
+    ctx->saved_data["pl_mean"] = pl_mean;
+    ctx->saved_data["decay"] = decay;
+    return {pen, new_mean};
+  }
+  // ∂/∂len_j = 2·gp_j·r_j − (decay/B)·Σ_b 2·gp_b·r_b + gm·decay/B  (r = len − new_mean),
+  // ∂len_j/∂g = g / (num_ws·len_j)  (0 where len_j = 0)
+  static variable_list backward(AutogradContext* ctx, variable_list gouts) {
+    const at::Tensor g = ctx->get_saved_variables()[0];
+    const double decay = ctx->saved_data["decay"].toDouble();
+    const double num_ws = g.dim() == 3 ? static_cast<double>(g.size(1)) : 1.0;
+    const double B = static_cast<double>(g.size(0));
+    const at::Tensor len = at::GradMode::is_enabled()
+                               ? sqnorm_op().call({g}, std::nullopt, 1.0 / num_ws, kRedNone).sqrt()
+                               : ctx->saved_data["len"].toTensor();
+    const at::Tensor m = ctx->saved_data["pl_mean"].toTensor().to(len.scalar_type());
+    const at::Tensor r = len - (m + (len.mean() - m) * decay);
+    const at::Tensor t = gouts[0].to(len.scalar_type()) * r * 2.0;
+    const at::Tensor dlen = t - (t.sum() - gouts[1].to(len.scalar_type())) * (decay / B);
+    const at::Tensor pos = (len <= 0).logical_not();
+    const at::Tensor len_safe = at::where(pos, len, at::ones_like(len));
+    const at::Tensor coef = at::where(pos, dlen / len_safe, at::zeros_like(len));
+    return {scale_op().call({g}, coef, 1.0 / num_ws, true)[0], at::Tensor(), at::Tensor()};
   }
 };
 
@@ -273,9 +387,41 @@ struct CrAugmentFn : torch::autograd::Function<CrAugmentFn<ADJ>> {
 }  // namespace
 }  // namespace ganreg
 
+namespace ganreg {
+namespace {
+// The fused penalties' device-agnostic forward (CPU and CUDA keys; fake kernels in Python).
+at::Tensor grad_penalty_kernel(at::TensorList grads, const OptT& inv, double c, double w, double eps, bool one_sided,
+                               int64_t red) {
+  return grad_penalty_forward(grads, inv, c, w, eps, one_sided, red, nullptr);
+}
+std::tuple<at::Tensor, at::Tensor> path_length_kernel(const at::Tensor& g, const at::Tensor& pl_mean, double decay) {
+  auto [pen, new_mean, len] = path_length_forward(g, pl_mean, decay);
+  return {pen, new_mean};
+}
+}  // namespace
+}  // namespace ganreg
+
+TORCH_LIBRARY_IMPL(ganreg_C, CPU, m) {
+  m.impl("grad_penalty", &ganreg::grad_penalty_kernel);
+  m.impl("path_length", &ganreg::path_length_kernel);
+}
+
+#ifdef GANREG_WITH_CUDA
+TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) {
+  m.impl("grad_penalty", &ganreg::grad_penalty_kernel);
+  m.impl("path_length", &ganreg::path_length_kernel);
+}
+#endif
+
 TORCH_LIBRARY_IMPL(ganreg_C, Autograd, m) {
   using namespace ganreg;
   using OptT = std::optional<at::Tensor>;
+  m.impl("grad_penalty", [](at::TensorList g, const OptT& inv, double c, double w, double eps, bool one_sided,
+                            int64_t red) { return GradPenaltyFn::apply(g, inv, c, w, eps, one_sided, red); });
+  m.impl("path_length", [](const at::Tensor& g, const at::Tensor& pl_mean, double decay) {
+    auto r = PathLengthFn::apply(g, pl_mean, decay);
+    return std::make_tuple(r[0], r[1]);
+  });
   m.impl("sqnorm", [](at::TensorList g, const OptT& inv, double w, int64_t red) {
     return SqnormFn::apply(g, inv, w, red);
   });

@@ -79,6 +79,8 @@ TORCH_LIBRARY(ganreg_C, m) {
   m.def("sqnorm(Tensor[] grads, Tensor? inv_scale, float weight, int reduction) -> Tensor");
   m.def("scale(Tensor[] grads, Tensor coef, float factor, bool per_sample) -> Tensor[]");
   m.def("dot(Tensor[] a, Tensor[] b, bool per_sample) -> Tensor");
+  m.def("grad_penalty(Tensor[] grads, Tensor? inv_scale, float center, float weight, float eps, bool one_sided, int reduction) -> Tensor");
+  m.def("path_length(Tensor pl_grads, Tensor pl_mean, float decay) -> (Tensor, Tensor)");
   m.def("noise_dot(Tensor x, int seed, float scale) -> Tensor");
   m.def("noise_axpy(Tensor? x, Tensor alpha, int seed, float scale, int[] size, ScalarType dtype) -> Tensor");
   m.def("sq_diff_sum(Tensor a, Tensor b, float weight) -> Tensor");

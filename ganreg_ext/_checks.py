@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ._contract import REDUCTION_CODES
+
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -110,10 +112,11 @@ def unit_interval(value, name: str) -> float:
     return value
 
 
-def reduction(value: str) -> str:
+def reduction(value: str) -> int:
+    """The kernels' reduction code of ``"mean"``, ``"sum"`` or ``"none"``."""
     if value not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {value!r}")
-    return value
+    return REDUCTION_CODES[value]
 
 
 def inv_scale(value, like: torch.Tensor) -> torch.Tensor | None:

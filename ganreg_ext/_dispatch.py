@@ -141,7 +141,7 @@ def _device_ok(backend: str, device: torch.device) -> tuple[bool, str]:
 
 
 OPS = {
-    "gradnorm": ("sqnorm", "scale", "dot"),
+    "gradnorm": ("sqnorm", "scale", "dot", "grad_penalty", "path_length"),
     "noise": ("noise_dot", "noise_axpy"),
     "consistency": ("sq_diff_sum", "diff_scale"),
     "augment": ("diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj"),

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from . import _checks as check
-from ._contract import RED_NONE, RED_TOTAL, REDUCTION_CODES
+from ._contract import RED_NONE, RED_TOTAL
 from ._dispatch import fused
 from .reference import gradnorm as ref
 
@@ -54,7 +54,7 @@ def r1_penalty(grads: Grads, gamma: float = 10.0, reduction: str = "mean", inv_s
     gamma = check.coefficient(gamma, "gamma", grads[0])
     red = check.reduction(reduction)
     inv = check.inv_scale(inv_scale, grads[0])
-    return _sqnorm(grads, inv, gamma / 2, REDUCTION_CODES[red], backend)
+    return _sqnorm(grads, inv, gamma / 2, red, backend)
 
 
 def r2_penalty(grads: Grads, gamma: float = 10.0, reduction: str = "mean", inv_scale=None, backend=None) -> Tensor:
@@ -76,11 +76,13 @@ def gradient_penalty(
     with the per-sample norm ``‖g_b‖ = sqrt(s_b + eps)`` (never batch-global). Gradient 0 at ``‖g_b‖ = 0``.
     """
     grads = check.tensor_list(grads, "grads")
-    weight = check.coefficient(weight, "weight", grads[0])
+    w, w_t = check.split_coefficient(check.coefficient(weight, "weight", grads[0]))
     eps = check.nonneg(eps, "eps")
     red = check.reduction(reduction)
-    s = _sqnorm(grads, check.inv_scale(inv_scale, grads[0]), 1.0, RED_NONE, backend)
-    return ref.gp_from_sqnorm(s, float(center), weight, bool(one_sided), eps, red)
+    inv = check.inv_scale(inv_scale, grads[0])
+    op = fused("grad_penalty", backend, grads[0].device)
+    out = (ref.grad_penalty if op is None else op)(grads, inv, float(center), w, eps, bool(one_sided), red)
+    return out if w_t is None else out * w_t.to(out.dtype)
 
 
 def roth_penalty(

@@ -46,10 +46,14 @@ def path_length_penalty(pl_grads: Tensor, pl_mean, decay: float = 0.01, backend:
     ``len_b = sqrt(mean_k Σ_d g²)``, ``new_mean = pl_mean + decay·(E_b len − pl_mean)``,
     ``penalty_b = (len_b − new_mean)²``; the gradient also flows through ``new_mean`` (as NVlabs)."""
     _pl_grads(pl_grads)
-    check.running_mean(pl_mean, "pl_mean", pl_grads, "pl_grads")
+    pl_mean = check.running_mean(pl_mean, "pl_mean", pl_grads, "pl_grads")
     decay = check.unit_interval(decay, "decay")
-    num_ws = pl_grads.shape[1] if pl_grads.dim() == 3 else 1
-    return ref.pl_epilogue(grad_sqnorm(pl_grads, backend=backend), num_ws, pl_mean, decay)
+    op = fused("path_length", backend, pl_grads.device)
+    if op is None:
+        return ref.path_length(pl_grads, pl_mean, decay)
+    if not isinstance(pl_mean, Tensor):  # a fill kernel on the device: no host→device copy
+        pl_mean = torch.full((), float(pl_mean), dtype=torch.float32, device=pl_grads.device)
+    return op(pl_grads, pl_mean.detach(), decay)
 
 
 class PathLengthRegularizer(nn.Module):
@@ -75,9 +79,12 @@ class PathLengthRegularizer(nn.Module):
         check.batch_match("images", images, "ws", ws)
         noise_dot = path_length_noise_dot(images, seed, self.backend)
         (pl_grads,) = torch.autograd.grad(noise_dot, ws, create_graph=True)
-        num_ws = pl_grads.shape[1] if pl_grads.dim() == 3 else 1
-        s = grad_sqnorm(pl_grads, backend=self.backend)
-        penalty, new_mean = ref.pl_epilogue(s, num_ws, self.pl_mean, self.decay, self._batch_mean if self.sync_mean else None)
+        if self.sync_mean:  # the batch mean of the lengths is all-reduced between sqnorm and the epilogue
+            num_ws = pl_grads.shape[1] if pl_grads.dim() == 3 else 1
+            s = grad_sqnorm(pl_grads, backend=self.backend)
+            penalty, new_mean = ref.pl_epilogue(s, num_ws, self.pl_mean, self.decay, self._batch_mean)
+        else:
+            penalty, new_mean = path_length_penalty(pl_grads, self.pl_mean, self.decay, self.backend)
         self.pl_mean.copy_(new_mean.detach())
         return self.weight * penalty.mean()
 

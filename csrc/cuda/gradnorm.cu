@@ -60,6 +60,7 @@ __device__ __forceinline__ A range_sum(const TDesc& d, int64_t b, int64_t s, int
     int64_t i0 = 0;
     if (aligned_for<VX>(x) && (!two || aligned_for<VY>(y))) {
       const int64_t nv = len / N;
+#pragma unroll 4  // several loads in flight per thread; the order of the adds is unchanged
       for (int64_t v = t; v < nv; v += nt) {
         const VX px = reinterpret_cast<const VX*>(x)[v];
         if constexpr (two) {
@@ -216,6 +217,7 @@ __device__ __forceinline__ void scale_range(const TDesc& d, int64_t b, int64_t s
     int64_t i0 = 0;
     if (aligned_for<V>(x) && aligned_for<V>(o)) {
       const int64_t nv = len / N;
+#pragma unroll 4
       for (int64_t v = t; v < nv; v += nt) {
         V px = reinterpret_cast<const V*>(x)[v];
 #pragma unroll

@@ -3,6 +3,8 @@ native ops' autograd is the same formulas in C++, ``csrc/autograd.cpp``).
 
 ``sqnorm(g) = weight·reduce_b Σ_i (inv·g)²``, ``scale(g, c) = factor·c_b·g``, ``dot(a, b) = Σ_i a·b``:
 each one's derivative is expressed with the others, so the family is closed under differentiation.
+``grad_penalty`` (WGAN-GP) and ``path_length`` are ``sqnorm`` plus an O(B) epilogue: one C++ autograd
+node each on the native backends; on Triton a composite of ``sqnorm`` and the reference epilogue.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ SCHEMAS = {
     "sqnorm": "(Tensor[] grads, Tensor? inv_scale, float weight, int reduction) -> Tensor",
     "scale": "(Tensor[] grads, Tensor coef, float factor, bool per_sample) -> Tensor[]",
     "dot": "(Tensor[] a, Tensor[] b, bool per_sample) -> Tensor",
+    "grad_penalty": "(Tensor[] grads, Tensor? inv_scale, float center, float weight, float eps, bool one_sided, "
+    "int reduction) -> Tensor",
+    "path_length": "(Tensor pl_grads, Tensor pl_mean, float decay) -> (Tensor, Tensor)",
 }
 
 
@@ -32,7 +37,38 @@ def _dot_fake(a, b, per_sample):
     return a[0].new_empty((a[0].shape[0],) if per_sample else (), dtype=list_acc_dtype(a, b))
 
 
-FAKES = {"sqnorm": _sqnorm_fake, "scale": _scale_fake, "dot": _dot_fake}
+def _grad_penalty_fake(grads, inv_scale, center, weight, eps, one_sided, reduction):
+    return _sqnorm_fake(grads, inv_scale, weight, reduction)
+
+
+def _path_length_fake(pl_grads, pl_mean, decay):
+    acc = list_acc_dtype([pl_grads])
+    return pl_grads.new_empty((pl_grads.shape[0],), dtype=acc), pl_grads.new_empty((), dtype=acc)
+
+
+FAKES = {
+    "sqnorm": _sqnorm_fake,
+    "scale": _scale_fake,
+    "dot": _dot_fake,
+    "grad_penalty": _grad_penalty_fake,
+    "path_length": _path_length_fake,
+}
+
+
+def composites(T) -> dict:
+    """Ops defined by composition (``CompositeImplicitAutograd``) for namespace ``T``: the reference
+    epilogue on the backend's ``sqnorm``."""
+    from ..reference import gradnorm as ref
+    from ..reference import pathlength as ref_pl
+
+    def grad_penalty(grads, inv_scale, center, weight, eps, one_sided, reduction):
+        return ref.gp_from_sqnorm(T.sqnorm(grads, inv_scale, 1.0, RED_NONE), center, weight, one_sided, eps, reduction)
+
+    def path_length(pl_grads, pl_mean, decay):
+        num_ws = pl_grads.shape[1] if pl_grads.dim() == 3 else 1
+        return ref_pl.pl_epilogue(T.sqnorm([pl_grads], None, 1.0, RED_NONE), num_ws, pl_mean, decay)
+
+    return {"grad_penalty": grad_penalty, "path_length": path_length}
 
 
 def autograd(T) -> dict:

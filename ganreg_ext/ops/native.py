@@ -65,5 +65,5 @@ CPU_UNUSABLE: str | None = _cpu_lacks_avx2()
 
 
 for _mod in FAMILIES.values():
-    for _name, _fake in _mod.FAKES.items():
+    for _name, _fake in _mod.FAKES.items():  # composites too: their native forward is one C++ kernel
         torch.library.register_fake(f"ganreg_C::{_name}")(_fake)

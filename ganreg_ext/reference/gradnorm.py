@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .._contract import RED_MEAN, RED_SUM, RED_TOTAL, list_acc_dtype
+from .._contract import RED_MEAN, RED_NONE, RED_SUM, RED_TOTAL, list_acc_dtype
 
 
 def sqnorm(grads: list[torch.Tensor], inv_scale: torch.Tensor | None, weight: float, reduction: int) -> torch.Tensor:
@@ -32,9 +32,9 @@ def sqnorm(grads: list[torch.Tensor], inv_scale: torch.Tensor | None, weight: fl
     return weight * total
 
 
-def reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
-    """``mean`` / ``sum`` over the batch, or ``none`` (the per-sample vector)."""
-    return x.mean() if reduction == "mean" else x.sum() if reduction == "sum" else x
+def reduce(x: torch.Tensor, reduction: int) -> torch.Tensor:
+    """``RED_MEAN`` / ``RED_SUM`` over the batch, or ``RED_NONE`` (the per-sample vector)."""
+    return x.mean() if reduction == RED_MEAN else x.sum() if reduction == RED_SUM else x
 
 
 def safe_norm(s: torch.Tensor, eps: float) -> torch.Tensor:
@@ -44,12 +44,17 @@ def safe_norm(s: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.where(pos, torch.sqrt(torch.where(pos, s, torch.ones_like(s))), torch.zeros_like(s))
 
 
-def gp_from_sqnorm(s, center: float, weight: float, one_sided: bool, eps: float, reduction: str) -> torch.Tensor:
+def gp_from_sqnorm(s, center: float, weight, one_sided: bool, eps: float, reduction: int) -> torch.Tensor:
     """WGAN-GP: ``w · (‖g_b‖ − c)²``; one-sided ``w · relu(‖g_b‖ − c)²``; ``‖g_b‖ = sqrt(s_b + eps)``."""
     d = safe_norm(s, eps) - center
     if one_sided:
         d = torch.relu(d)
     return reduce(weight * d.square(), reduction)
+
+
+def grad_penalty(grads, inv_scale, center: float, weight, eps: float, one_sided: bool, reduction: int) -> torch.Tensor:
+    """The fused op's semantics: :func:`gp_from_sqnorm` of ``s_b = sqnorm(grads, inv_scale)``."""
+    return gp_from_sqnorm(sqnorm(grads, inv_scale, 1.0, RED_NONE), center, weight, one_sided, eps, reduction)
 
 
 def roth_from_sqnorm(s_real, logits_real, s_fake, logits_fake, gamma: float) -> torch.Tensor:

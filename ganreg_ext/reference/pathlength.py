@@ -38,3 +38,12 @@ def pl_epilogue(s: torch.Tensor, num_ws: int, pl_mean, decay: float, batch_mean=
         pl_mean = pl_mean.detach().to(lengths.dtype)
     new_mean = pl_mean + decay * (mean_len - pl_mean)
     return (lengths - new_mean).square(), new_mean
+
+
+def path_length(pl_grads: torch.Tensor, pl_mean, decay: float):
+    """The fused op's semantics: ``(penalty[B], new_mean)`` of :func:`pl_epilogue` on
+    ``s_b = Σ_{k,d} pl_grads[b,k,d]²`` (``pl_grads`` ``[B, num_ws, w_dim]`` or ``[B, w_dim]``)."""
+    from .gradnorm import sqnorm
+
+    num_ws = pl_grads.shape[1] if pl_grads.dim() == 3 else 1
+    return pl_epilogue(sqnorm([pl_grads], None, 1.0, 0), num_ws, pl_mean, decay)
