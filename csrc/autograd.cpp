@@ -237,7 +237,7 @@ struct PathLengthFn : torch::autograd::Function<PathLengthFn> {
     auto [pen, new_mean, len] = path_length_forward(g, pl_mean, decay);
     ctx->save_for_backward({g});
     ctx->saved_data["len"] = len;
-    ctx->saved_data["pl_mean"] = pl_mean;
+    ctx->saved_data["pl_mean"] = pl_mean.clone();  // its value now: the caller updates the buffer in place
     ctx->saved_data["decay"] = decay;
     return {pen, new_mean};
   }
