@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include "common/augment.h"
+#include "common/reduce.h"
 
 namespace ganreg {
 namespace {
@@ -19,7 +20,6 @@ using torch::autograd::variable_list;
 using Tensors = std::vector<at::Tensor>;
 using OptT = std::optional<at::Tensor>;
 
-enum { kRedNone = 0, kRedSum = 1, kRedMean = 2, kRedTotal = 3 };  // ganreg_ext/_contract.py
 
 template <typename Sig>
 c10::TypedOperatorHandle<Sig> op(const char* name) {

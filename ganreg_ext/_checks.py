@@ -74,15 +74,13 @@ def nonneg(value, name: str) -> float:
 
 def coefficient(value, name: str, like: torch.Tensor):
     """A weight such as ``gamma``: a number >= 0 (returned as float), or a 0-d float tensor on the
-    CPU or on ``like``'s device, returned as it is: a device tensor is never read on the host (no
+    CPU or on ``like``'s device, returned as it is: a tensor is never read on the host (no
     synchronisation in a training step), so its sign is the caller's responsibility."""
     if isinstance(value, torch.Tensor):
         if value.dim() != 0 or value.dtype not in FLOAT_DTYPES:
             raise ValueError(f"{name} must be a number or a 0-d float tensor, got {value.dtype} of shape {tuple(value.shape)}")
         if value.device.type != "cpu" and value.device != like.device:
             raise ValueError(f"{name} must be on the CPU or on {like.device}, got {value.device}")
-        if value.device.type == "cpu":
-            nonneg(value, name)
         return value
     return nonneg(value, name)
 
@@ -122,14 +120,12 @@ def reduction(value: str) -> int:
 def inv_scale(value, like: torch.Tensor) -> torch.Tensor | None:
     """The AMP unscale factor for the kernels: ``None`` (no scaling) for ``None`` or 1; a positive
     number → a 0-d float64 CPU tensor (read by value at launch); a 0-d float tensor on the CPU or on
-    ``like``'s device as it is (a device tensor is read inside the kernel: no host synchronisation)."""
+    ``like``'s device as it is (a device tensor is read inside the kernel: no host synchronisation;
+    like every tensor coefficient it is not read on the host to check its sign)."""
     if value is None:
         return None
     if isinstance(value, torch.Tensor):
-        value = coefficient(value, "inv_scale", like)
-        if value.device.type == "cpu" and not float(value) > 0:
-            raise ValueError("inv_scale must be > 0 (1 / GradScaler.get_scale())")
-        return value
+        return coefficient(value, "inv_scale", like)
     value = nonneg(value, "inv_scale")
     if value == 0:
         raise ValueError("inv_scale must be > 0 (1 / GradScaler.get_scale())")

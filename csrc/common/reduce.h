@@ -21,6 +21,10 @@ struct Acc<double> {
 template <typename T>
 using acc_t = typename Acc<T>::type;
 
+// Reduction codes of the fused reductions (ganreg_ext/_contract.py RED_*): per-sample [B], Σ_b,
+// mean_b, or the sum of everything (each tensor one sample).
+enum Reduction : int64_t { kRedNone = 0, kRedSum = 1, kRedMean = 2, kRedTotal = 3 };
+
 constexpr int kMaxDims = 8;  // coalesced sample dims (more are rejected with a clear message)
 constexpr int kMaxOps = 4;   // operands sharing one iteration order
 // Fixed reduction tile (elements): partial sums per (tensor, sample, chunk) are reduced in a fixed

@@ -141,9 +141,6 @@ inline double reduce_range(const Plan& p, const at::Tensor& x, const at::Tensor*
   return out;
 }
 
-// Reduction codes of the fused reductions (ganreg_ext/_contract.py RED_*).
-enum Reduction { kRedNone = 0, kRedSum = 1, kRedMean = 2, kRedTotal = 3 };
-
 // The accumulation rule (ganreg_ext/_contract.py): float64 if any operand is float64, else float32.
 inline at::ScalarType list_acc_dtype(const std::vector<at::Tensor>& xs, const std::vector<at::Tensor>& ys) {
   for (const auto* v : {&xs, &ys})

@@ -24,9 +24,6 @@ namespace cuda {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
-// Reduction codes of the fused reductions (ganreg_ext/_contract.py RED_*).
-enum Reduction { kRedNone = 0, kRedSum = 1, kRedMean = 2, kRedTotal = 3 };
-
 // Sum over the warp; the result is valid in lane 0. Fixed shuffle tree ⇒ deterministic.
 template <typename A>
 __device__ __forceinline__ A warp_sum(A v) {

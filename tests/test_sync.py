@@ -1,0 +1,116 @@
+"""No host synchronisation inside a training step (issue 12): every public op, forward and backward,
+with its scalars given as 0-d tensors on the device (``gamma``, ``weight``, ``inv_scale``, ``sigma``,
+``pl_mean``, the modules' buffers), never copies device data to the host.
+
+On a GPU: ``torch.cuda.set_sync_debug_mode("error")`` turns any synchronising copy into an error.
+On a CPU (the same check, as far as a CPU can show it): every tensor the caller hands over is marked
+as device data, and reading a marked tensor on the host (``item``, ``float``, ``int``, ``bool``,
+``tolist``) raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+import ganreg_ext as gx
+from helpers import FUSED_BACKENDS
+
+BACKENDS = ["reference"] + FUSED_BACKENDS
+_READS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
+
+
+@contextlib.contextmanager
+def no_host_reads(device: str, marked: list[torch.Tensor]):
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            yield
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        return
+    ids = {id(t) for t in marked}
+    saved = {name: getattr(torch.Tensor, name) for name in _READS}
+
+    def guard(name):
+        def read(self, *args, **kwargs):
+            if id(self) in ids:
+                raise AssertionError(f"host read of device data: Tensor.{name} on a tensor of shape {tuple(self.shape)}")
+            return saved[name](self, *args, **kwargs)
+
+        return read
+
+    try:
+        for name in _READS:
+            setattr(torch.Tensor, name, guard(name))
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.Tensor, name, fn)
+
+
+def _calls(backend: str, device: str):
+    """(name, fn(inputs) -> loss, inputs) for every public op with device scalars."""
+
+    made = {}
+
+    def t(v):  # one marked 0-d device tensor per value, made before any guarded call
+        return made.setdefault(v, torch.tensor(v, device=device))
+
+    for v in (10.0, 0.5, 1.0, 0.25, 0.1, 0.3, 2.0):
+        t(v)
+    scalars = list(made.values())
+
+    def rg(*shape):
+        return torch.randn(*shape, device=device).requires_grad_()
+
+    pl = gx.PathLengthRegularizer(backend=backend).to(device)
+    noise = gx.InstanceNoise(0.5, 10, backend=backend).to(device)
+    lecam = gx.LeCamRegularizer().to(device)
+    dp = gx.sample_diffaug_params(4, 8, 8, device=device)
+    cp = gx.sample_cr_params(4, 8, 8, device=device)
+    ws = rg(4, 3, 5)
+    W = torch.randn(15, 3 * 8 * 8, device=device)
+
+    def pl_step(ws):
+        return pl(torch.tanh(ws.reshape(4, -1) @ W).reshape(4, 3, 8, 8), ws, seed=3)
+
+    kw = dict(backend=backend)
+    yield "r1", lambda g: gx.r1_penalty(g, gamma=t(10.0), inv_scale=t(0.5), **kw), [rg(4, 3, 8, 8)], scalars
+    yield "r2_list", lambda g, h: gx.r2_penalty([g, h], gamma=t(1.0), reduction="sum", **kw), [rg(4, 3, 8, 8), rg(4, 7)], scalars
+    yield "grad_sqnorm", lambda g: gx.grad_sqnorm(g, inv_scale=t(0.25), **kw).sum(), [rg(4, 3, 8, 8)], scalars
+    yield "wgan_gp", lambda g: gx.gradient_penalty(g, weight=t(10.0), one_sided=True, **kw), [rg(4, 3, 8, 8)], scalars
+    yield "roth", lambda g, a: gx.roth_penalty(g, a, g, a, gamma=t(0.1), **kw), [rg(4, 3, 8, 8), rg(4)], scalars
+    yield "pl_penalty", lambda g: gx.path_length_penalty(g, t(0.5), **kw)[0].sum(), [rg(4, 3, 5)], scalars
+    yield "pl_regularizer", pl_step, [ws], [pl.pl_mean]
+    yield "noise_dot", lambda x: gx.path_length_noise_dot(x, seed=7, **kw), [rg(4, 3, 8, 8)], []
+    yield "instance_noise", lambda x: gx.instance_noise(x, t(0.3), seed=5, **kw).sum(), [rg(4, 3, 8, 8)], scalars
+    yield "InstanceNoise", lambda x: noise(x, seed=5).sum(), [rg(4, 3, 8, 8)], [noise.t]
+    yield "cr", lambda a, b: gx.consistency_loss(a, b, weight=t(2.0), **kw), [rg(4, 1), rg(4, 1)], scalars
+    yield "bcr", lambda a, b: gx.bcr_loss(a, b, b, a, t(1.0), t(1.0), **kw), [rg(4), rg(4)], scalars
+    yield "zcr", lambda a, b: gx.zcr_generator_loss(a, b, weight=t(0.5), **kw), [rg(4, 3, 8, 8), rg(4, 3, 8, 8)], scalars
+    yield "diff_augment", lambda x: gx.diff_augment(x, params=dp, **kw).sum(), [rg(4, 3, 8, 8)], list(dp.values())
+    yield "cr_augment", lambda x: gx.cr_augment(x, params=cp, **kw).sum(), [rg(4, 3, 8, 8)], list(cp.values())
+    yield "lecam", lambda a, b: lecam(a, b), [rg(4), rg(4)], [lecam.ema_real, lecam.ema_fake]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_host_sync_in_a_step(backend, device):
+    if backend != "reference" and backend not in gx.available_backends():
+        pytest.skip(f"{backend} is unavailable here")
+    for name, fn, inputs, extra in _calls(backend, device):
+        fn(*inputs)  # warm-up: first calls may resolve backends, compile kernels, build caches
+        with no_host_reads(device, inputs + list(extra)):
+            loss = fn(*inputs)
+            loss.backward()
+        assert torch.isfinite(loss.detach()).all(), name
+
+
+def test_the_cpu_guard_catches_a_host_read():
+    x = torch.randn(3)
+    with pytest.raises(AssertionError, match="host read"):
+        with no_host_reads("cpu", [x]):
+            x.tolist()
