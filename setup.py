@@ -81,7 +81,10 @@ setup(
     name="ganreg_ext",
     version="0.1.0",
     description="Fused GAN regularizers (R1/R2, WGAN-GP, path length, CR/bCR/zCR, DiffAugment) for PyTorch",
-    packages=find_packages(include=["ganreg_ext", "ganreg_ext.*", "triton_kernels", "triton_kernels.*"]),
+    # the repo-root folder triton_kernels/ is the subpackage ganreg_ext.triton_kernels (never a top-level
+    # `triton_kernels`: Triton ships a package of that name); editable installs map it with setuptools' finder
+    packages=find_packages(include=["ganreg_ext", "ganreg_ext.*"]) + ["ganreg_ext.triton_kernels"],
+    package_dir={"ganreg_ext.triton_kernels": "triton_kernels"},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     python_requires=">=3.10",

@@ -1,27 +1,29 @@
-"""Triton backend of ganreg_ext: importing this package registers the ``"triton"`` kernels.
+"""Triton kernels and their launchers, imported as ``ganreg_ext.triton_kernels`` (setup.py maps this
+repo-root folder there): no registration, no public API. The op layer (``ganreg_ext/ops``) wraps
+each launcher ``ganreg_ext.triton_kernels.<family>.<op>`` in a ``torch.library.custom_op``; every
+launcher has the op's signature (docs/PLAN-wave2.md) and follows ``ganreg_ext._contract``.
 
-One module per op family (``gradnorm``, ``noise``, ``consistency``, ``augment``); shared layout
-planning, descriptor tables and the deterministic second reduction stage live in ``_utils``.
-On CPU tensors the kernels run only under ``TRITON_INTERPRET=1`` (tests).
+One module per op family (``gradnorm``, ``noise``, ``consistency``, ``augment``); ``_utils`` holds
+the launcher decorator, configs, layout planning and the deterministic second reduction stage.
+On CPU tensors the kernels run only under ``TRITON_INTERPRET=1`` (tests); CUDA tensors then raise.
 
 Design notes and limitations:
 
-* ``sqnorm``/``dot``/``scale`` take a whole list in one launch per dtype group (normally one):
-  an int64 table of data pointers (turned back into pointers in the kernel, which works compiled
-  and under the interpreter on CPU tensors) plus a slot table assigning a fixed chunk of one
-  tensor's sample to each program. Reductions are split-K with partials reduced in a fixed order
-  by a second tiny kernel: deterministic for a given shape and device, no atomics.
+* Reductions (``sqnorm``, ``dot``, ``sq_diff_sum``, ``noise_dot``, the contrast sums of DiffAugment)
+  are split-K: fixed-size chunks, one partial per program, partials summed in a fixed order in
+  float64 by a second kernel that also applies the epilogue. One fixed config each (no autotune,
+  no atomics): results are bitwise reproducible across processes and ranks for the same shapes.
+* Elementwise kernels are autotuned on GPU, keyed by a size class (a capped power of two of the
+  element count), never by raw sizes; a single small config under the interpreter.
 * Inputs are read in place through ≤ 4 merged (size, stride) dims: contiguous, channels_last, any
   permutation of a dense tensor, expanded and innermost-strided tensors need no copy. Only layouts
   with more than 4 unmergeable dims after merging fall back to a ``.contiguous()`` copy.
-* 128-bit vector accesses need a single aligned dense tensor per launch (pointer from the kernel
-  argument); tensors of a multi-tensor list are read with scalar, coalesced accesses because a
-  pointer rebuilt from a table word carries no alignment information.
+* ``sqnorm``/``dot``/``scale`` take a whole list in one launch per dtype group: one tensor is
+  described by kernel arguments, several by cached int64 tables (gradnorm module docstring).
 * All offsets are int64 (tensors past 2**31 elements); the noise counter is int64 too (correct for
   counters ≥ 2**32; tested through an internal logical offset on small tensors).
-* Autotuned on GPU (Ampere/Hopper configs; the first call per shape key benchmarks, which syncs
-  once); a single small config under the interpreter. Ops themselves never call ``.item()``/``.cpu()``;
-  host-built tables travel through pinned memory with ``non_blocking=True``.
+* Launchers never call ``.item()``/``.cpu()`` on device tensors; the CUDA device of the operands is
+  made current for the launches.
 * The noise stream is float32 (``tl.randn4x``) in every backend: float64 results agree with the
   reference to float32 precision only, as SPEC §3 states (1e-5 absolute).
 """

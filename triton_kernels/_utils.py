@@ -1,5 +1,5 @@
-"""Helpers shared by the Triton kernels: layout planning, descriptor tables, autotune configs,
-the deterministic second reduction stage and small ``@triton.jit`` building blocks.
+"""Shared by the Triton launchers: the launcher decorator (device checks and guard), configs and
+size classes, layout planning, the deterministic second reduction stage, small jit helpers.
 
 Layouts. Every kernel reads its inputs in place (no ``.contiguous()`` copy) through at most
 ``MAXD = 4`` (size, stride) pairs per tensor, after merging the dimensions that can be merged
@@ -7,57 +7,114 @@ Layouts. Every kernel reads its inputs in place (no ``.contiguous()`` copy) thro
 or three, an innermost-strided slice two. Only a layout that still needs more than four
 dimensions after merging (rank ≥ 6 with no mergeable neighbours) falls back to a contiguous copy.
 
-Multi-tensor launches. ``sqnorm``/``dot``/``scale`` handle a whole list of tensors in one launch
-(per dtype group; normally one group): the host builds an int64 table with one row per tensor
-(data pointers, per-sample numel, batch strides, merged sizes/strides) and an int64 slot table
-``[S, 2]`` = (row, first element) that assigns a fixed-size chunk of one tensor's sample to each
-program. The kernel turns the pointer words back into typed pointers (``int → ptr``), which works
-compiled on CUDA and under ``TRITON_INTERPRET=1`` on CPU tensors (the interpreter reads raw host
-addresses). Tables travel to the GPU through pinned memory with ``non_blocking=True``: no host sync.
+Configs. Reductions run ONE fixed config (the summation order is a function of the shapes only:
+bitwise equal results across processes, ranks and runs); elementwise kernels are autotuned on GPU,
+keyed by :func:`size_class`. Under ``TRITON_INTERPRET=1`` every kernel uses one small config.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
 import triton
 import triton.language as tl
 
-from ganreg_ext._dispatch import acc_dtype, empty
-
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 MAXD = 4  # merged dimensions a kernel can address directly
-ROW = 17  # int64 words per tensor row of the multi-tensor table (see ``table_row``)
+GPU_CHUNK_MIN, GPU_CHUNK_MAX = 4096, 65536  # split-K chunk (elements per program) on GPU
+INTERP_CHUNK_MIN, INTERP_CHUNK_MAX = 256, 1024  # interpreted: small, so tests split small tensors
 
 
 def tl_dtype(dtype: torch.dtype):
     return {torch.float32: tl.float32, torch.float64: tl.float64, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}[dtype]
 
 
-def acc_of(*dtypes: torch.dtype) -> torch.dtype:
-    """Accumulation dtype of a kernel reading these dtypes: float64 if any is float64, else float32."""
-    return torch.float64 if torch.float64 in dtypes else torch.float32
+# ------------------------------------------------------------------------------------- launches
 
 
-def tl_acc(*dtypes: torch.dtype):
-    return tl_dtype(acc_of(*dtypes))
+def _device(args) -> torch.device:
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return a.device
+        if isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor):
+            return a[0].device
+    raise ValueError("a Triton launcher needs at least one tensor argument")
 
 
-def configs(gpu: list[triton.Config], interp: triton.Config) -> list[triton.Config]:
-    """Autotune configs: the GPU list (Ampere/Hopper) normally, one small config under the interpreter."""
-    return [interp] if INTERPRET else gpu
+def launcher(fn):
+    """Decorator of every public launcher. The first tensor argument (the operand) must be where
+    this Triton mode runs: CUDA when compiled; the CPU under ``TRITON_INTERPRET=1``, which runs the
+    kernels on the host and would dereference device addresses there. Its CUDA device is made
+    current for the launches (Triton launches on the current device: tensors on ``cuda:1`` while
+    ``cuda:0`` is current)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        dev = _device(args)
+        if INTERPRET and dev.type != "cpu":
+            raise RuntimeError(
+                f"ganreg_ext Triton kernels: TRITON_INTERPRET=1 runs kernels on the host CPU, which cannot read "
+                f"tensors on {dev}; unset TRITON_INTERPRET to run on the GPU, or pass CPU tensors"
+            )
+        if not INTERPRET and dev.type != "cuda":
+            raise RuntimeError(
+                f"ganreg_ext Triton kernels need CUDA tensors, got a tensor on {dev} "
+                "(CPU tensors run only under TRITON_INTERPRET=1)"
+            )
+        if dev.type == "cuda":
+            with torch.cuda.device(dev):
+                return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return run
 
 
 def cfg(num_warps: int = 4, num_stages: int = 2, **kw) -> triton.Config:
     return triton.Config(kw, num_warps=num_warps, num_stages=num_stages)
 
 
+def pick(gpu, interp):
+    """The GPU config (list) normally, the interpreter's under ``TRITON_INTERPRET=1``."""
+    return interp if INTERPRET else gpu
+
+
+def autotuned(gpu: list[triton.Config], interp: triton.Config, key: list[str]):
+    """``triton.autotune`` for elementwise kernels only; ``key`` should end with ``"size_class"``."""
+    return triton.autotune(configs=pick(gpu, [interp]), key=key)
+
+
+def size_class(n: int) -> int:
+    """Autotune key of elementwise kernels: the next power of two of the element count, clamped to
+    [2**12, 2**24] (a bounded number of tunings, none per raw size)."""
+    return min(1 << 24, max(1 << 12, triton.next_power_of_2(max(n, 1))))
+
+
+def chunk_size(total: int, longest: int, gpu: bool = not INTERPRET) -> int:
+    """Elements per program of the split-K kernels, a function of the shapes only (deterministic):
+    ``total`` elements of work, ``longest`` the longest per-sample run.
+
+    GPU: the power of two ``≤ total/1024`` clamped to ``[GPU_CHUNK_MIN, GPU_CHUNK_MAX]``;
+    interpreted: ``next_pow2(longest)`` clamped to ``[INTERP_CHUNK_MIN, INTERP_CHUNK_MAX]``.
+    Invariant (tested on CPU for the GPU configs too): every ``BLOCK`` of a split-K kernel divides
+    every chunk, so a program's ``range(0, chunk, BLOCK)`` covers exactly its chunk."""
+    if not gpu:
+        return min(INTERP_CHUNK_MAX, max(INTERP_CHUNK_MIN, triton.next_power_of_2(max(longest, 1))))
+    c = 1 << max(0, (max(total, 1) // 1024).bit_length() - 1)
+    return min(GPU_CHUNK_MAX, max(GPU_CHUNK_MIN, c))
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 # ----------------------------------------------------------------------------------------- layouts
 
 
-def collapse(shape, strides_list, order_by: int | None = None, skip_batch: bool = False, maxd: int = MAXD):
-    """Merge dimensions of ``shape`` that are adjacent in memory for *every* stride set.
+@functools.lru_cache(maxsize=1024)
+def collapse(shape: tuple, strides: tuple, order_by: int | None = None, skip_batch: bool = False):
+    """Merge dimensions of ``shape`` that are adjacent in memory for *every* stride set of ``strides``.
 
     ``order_by=None`` keeps the logical (row-major) order, so the merged dims still enumerate the
     flat logical index (needed by the noise stream and by outputs written in logical order).
@@ -66,76 +123,47 @@ def collapse(shape, strides_list, order_by: int | None = None, skip_batch: bool 
     channels_last or any permutation included, merges to one dim read linearly in memory order.
     ``skip_batch`` leaves dim 0 out (it is addressed by the batch stride).
 
-    Returns ``(sizes, [strides per set])`` outermost first, at least one dim, or ``None`` if more
-    than ``maxd`` dims remain.
+    Returns ``(sizes, (strides per set))`` as tuples, outermost first, at least one dim, or ``None``
+    if more than ``MAXD`` dims remain. Cached: a function of the arguments only.
     """
     dims = [d for d in range(1 if skip_batch else 0, len(shape)) if shape[d] != 1]
     if order_by is not None:
-        ref = strides_list[order_by]
+        ref = strides[order_by]
         dims.sort(key=lambda d: (-abs(ref[d]), -shape[d]))
     sizes: list[int] = []
-    out: list[list[int]] = [[] for _ in strides_list]
+    out: list[list[int]] = [[] for _ in strides]
     for d in dims:
-        if sizes and all(o[-1] == s[d] * shape[d] for o, s in zip(out, strides_list)):
+        if sizes and all(o[-1] == s[d] * shape[d] for o, s in zip(out, strides)):
             sizes[-1] *= shape[d]
-            for o, s in zip(out, strides_list):
+            for o, s in zip(out, strides):
                 o[-1] = s[d]
         else:
             sizes.append(shape[d])
-            for o, s in zip(out, strides_list):
+            for o, s in zip(out, strides):
                 o.append(s[d])
     if not sizes:
-        sizes, out = [1], [[0] for _ in strides_list]
-    if len(sizes) > maxd:
+        sizes, out = [1], [[0] for _ in strides]
+    if len(sizes) > MAXD:
         return None
-    return sizes, out
+    return tuple(sizes), tuple(tuple(o) for o in out)
 
 
-def pad_dims(sizes, strides_list, maxd: int = MAXD):
-    """Right-align to ``maxd`` dims (outer padding: size 1, stride 0), as the kernels expect."""
-    k = maxd - len(sizes)
-    return [1] * k + list(sizes), [[0] * k + list(s) for s in strides_list]
+def pad_dims(sizes, strides):
+    """Right-align to ``MAXD`` dims (outer padding: size 1, stride 0), as the kernels expect."""
+    k = MAXD - len(sizes)
+    return (1,) * k + tuple(sizes), tuple((0,) * k + tuple(s) for s in strides)
 
 
 def logical_plan(*tensors: torch.Tensor):
     """Merged logical-order dims shared by same-shape ``tensors`` (copying them contiguous only in
     the rare layout that needs more than MAXD dims). Returns ``(tensors, ndim, sizes4, strides4s)``."""
-    plan = collapse(tensors[0].shape, [t.stride() for t in tensors])
+    plan = collapse(tuple(tensors[0].shape), tuple(t.stride() for t in tensors))
     if plan is None:  # documented fallback: > MAXD unmergeable dims
         tensors = tuple(t.contiguous() for t in tensors)
-        plan = collapse(tensors[0].shape, [t.stride() for t in tensors])
+        plan = collapse(tuple(tensors[0].shape), tuple(t.stride() for t in tensors))
     sizes, strides = plan
-    ndim = len(sizes)
-    sizes, strides = pad_dims(sizes, strides)
-    return tensors, ndim, sizes, strides
-
-
-def empty_like_strided(g: torch.Tensor) -> torch.Tensor:
-    """``torch.empty_like(g)`` strides (preserve_format), allocated through the poison-aware ``empty``."""
-    strides = torch.empty_like(g, device="meta").stride()
-    if g.numel() == 0:
-        return empty(g.shape, g.dtype, g.device)
-    span = 1 + sum((n - 1) * s for n, s in zip(g.shape, strides))
-    return empty((span,), g.dtype, g.device).as_strided(g.shape, strides)
-
-
-def to_device(rows, device: torch.device) -> torch.Tensor:
-    """A small host-built int64 table on ``device`` without a host sync (pinned, non-blocking)."""
-    t = torch.tensor(rows, dtype=torch.int64)
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
-def chunk_size(total: int, longest: int) -> int:
-    """Elements per program of the split-K reductions, from the total work and the longest
-    per-sample run (a function of the shapes only, so results are deterministic). Always a power
-    of two no smaller than the largest autotuned ``BLOCK`` (4096 on GPU, 256 interpreted), so a
-    program's ``range(0, CHUNK, BLOCK)`` loop never reaches into the next chunk."""
-    if INTERPRET:
-        return min(1024, max(256, triton.next_power_of_2(max(longest, 1))))
-    c = 1 << max(0, (max(total, 1) // 1024).bit_length() - 1)
-    return min(65536, max(4096, c))
+    sizes4, strides4 = pad_dims(sizes, strides)
+    return tensors, len(sizes), sizes4, strides4
 
 
 # ------------------------------------------------------------------------ jit building blocks
@@ -153,7 +181,7 @@ def helper(fn):
 
 @helper
 def scalar_as(x, DT: tl.constexpr):
-    """A float scalar argument (declared ``"fp64"``) as a ``DT`` scalar, without losing float64
+    """A float scalar argument (declared ``tl.float64``) as a ``DT`` scalar, without losing float64
     precision compiled or interpreted (a plain ``tl.cast`` of a Python float rounds to float32
     under the interpreter)."""
     return (tl.full([], 1, DT) * x).to(DT)
@@ -177,52 +205,36 @@ def offset4(i, n1, n2, n3, st0, st1, st2, st3, NDIM: tl.constexpr):
     return off
 
 
-@triton.jit
-def _sum_rows_kernel(p_ptr, out_ptr, S, mult: tl.float64, BLOCK: tl.constexpr):
-    """``out[r] = mult · Σ_s p[r, s]`` in a fixed order (the deterministic second stage)."""
-    r = tl.program_id(0).to(tl.int64)
-    ACC: tl.constexpr = p_ptr.dtype.element_ty
-    acc = tl.zeros([BLOCK], ACC)
-    for s0 in range(0, S, BLOCK):
-        o = s0 + tl.arange(0, BLOCK)
-        acc += tl.load(p_ptr + r * S + o, mask=o < S, other=0)
-    tl.store(out_ptr + r, (tl.sum(acc, 0) * scalar_as(mult, ACC)).to(out_ptr.dtype.element_ty))
+FINISH_BLOCK = 256
 
 
-def sum_rows(partials: torch.Tensor, out: torch.Tensor, mult: float = 1.0) -> torch.Tensor:
-    """Reduce the ``[R, S]`` partials into ``out`` (``R`` elements) deterministically."""
+@triton.jit(do_not_specialize=["weight", "div"])
+def _finish_kernel(p_ptr, out_ptr, R, S, weight: tl.float64, div: tl.float64, ALL: tl.constexpr, BLOCK: tl.constexpr):
+    """Second stage of every split-K reduction, in float64 and a fixed order: ``out[r] =
+    weight·Σ_s p[r, s]`` (one program per row), or with ``ALL`` ``out = weight·(Σ_r Σ_s p[r, s])/div``
+    (one program, rows summed in index order)."""
+    if ALL:
+        lo = 0
+        hi = R
+    else:
+        lo = tl.program_id(0)
+        hi = lo + 1
+    tot = tl.zeros([], tl.float64)
+    for r in range(lo, hi):
+        acc = tl.zeros([BLOCK], tl.float64)
+        for s0 in range(0, S, BLOCK):
+            o = s0 + tl.arange(0, BLOCK)
+            acc += tl.load(p_ptr + r * S + o, mask=o < S, other=0).to(tl.float64)
+        tot += tl.sum(acc, 0)
+    res = scalar_as(weight, tl.float64) * (tot / scalar_as(div, tl.float64))
+    tl.store(out_ptr + lo, res.to(out_ptr.dtype.element_ty))
+
+
+def finish(partials: torch.Tensor, out: torch.Tensor, weight: float = 1.0, total: bool = False, div: float = 1.0):
+    """Reduce the ``[R, S]`` partials into ``out``: ``R`` row sums, or with ``total`` one 0-d sum
+    divided by ``div``; times ``weight``. One launch."""
     R, S = partials.shape
-    if S == 0:
-        return out.zero_()
-    block = min(1024, triton.next_power_of_2(S))
-    _sum_rows_kernel[(R,)](partials, out, S, float(mult), BLOCK=block)
+    grid = (1,) if total else (R,)
+    if grid[0]:
+        _finish_kernel[grid](partials, out, R, S, float(weight), float(div), ALL=total, BLOCK=FINISH_BLOCK)
     return out
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-__all__ = [
-    "INTERPRET",
-    "MAXD",
-    "ROW",
-    "acc_dtype",
-    "acc_of",
-    "ceil_div",
-    "cfg",
-    "chunk_size",
-    "collapse",
-    "configs",
-    "empty",
-    "empty_like_strided",
-    "logical_plan",
-    "helper",
-    "offset4",
-    "pad_dims",
-    "scalar_as",
-    "sum_rows",
-    "tl_acc",
-    "tl_dtype",
-    "to_device",
-]

@@ -8,7 +8,8 @@ contiguous NCHW in the input dtype, colour math in float32 (float64 for float64)
 Per-sample means: the channel mean of a pixel is local (a first pass over the channel blocks);
 the ``C·H·W`` mean that contrast needs is a per-sample reduction done first by a small kernel
 (forward: the split-K sum of ``x``; adjoint: the same tile kernel in ``SUM_ONLY`` mode summing
-``Tᵀ(mask·g)``), reduced deterministically, then read by the main kernel.
+``Tᵀ(mask·g)``) with FIXED tiles, reduced in a fixed order, then read by the main kernel. The
+elementwise kernels are autotuned, keyed by ``size_class``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ import torch
 import triton
 import triton.language as tl
 
-from ganreg_ext._dispatch import register_kernel
-from ganreg_ext.ops.augment import BRIGHTNESS, CONTRAST, CUTOUT, SATURATION, TRANSLATION
-from ganreg_ext.reference.augment import cutout_size
+from ganreg_ext._contract import BRIGHTNESS, CONTRAST, CUTOUT, RED_NONE, SATURATION, TRANSLATION, acc_dtype, empty
 
-from ._utils import acc_of, ceil_div, cfg, configs, empty, helper, sum_rows, tl_dtype
+from ._utils import autotuned, ceil_div, cfg, finish, helper, launcher, size_class, tl_dtype
 from .gradnorm import MODE_SUM, multi_reduce
 
-_GPU = [cfg(4, BLOCK_P=256), cfg(4, BLOCK_P=512), cfg(8, BLOCK_P=1024)]
-_INTERP = cfg(4, BLOCK_P=512)
-_FIXED_P = 256  # tile of the adjoint's SUM_ONLY pass (fixed: it sizes the partials)
+TILE_GPU = [cfg(4, BLOCK_P=256), cfg(4, BLOCK_P=512), cfg(8, BLOCK_P=1024)]
+TILE_INTERP = cfg(4, BLOCK_P=512)
+SUM_P = 256  # fixed tile of the adjoint's SUM_ONLY pass (a reduction: never tuned)
+KEY = ["FLAGS", "CB", "size_class"]
 
 
 @helper
@@ -66,7 +66,7 @@ def _source(b, i, j, pm, i_ptr, H, W, ch, cw, FLAGS: tl.constexpr, SIGN: tl.cons
     return si, sj, ok
 
 
-@triton.autotune(configs=configs(_GPU, _INTERP), key=["FLAGS", "CB"])
+@autotuned(TILE_GPU, TILE_INTERP, key=KEY)
 @triton.jit
 def _diffaug_fwd_kernel(
     x_ptr,
@@ -83,6 +83,7 @@ def _diffaug_fwd_kernel(
     sxw,
     ch,
     cw,
+    size_class,
     FLAGS: tl.constexpr,
     ACC: tl.constexpr,
     CB: tl.constexpr,
@@ -137,6 +138,7 @@ def _diffaug_adj_kernel(
     sgw,
     ch,
     cw,
+    size_class,
     FLAGS: tl.constexpr,
     ACC: tl.constexpr,
     CB: tl.constexpr,
@@ -183,8 +185,8 @@ def _diffaug_adj_kernel(
             tl.store(dst[None, :] + cc[:, None].to(tl.int64) * HW, h.to(out_ptr.dtype.element_ty), mask=cm & pm[None, :])
 
 
-# the SUM_ONLY pass runs untuned with a fixed tile (its partials are sized on the host)
-_diffaug_adj_tuned = triton.autotune(configs=configs(_GPU, _INTERP), key=["FLAGS", "CB", "SUM_ONLY"])(_diffaug_adj_kernel)
+# the SUM_ONLY pass runs the plain kernel with the fixed tile SUM_P; the adjoint itself is tuned
+_diffaug_adj_tuned = autotuned(TILE_GPU, TILE_INTERP, key=KEY)(_diffaug_adj_kernel)
 
 
 @helper
@@ -193,9 +195,9 @@ def _reflect(p, N):
     return tl.where(p >= N, 2 * (N - 1) - p, p)
 
 
-@triton.autotune(configs=configs(_GPU, _INTERP), key=["CB"])
+@autotuned(TILE_GPU, TILE_INTERP, key=["CB", "size_class"])
 @triton.jit
-def _cr_fwd_kernel(x_ptr, out_ptr, i_ptr, C, H, W, sxb, sxc, sxh, sxw, CB: tl.constexpr, BLOCK_P: tl.constexpr):
+def _cr_fwd_kernel(x_ptr, out_ptr, i_ptr, C, H, W, sxb, sxc, sxh, sxw, size_class, CB: tl.constexpr, BLOCK_P: tl.constexpr):
     """``out[c,i,j] = xf[c, reflect_H(i+tx), reflect_W(j+ty)]``, ``xf`` = ``x`` flipped along W if ``flip``."""
     b, p, pm, i, j = _pixels(tl.program_id(0), H, W, BLOCK_P)
     flip = tl.load(i_ptr + b * 3 + 0)
@@ -229,7 +231,7 @@ def _cand(r, k: tl.constexpr, t, N):
     return p, v & (p >= 0) & (p < N)
 
 
-@triton.autotune(configs=configs(_GPU, _INTERP), key=["CB"])
+@autotuned(TILE_GPU, TILE_INTERP, key=["CB", "size_class"])
 @triton.jit
 def _cr_adj_kernel(
     g_ptr,
@@ -242,6 +244,7 @@ def _cr_adj_kernel(
     sgc,
     sgh,
     sgw,
+    size_class,
     ACC: tl.constexpr,
     CB: tl.constexpr,
     BLOCK_P: tl.constexpr,
@@ -300,39 +303,62 @@ def _cb(C: int) -> int:
 _FLAG_MASK = BRIGHTNESS | SATURATION | CONTRAST | TRANSLATION | CUTOUT
 
 
-@register_kernel("diff_augment", "triton")
+def _cutout(H: int, W: int) -> tuple[int, int]:
+    """Cutout square ``(int(H·0.5 + 0.5), int(W·0.5 + 0.5))`` (docs/ARCHITECTURE.md)."""
+    return int(H * 0.5 + 0.5), int(W * 0.5 + 0.5)
+
+
+@launcher
 def diff_augment(x, fparams, iparams, flags):
+    """DiffAugment of ``x`` ``[B, C, H, W]`` (any strides) with packed per-sample parameters
+    (``fparams`` ``[B, 3]`` colour uniforms, ``iparams`` ``[B, 4]`` shifts and cutout centres) and the
+    ``flags`` bits of ``_contract`` → contiguous NCHW in ``x``'s dtype; colour math in float32
+    (float64 for float64). Contrast needs ``Σ_chw x`` per sample: a deterministic split-K sum first."""
     fparams, iparams = fparams.contiguous(), iparams.contiguous()  # tiny [B, k] tables, read row-major
     B, C, H, W = x.shape
     out = empty((B, C, H, W), x.dtype, x.device)
     if out.numel() == 0:
         return out
     flags = int(flags) & _FLAG_MASK
-    acc = acc_of(x.dtype)
     sums = fparams  # placeholder pointer, never read without CONTRAST
     if flags & CONTRAST:
-        sums = multi_reduce([x], None, MODE_SUM, per_sample=True)  # Σ_chw x per sample
-    ch, cw = cutout_size(H, W)
+        sums = multi_reduce([x], None, MODE_SUM, RED_NONE)  # Σ_chw x per sample
     _diffaug_fwd_kernel[_grid(B, H, W)](
-        x, out, fparams, iparams, sums, C, H, W, *x.stride(), ch, cw, FLAGS=flags, ACC=tl_dtype(acc), CB=_cb(C)
+        x,
+        out,
+        fparams,
+        iparams,
+        sums,
+        C,
+        H,
+        W,
+        *x.stride(),
+        *_cutout(H, W),
+        size_class(out.numel()),
+        FLAGS=flags,
+        ACC=tl_dtype(acc_dtype(x.dtype)),
+        CB=_cb(C),
     )
     return out
 
 
-@register_kernel("diff_augment_adj", "triton")
+@launcher
 def diff_augment_adj(g, fparams, iparams, flags):
+    """The adjoint of the linear part of :func:`diff_augment` (brightness ignored) applied to ``g``:
+    ``h = Tᵀ(mask·g)``, then contrast ``h ← k·h + (1−k)·mean_chw h``, then saturation
+    ``h ← s·h + (1−s)·mean_c h`` → contiguous NCHW in ``g``'s dtype. ``Σ_chw Tᵀ(mask·g)`` per sample
+    comes from fixed ``SUM_P``-pixel tile partials summed in a fixed order."""
     fparams, iparams = fparams.contiguous(), iparams.contiguous()  # tiny [B, k] tables, read row-major
     B, C, H, W = g.shape
     out = empty((B, C, H, W), g.dtype, g.device)
     if out.numel() == 0:
         return out
     flags = int(flags) & _FLAG_MASK
-    acc = acc_of(g.dtype)
-    ch, cw = cutout_size(H, W)
-    args = (C, H, W, *g.stride(), ch, cw)
+    acc = acc_dtype(g.dtype)
+    args = (C, H, W, *g.stride(), *_cutout(H, W), size_class(out.numel()))
     sums = fparams  # placeholder pointer, never read without CONTRAST
-    if flags & CONTRAST:  # Σ_chw Tᵀ(mask·g) per sample: tile partials, then a fixed-order sum
-        nt = ceil_div(H * W, _FIXED_P)
+    if flags & CONTRAST:
+        nt = ceil_div(H * W, SUM_P)
         partials = torch.empty((B, nt), dtype=acc, device=g.device)
         _diffaug_adj_kernel[(B * nt,)](
             g,
@@ -345,33 +371,38 @@ def diff_augment_adj(g, fparams, iparams, flags):
             ACC=tl_dtype(acc),
             CB=_cb(C),
             SUM_ONLY=True,
-            BLOCK_P=_FIXED_P,
+            BLOCK_P=SUM_P,
             num_warps=4,
         )
-        sums = sum_rows(partials, torch.empty((B,), dtype=acc, device=g.device))
+        sums = finish(partials, torch.empty((B,), dtype=acc, device=g.device))
     _diffaug_adj_tuned[_grid(B, H, W)](
         g, out, fparams, iparams, sums, *args, FLAGS=flags, ACC=tl_dtype(acc), CB=_cb(C), SUM_ONLY=False
     )
     return out
 
 
-@register_kernel("cr_augment", "triton")
+@launcher
 def cr_augment(x, iparams):
+    """CR transform: ``out[c,i,j] = xf[c, reflect_H(i+tx), reflect_W(j+ty)]``, ``xf`` = ``x`` flipped
+    along W where ``flip`` (``iparams`` ``[B, 3]`` = flip, tx, ty) → contiguous NCHW, exact copy."""
     iparams = iparams.contiguous()
     B, C, H, W = x.shape
     out = empty((B, C, H, W), x.dtype, x.device)
     if out.numel() == 0:
         return out
-    _cr_fwd_kernel[_grid(B, H, W)](x, out, iparams, C, H, W, *x.stride(), CB=_cb(C))
+    _cr_fwd_kernel[_grid(B, H, W)](x, out, iparams, C, H, W, *x.stride(), size_class(out.numel()), CB=_cb(C))
     return out
 
 
-@register_kernel("cr_augment_adj", "triton")
+@launcher
 def cr_augment_adj(g, iparams):
+    """The adjoint of :func:`cr_augment`: each source pixel gathers the ≤ 2×2 outputs that read it."""
     iparams = iparams.contiguous()
     B, C, H, W = g.shape
     out = empty((B, C, H, W), g.dtype, g.device)
     if out.numel() == 0:
         return out
-    _cr_adj_kernel[_grid(B, H, W)](g, out, iparams, C, H, W, *g.stride(), ACC=tl_dtype(acc_of(g.dtype)), CB=_cb(C))
+    _cr_adj_kernel[_grid(B, H, W)](
+        g, out, iparams, C, H, W, *g.stride(), size_class(out.numel()), ACC=tl_dtype(acc_dtype(g.dtype)), CB=_cb(C)
+    )
     return out

@@ -1,21 +1,21 @@
-"""Consistency family: ``sq_diff_sum`` (fused ``Σ (a − b)²``, split-K, deterministic) and
-``diff_scale`` (both outputs ``±coef·(a − b)`` written in one pass, no difference tensor)."""
+"""Consistency family: ``sq_diff_sum`` (fused ``weight·Σ (a − b)²``: split-K, fixed config,
+deterministic) and ``diff_scale`` (both outputs ``±coef·(a − b)`` in one pass, no difference tensor)."""
 
 from __future__ import annotations
 
 import triton
 import triton.language as tl
 
-from ganreg_ext._dispatch import acc_dtype, register_kernel
+from ganreg_ext._contract import RED_TOTAL, acc_dtype, empty
 
-from ._utils import acc_of, ceil_div, cfg, configs, empty, logical_plan, offset4, tl_dtype
+from ._utils import autotuned, ceil_div, cfg, launcher, logical_plan, offset4, size_class, tl_dtype
 from .gradnorm import MODE_SQDIFF, multi_reduce
 
-_GPU = [cfg(4, BLOCK=1024), cfg(8, BLOCK=2048), cfg(4, BLOCK=512)]
-_INTERP = cfg(4, BLOCK=512)
+DIFF_SCALE_GPU = [cfg(4, BLOCK=1024), cfg(8, BLOCK=2048), cfg(4, BLOCK=512)]
+DIFF_SCALE_INTERP = cfg(4, BLOCK=512)
 
 
-@triton.autotune(configs=configs(_GPU, _INTERP), key=["NDIM"])
+@autotuned(DIFF_SCALE_GPU, DIFF_SCALE_INTERP, key=["NDIM", "size_class"])
 @triton.jit
 def _diff_scale_kernel(
     a_ptr,
@@ -24,6 +24,7 @@ def _diff_scale_kernel(
     ob_ptr,
     coef_ptr,
     total,
+    size_class,
     n1,
     n2,
     n3,
@@ -39,6 +40,7 @@ def _diff_scale_kernel(
     ACC: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
+    """``oa_i = coef·(a_i − b_i)``, ``ob_i = −oa_i`` (flat logical index ``i``, contiguous outputs)."""
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
     m = i < total
@@ -49,13 +51,16 @@ def _diff_scale_kernel(
     tl.store(ob_ptr + i, (-v).to(ob_ptr.dtype.element_ty), mask=m)
 
 
-@register_kernel("sq_diff_sum", "triton")
-def sq_diff_sum(a, b):
-    return multi_reduce([a], [b], MODE_SQDIFF, per_sample=False, out_dtype=acc_dtype(a.dtype))
+@launcher
+def sq_diff_sum(a, b, weight):
+    """``weight·Σ (a − b)²`` → 0-d, accumulated in float32 (float64 if either input is float64)."""
+    return multi_reduce([a], [b], MODE_SQDIFF, RED_TOTAL, weight=weight)
 
 
-@register_kernel("diff_scale", "triton")
+@launcher
 def diff_scale(a, b, coef):
+    """``(coef·(a − b), −coef·(a − b))``, contiguous, dtypes of ``a`` and ``b``; computed in float32
+    (float64 if any of ``a``, ``b``, ``coef`` is float64)."""
     if a.shape != b.shape:
         raise ValueError(f"diff_scale: b has shape {tuple(b.shape)}, expected {tuple(a.shape)}")
     oa = empty(a.shape, a.dtype, a.device)
@@ -75,12 +80,11 @@ def diff_scale(a, b, coef):
         ob,
         coef,
         total,
-        n[1],
-        n[2],
-        n[3],
+        size_class(total),
+        *n[1:],
         *sa,
         *sb,
         NDIM=ndim,
-        ACC=tl_dtype(acc_of(a.dtype, b.dtype, coef.dtype)),
+        ACC=tl_dtype(acc_dtype(a.dtype, b.dtype, coef.dtype)),
     )
     return oa, ob

@@ -1,138 +1,200 @@
-"""Gradient-norm family: ``sqnorm``, ``dot``, ``scale``, plus the generic multi-tensor split-K
-reduction that ``consistency`` and ``augment`` reuse.
+"""Gradient-norm family: ``sqnorm``, ``scale``, ``dot``, and the generic multi-tensor split-K
+reduction :func:`multi_reduce` that ``consistency`` and ``augment`` reuse.
 
-One launch per dtype group (one for the usual same-dtype list) covers every tensor of the list:
-see :mod:`triton_kernels._utils` for the descriptor table. Each program reduces one fixed chunk of
-one tensor's sample into a partial; partials ``[B, S]`` are summed in a fixed order by a second
-tiny kernel (no atomics, deterministic).
+Work split. A program owns one chunk (:func:`_utils.chunk_size` elements, a multiple of every
+``BLOCK``) of one tensor's sample ``b``: ``pid = b·S + s`` with ``S`` slots per sample. Reductions
+write one partial per program into ``[B, S_total]`` (one launch per dtype group, groups at
+increasing slot offsets; one group for a same-dtype list); :func:`_utils.finish` sums them in a
+fixed order in float64 and applies the epilogue (weight, Σ_b or mean_b): forward = 2 launches.
+No atomics: results are a function of the shapes only (fixed config, no autotune).
+
+Tensor descriptors. A group of ONE tensor gets its pointer, per-sample numel, batch strides and
+merged sizes/strides as kernel arguments: no host-built table. A group of several reads them from
+int64 tables: layout ``[T, 14]`` (row: ``n, sab, sbb, n1, n2, n3, sa0..sa3, sb0..sb3``) and slots
+``[S, 2]`` = (tensor, first element), cached by shapes/strides/dtypes, and pointers ``[T, 2]``,
+cached by the data pointers (a training loop reuses a few; a miss rebuilds only that table).
+Tables travel through pinned memory with ``non_blocking=True``: no host sync.
+
+Alignment. ``ALIGN`` (host-checked: 16-byte aligned pointers, per-sample sizes and batch strides
+multiples of 16 bytes, one unit-stride dim): flat offsets plus hints that make the accesses 128-bit
+(argument pointers are specialized as aligned by Triton; table pointers get ``tl.multiple_of``).
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import torch
 import triton
 import triton.language as tl
 
-from ganreg_ext._dispatch import acc_dtype, register_kernel
+from ganreg_ext._contract import RED_MEAN, RED_NONE, RED_SUM, RED_TOTAL, acc_dtype, empty, list_acc_dtype
 
 from ._utils import (
-    ROW,
-    acc_of,
+    autotuned,
+    ceil_div,
     cfg,
     chunk_size,
     collapse,
-    configs,
-    empty,
-    empty_like_strided,
+    finish,
     helper,
+    launcher,
     offset4,
     pad_dims,
+    pick,
     scalar_as,
-    sum_rows,
     tl_dtype,
-    to_device,
 )
 
-MODE_SQNORM, MODE_DOT, MODE_SQDIFF, MODE_SUM = 0, 1, 2, 3
+MODE_SQ, MODE_DOT, MODE_SQDIFF, MODE_SUM = 0, 1, 2, 3
+ROW = 14  # int64 words per layout-table row
 
-_GPU = [cfg(4, BLOCK=1024), cfg(8, BLOCK=2048), cfg(4, BLOCK=2048), cfg(8, BLOCK=4096)]
-_INTERP = cfg(4, BLOCK=256)
+REDUCE_GPU = cfg(8, BLOCK=4096)  # fixed: the summation order must not depend on a tuning run
+REDUCE_INTERP = cfg(4, BLOCK=256)
+SCALE_GPU = [cfg(4, BLOCK=1024), cfg(8, BLOCK=2048), cfg(4, BLOCK=2048), cfg(8, BLOCK=4096)]
+SCALE_INTERP = cfg(4, BLOCK=256)
+_REDUCE_RUN = pick(REDUCE_GPU, REDUCE_INTERP).all_kwargs()
 
 
 @helper
-def _slot(
-    tab_ptr,
-    slot_ptr,
+def _locate(
     pid,
     S,
-    a_ref,
-    b_ref,
+    chunk,
+    a_ptr,
+    b_ptr,
+    ptr_tab,
+    lay_tab,
+    slot_tab,
+    n,
+    sab,
+    sbb,
     ALIGN: tl.constexpr,
     SINGLE: tl.constexpr,
     VA: tl.constexpr,
     VB: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    """Decode program ``pid`` = (sample ``b``, slot ``s``): typed pointers already at sample ``b``,
-    numel per sample ``N``, first element ``start``, and the table row (dims at words 6..16).
-
-    ``ALIGN`` (host-checked: 16-byte aligned pointers, batch strides and per-sample sizes, one
-    unit-stride dim): sizes and strides are rounded down to the multiples they already are, which
-    only tells the compiler the alignment (``(x // k) * k``). ``SINGLE`` (one tensor in the group):
-    its pointers are the kernel arguments ``a_ref``/``b_ref`` themselves, whose alignment Triton
-    knows, so with ``ALIGN`` the loads and stores are 128-bit (checked on the PTX by the tests). A
-    pointer made from a table word (``int_to_ptr``) loses the alignment: multi-tensor groups use
-    scalar (still coalesced) accesses.
-    """
+    """Program ``pid`` → ``(b, s, pa, pb, n, start, row)``: sample, slot, typed pointers at sample
+    ``b``, numel per sample, first element of the chunk, layout-table row. ``ALIGN`` rounds values
+    down to the multiples they already are (``(x // k) * k``): alignment hints for the compiler."""
     b = pid // S
     s = pid % S
-    t = tl.load(slot_ptr + 2 * s)
-    start = tl.load(slot_ptr + 2 * s + 1)
-    row = tab_ptr + t * 17
-    ia = tl.load(row + 0)
-    ib = tl.load(row + 1)
-    n = tl.load(row + 2)
-    sa = tl.load(row + 3)
-    sb = tl.load(row + 4)
+    if SINGLE:
+        start = s * chunk
+        row = lay_tab
+        pa = a_ptr
+        pb = b_ptr
+    else:
+        t = tl.load(slot_tab + 2 * s)
+        start = tl.load(slot_tab + 2 * s + 1)
+        row = lay_tab + t * 14  # ROW
+        n = tl.load(row)
+        sab = tl.load(row + 1)
+        sbb = tl.load(row + 2)
+        pa = tl.load(ptr_tab + 2 * t).to(tl.pointer_type(a_ptr.dtype.element_ty))
+        pb = tl.load(ptr_tab + 2 * t + 1).to(tl.pointer_type(b_ptr.dtype.element_ty))
+        if ALIGN:
+            pa = tl.multiple_of(pa, 16)
+            pb = tl.multiple_of(pb, 16)
     if ALIGN:
         n = (n // VA) * VA
-        sa = (sa // VA) * VA
-        sb = (sb // VB) * VB
+        sab = (sab // VA) * VA
+        sbb = (sbb // VB) * VB
         start = (start // BLOCK) * BLOCK
-    if SINGLE:
-        pa = a_ref + b * sa
-        pb = b_ref + b * sb
-    else:
-        pa = ia.to(tl.pointer_type(a_ref.dtype.element_ty)) + b * sa
-        pb = ib.to(tl.pointer_type(b_ref.dtype.element_ty)) + b * sb
-    return b, s, pa, pb, n, start, row
+    return b, s, pa + b * sab, pb + b * sbb, n, start, row
 
 
 @helper
-def _offsets(i, row, ALIGN: tl.constexpr, NDIM: tl.constexpr):
-    """Offsets of flat per-sample indices ``i`` in tensors a and b of a table row."""
+def _dims(row, n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, SINGLE: tl.constexpr):
+    """Merged sizes/strides of a and b: the kernel arguments, or layout-table words 3..13."""
+    if not SINGLE:
+        n1 = tl.load(row + 3)
+        n2 = tl.load(row + 4)
+        n3 = tl.load(row + 5)
+        sa0 = tl.load(row + 6)
+        sa1 = tl.load(row + 7)
+        sa2 = tl.load(row + 8)
+        sa3 = tl.load(row + 9)
+        sb0 = tl.load(row + 10)
+        sb1 = tl.load(row + 11)
+        sb2 = tl.load(row + 12)
+        sb3 = tl.load(row + 13)
+    return n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3
+
+
+@helper
+def _offsets(i, n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, ALIGN: tl.constexpr, NDIM: tl.constexpr):
+    """Offsets of flat per-sample indices ``i`` in a and b."""
     if ALIGN:
         oa = i
         ob = i
     else:
-        n1 = tl.load(row + 6)
-        n2 = tl.load(row + 7)
-        n3 = tl.load(row + 8)
-        oa = offset4(i, n1, n2, n3, tl.load(row + 9), tl.load(row + 10), tl.load(row + 11), tl.load(row + 12), NDIM)
-        ob = offset4(i, n1, n2, n3, tl.load(row + 13), tl.load(row + 14), tl.load(row + 15), tl.load(row + 16), NDIM)
+        oa = offset4(i, n1, n2, n3, sa0, sa1, sa2, sa3, NDIM)
+        ob = offset4(i, n1, n2, n3, sb0, sb1, sb2, sb3, NDIM)
     return oa, ob
 
 
-@triton.autotune(configs=configs(_GPU, _INTERP), key=["NDIM", "MODE", "CHUNK", "ALIGN", "SINGLE"])
-@triton.jit
+@triton.jit(do_not_specialize=["inv_value"])
 def _reduce_kernel(
-    tab_ptr,
-    slot_ptr,
+    a_ptr,
+    b_ptr,
     part_ptr,
-    a_ref,
-    b_ref,
-    inv_scale: tl.float64,
+    inv_ptr,
+    inv_value: tl.float64,
+    ptr_tab,
+    lay_tab,
+    slot_tab,
     S,
     S_total,
     slot_base,
+    chunk,
+    n,
+    sab,
+    sbb,
+    n1,
+    n2,
+    n3,
+    sa0,
+    sa1,
+    sa2,
+    sa3,
+    sb0,
+    sb1,
+    sb2,
+    sb3,
     NDIM: tl.constexpr,
     MODE: tl.constexpr,
     ACC: tl.constexpr,
-    CHUNK: tl.constexpr,
+    INV_PTR: tl.constexpr,
     ALIGN: tl.constexpr,
     SINGLE: tl.constexpr,
     VA: tl.constexpr,
     VB: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
+    """``part[b, slot_base + s] = Σ_{i in chunk s of sample b} f(a_i, b_i)`` in ``ACC``, ``f`` by
+    ``MODE``: 0 ``(inv·a)²`` (``inv`` loaded from ``inv_ptr`` if ``INV_PTR`` else ``inv_value``),
+    1 ``a·b``, 2 ``(a−b)²``, 3 ``a``."""
     pid = tl.program_id(0).to(tl.int64)
-    b, s, pa, pb, N, start, row = _slot(tab_ptr, slot_ptr, pid, S, a_ref, b_ref, ALIGN, SINGLE, VA, VB, BLOCK)
-    inv = scalar_as(inv_scale, ACC)
+    b, s, pa, pb, N, start, row = _locate(
+        pid, S, chunk, a_ptr, b_ptr, ptr_tab, lay_tab, slot_tab, n, sab, sbb, ALIGN, SINGLE, VA, VB, BLOCK
+    )
+    if not ALIGN:
+        n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3 = _dims(
+            row, n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, SINGLE
+        )
+    if MODE == 0:
+        if INV_PTR:
+            inv = tl.load(inv_ptr).to(ACC)
+        else:
+            inv = scalar_as(inv_value, ACC)
     acc = tl.zeros([BLOCK], ACC)
-    for it in range(0, CHUNK, BLOCK):
+    for it in range(0, chunk, BLOCK):
         i = start + it + tl.arange(0, BLOCK).to(tl.int64)
-        m = (i < N) & (i < start + CHUNK)
-        oa, ob = _offsets(i, row, ALIGN, NDIM)
+        m = i < N
+        oa, ob = _offsets(i, n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, ALIGN, NDIM)
         x = tl.load(pa + oa, mask=m, other=0).to(ACC)
         if MODE == 0:
             x = x * inv
@@ -149,152 +211,231 @@ def _reduce_kernel(
     tl.store(part_ptr + b * S_total + slot_base + s, tl.sum(acc, 0))
 
 
-@triton.autotune(configs=configs(_GPU, _INTERP), key=["NDIM", "PER_SAMPLE", "CHUNK", "ALIGN", "SINGLE"])
-@triton.jit
+@autotuned(SCALE_GPU, SCALE_INTERP, key=["NDIM", "PER_SAMPLE", "ALIGN", "SINGLE", "chunk"])
+@triton.jit(do_not_specialize=["factor", "coef_stride"])
 def _scale_kernel(
-    tab_ptr,
-    slot_ptr,
+    g_ptr,
+    o_ptr,
     coef_ptr,
     coef_stride,
-    g_ref,
-    o_ref,
     factor: tl.float64,
+    ptr_tab,
+    lay_tab,
+    slot_tab,
     S,
+    chunk,
+    n,
+    sab,
+    sbb,
+    n1,
+    n2,
+    n3,
+    sa0,
+    sa1,
+    sa2,
+    sa3,
+    sb0,
+    sb1,
+    sb2,
+    sb3,
     NDIM: tl.constexpr,
     PER_SAMPLE: tl.constexpr,
     ACC: tl.constexpr,
-    CHUNK: tl.constexpr,
     ALIGN: tl.constexpr,
     SINGLE: tl.constexpr,
     VA: tl.constexpr,
     VB: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
+    """``o = (factor·coef_b)·g`` over chunk ``s`` of sample ``b`` (``factor·coef_b`` formed in
+    float64, then rounded to ``ACC``). Autotuned: ``chunk`` is the size class (a capped power of two
+    of the total), a runtime argument, so sizes do not recompile."""
     pid = tl.program_id(0).to(tl.int64)
-    b, s, pg, po, N, start, row = _slot(tab_ptr, slot_ptr, pid, S, g_ref, o_ref, ALIGN, SINGLE, VA, VB, BLOCK)
+    b, s, pg, po, N, start, row = _locate(
+        pid, S, chunk, g_ptr, o_ptr, ptr_tab, lay_tab, slot_tab, n, sab, sbb, ALIGN, SINGLE, VA, VB, BLOCK
+    )
+    if not ALIGN:
+        n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3 = _dims(
+            row, n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, SINGLE
+        )
     if PER_SAMPLE:
-        c = tl.load(coef_ptr + b * coef_stride).to(ACC)
+        c = tl.load(coef_ptr + b * coef_stride).to(tl.float64)
     else:
-        c = tl.load(coef_ptr).to(ACC)
-    c = scalar_as(factor, ACC) * c
-    for it in range(0, CHUNK, BLOCK):
+        c = tl.load(coef_ptr).to(tl.float64)
+    c = (scalar_as(factor, tl.float64) * c).to(ACC)
+    for it in range(0, chunk, BLOCK):
         i = start + it + tl.arange(0, BLOCK).to(tl.int64)
-        m = (i < N) & (i < start + CHUNK)
-        og, oo = _offsets(i, row, ALIGN, NDIM)
+        m = i < N
+        og, oo = _offsets(i, n1, n2, n3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, ALIGN, NDIM)
         x = tl.load(pg + og, mask=m, other=0).to(ACC)
         tl.store(po + oo, (c * x).to(po.dtype.element_ty), mask=m)
 
 
-def _plan_pairs(a_list, b_list, per_sample: bool, order_by: int):
-    """Per tensor pair: (a, b, N per sample, batch strides, merged sizes/strides), grouped by dtypes."""
+# ------------------------------------------------------------------------------- host side
+
+
+def _pair(a, b, per_sample: bool, order_by: int):
+    """``(a, b, row, ndim)`` of one tensor pair: the layout-table row (module docstring) and the
+    merged dim count. ``order_by``: the stride set whose memory order is walked. Past ``MAXD``
+    unmergeable dims the input(s) are read from a contiguous copy (documented fallback)."""
+    plan = collapse(tuple(a.shape), (a.stride(), b.stride()), order_by, per_sample)
+    if plan is None:
+        a = a.contiguous()
+        if order_by == 0:
+            b = b.contiguous()
+        plan = collapse(tuple(a.shape), (a.stride(), b.stride()), order_by, per_sample)
+    sizes, strides = plan
+    (_, n1, n2, n3), (sa, sb) = pad_dims(sizes, strides)
+    n = math.prod(a.shape[1:]) if per_sample else a.numel()
+    sab, sbb = (a.stride(0), b.stride(0)) if per_sample else (0, 0)
+    return a, b, (n, sab, sbb, n1, n2, n3, *sa, *sb), len(sizes)
+
+
+def _groups(a_list, b_list, per_sample: bool, order_by: int) -> list[list]:
+    """Tensor pairs grouped by dtypes (one launch per group), first-seen order."""
     groups: dict = {}
     for a, b in zip(a_list, b_list):
-        plan = collapse(a.shape, [a.stride(), b.stride()], order_by=order_by, skip_batch=per_sample)
-        if plan is None:  # documented fallback (> MAXD unmergeable dims): read a contiguous copy
-            a = a.contiguous()
-            if order_by == 0:
-                b = b.contiguous()
-            plan = collapse(a.shape, [a.stride(), b.stride()], order_by=order_by, skip_batch=per_sample)
-        sizes, strides = plan
-        n = a[0].numel() if per_sample else a.numel()
-        sb = (a.stride(0), b.stride(0)) if per_sample and a.dim() > 0 else (0, 0)
-        groups.setdefault((a.dtype, b.dtype), []).append((a, b, n, sb, sizes, strides))
-    return groups
+        groups.setdefault((a.dtype, b.dtype), []).append(_pair(a, b, per_sample, order_by))
+    return list(groups.values())
+
+
+def _to_device(rows, device: torch.device) -> torch.Tensor:
+    """A small host-built int64 table on ``device`` without a host sync (pinned, non-blocking)."""
+    t = torch.tensor(rows, dtype=torch.int64)
+    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
+
+
+@functools.lru_cache(maxsize=64)
+def _layout_tables(rows: tuple, chunk: int, device: torch.device):
+    """Layout table, slot table and slot count of a multi-tensor group (cached by layout)."""
+    slots = [(t, k) for t, row in enumerate(rows) for k in range(0, row[0], chunk)]
+    return _to_device(rows, device), _to_device(slots or [(0, 0)], device), len(slots)
+
+
+@functools.lru_cache(maxsize=64)
+def _pointer_table(ptrs: tuple, device: torch.device) -> torch.Tensor:
+    """``[T, 2]`` data pointers of a multi-tensor group (cached by value: the content is the key)."""
+    return _to_device(ptrs, device)
+
+
+def _descriptors(entries, chunk: int, device: torch.device):
+    """Kernel arguments of one dtype group: ``(a0, b0, tables, S, layout scalars, meta)``."""
+    a0, b0 = entries[0][0], entries[0][1]
+    va, vb = 16 // a0.element_size(), 16 // b0.element_size()
+    ptrs = tuple((a.data_ptr(), b.data_ptr()) for a, b, _, _ in entries)
+    align = all(pa % 16 == 0 and pb % 16 == 0 for pa, pb in ptrs) and all(
+        nd == 1 and r[9] == 1 and r[13] == 1 and r[0] % max(va, vb) == 0 and r[1] % va == 0 and r[2] % vb == 0
+        for _, _, r, nd in entries
+    )
+    meta = dict(NDIM=max(e[3] for e in entries), ALIGN=align, SINGLE=len(entries) == 1, VA=va, VB=vb)
+    if len(entries) == 1:
+        row = entries[0][2]
+        return a0, b0, (a0, a0, a0), ceil_div(row[0], chunk), row, meta
+    lay, slots, S = _layout_tables(tuple(e[2] for e in entries), chunk, device)
+    return a0, b0, (_pointer_table(ptrs, device), lay, slots), S, (0,) * ROW, meta
 
 
 def _chunk(groups, B: int) -> int:
-    sizes = [e[2] for es in groups.values() for e in es]
-    return chunk_size(B * sum(sizes), max(sizes))
+    ns = [e[2][0] for es in groups for e in es]
+    return chunk_size(B * sum(ns), max(ns))
 
 
-def _tables(entries, chunk: int, device):
-    """Host-built tensor rows and slots ``(row, start)`` for one dtype group."""
-    rows, slots, ndim = [], [], 1
-    va, vb = 16 // entries[0][0].element_size(), 16 // entries[0][1].element_size()
-    align = True
-    for t, (a, b, n, (sba, sbb), sizes, strides) in enumerate(entries):
-        ndim = max(ndim, len(sizes))
-        sizes4, (sa4, sb4) = pad_dims(sizes, strides)
-        rows.append([a.data_ptr(), b.data_ptr(), n, sba, sbb, *sizes4, *sa4, *sb4])
-        slots += [[t, k] for k in range(0, n, chunk)]
-        align &= a.data_ptr() % 16 == 0 and b.data_ptr() % 16 == 0 and sba % va == 0 and sbb % vb == 0 and n % max(va, vb) == 0
-        align &= len(sizes) == 1 and sa4[-1] == 1 and sb4[-1] == 1
-    assert len(rows[0]) == ROW
-    meta = dict(NDIM=ndim, ALIGN=align, SINGLE=len(entries) == 1, VA=va, VB=vb)
-    return to_device(rows, device), to_device(slots, device) if slots else None, len(slots), meta
+def _inv(inv_scale, device: torch.device):
+    """``(value, tensor)`` of ``inv_scale``: None → 1; a tensor on the kernels' device is loaded in
+    the kernel (no host sync); a CPU tensor (with CUDA grads) is read on the host, passed by value."""
+    if inv_scale is None:
+        return 1.0, None
+    if inv_scale.device == device:
+        return 1.0, inv_scale
+    return float(inv_scale), None
 
 
-def multi_reduce(a_list, b_list, mode: int, per_sample: bool, inv_scale: float = 1.0, out_dtype=None, mult: float = 1.0):
-    """``mult · Σ_t Σ_i f(a_t, b_t)`` per sample (``[B]``) or in total (0-d), ``f`` chosen by ``mode``:
-    ``(inv·a)²``, ``a·b``, ``(a−b)²``, ``a``. One launch per dtype group, split-K, deterministic."""
+def multi_reduce(a_list, b_list, mode: int, reduction: int, inv_scale=None, weight: float = 1.0) -> torch.Tensor:
+    """``weight·Σ_t Σ_i f(a_t, b_t)`` with ``f`` by ``mode`` (``(inv·a)²``, ``a·b``, ``(a−b)²``, ``a``;
+    ``b_list`` None for the one-operand modes), per sample ``[B]`` (``RED_NONE``), summed or averaged
+    over ``b`` (``RED_SUM``/``RED_MEAN``, 0-d), or ``RED_TOTAL``: every tensor one sample, 0-d.
+    Accumulates in the lists' accumulation dtype (``_contract``), which is the result dtype."""
+    if reduction not in (RED_NONE, RED_SUM, RED_MEAN, RED_TOTAL):
+        raise ValueError(f"reduction code must be one of RED_NONE/SUM/MEAN/TOTAL (0..3), got {reduction}")
+    per_sample = reduction != RED_TOTAL
     b_list = a_list if b_list is None else b_list
     device = a_list[0].device
-    acc = acc_of(*(t.dtype for t in a_list), *(t.dtype for t in b_list))
-    out_dtype = out_dtype or acc_dtype(a_list[0].dtype)
+    acc = list_acc_dtype(a_list, b_list)
     B = a_list[0].shape[0] if per_sample else 1
-    out = empty((B,) if per_sample else (), out_dtype, device)
-    groups = _plan_pairs(a_list, b_list, per_sample, order_by=0)
-    per_prog = _chunk(groups, B)
-    tables = [_tables(es, per_prog, device) + (es,) for es in groups.values()]
-    s_total = sum(t[2] for t in tables)
+    groups = _groups(a_list, b_list, per_sample, 0)
+    chunk = _chunk(groups, B)
+    descs = [_descriptors(es, chunk, device) for es in groups]
+    s_total = sum(d[3] for d in descs)
     partials = torch.empty((B, s_total), dtype=acc, device=device)
+    inv_value, inv_ptr = _inv(inv_scale, device)
     base = 0
-    for tab, slots, S, meta, es in tables:
-        if S == 0:
-            continue
-        _reduce_kernel[(B * S,)](
-            tab,
-            slots,
-            partials,
-            es[0][0],
-            es[0][1],
-            float(inv_scale),
-            S,
-            s_total,
-            base,
-            MODE=mode,
-            ACC=tl_dtype(acc),
-            CHUNK=per_prog,
-            **meta,
-        )
+    for a0, b0, tabs, S, lay, meta in descs:
+        if B * S:
+            _reduce_kernel[(B * S,)](
+                a0,
+                b0,
+                partials,
+                partials if inv_ptr is None else inv_ptr,
+                inv_value,
+                *tabs,
+                S,
+                s_total,
+                base,
+                chunk,
+                *lay,
+                MODE=mode,
+                ACC=tl_dtype(acc),
+                INV_PTR=inv_ptr is not None,
+                **meta,
+                **_REDUCE_RUN,
+            )
         base += S
-    sum_rows(partials, out.view(B), mult)
-    return out
+    out = empty((B,) if reduction == RED_NONE else (), acc, device)
+    return finish(partials, out, weight, total=reduction in (RED_SUM, RED_MEAN), div=B if reduction == RED_MEAN else 1)
 
 
-@register_kernel("sqnorm", "triton")
-def sqnorm(grads, inv_scale, per_sample):
-    return multi_reduce(grads, None, MODE_SQNORM, per_sample, inv_scale=inv_scale)
+@launcher
+def sqnorm(grads, inv_scale, weight, reduction):
+    """``s_b = Σ_t Σ_i (inv·g_t[b, i])²`` in the accumulation dtype (``inv`` = ``inv_scale`` or 1;
+    a 0-d tensor on the grads' device is read in the kernel, a CPU one on the host); result
+    ``weight·s_b`` ``[B]`` (``RED_NONE``), ``weight·Σ_b s_b`` (``RED_SUM``), ``weight·Σ_b s_b / B``
+    (``RED_MEAN``), ``weight·Σ`` over every element of every tensor (``RED_TOTAL``, any shapes)."""
+    return multi_reduce(grads, None, MODE_SQ, reduction, inv_scale, weight)
 
 
-@register_kernel("dot", "triton")
+@launcher
 def dot(a, b, per_sample):
-    return multi_reduce(a, b, MODE_DOT, per_sample)
+    """``Σ_t Σ_i a_t[b, i]·b_t[b, i]`` → ``[B]`` (``per_sample``) or the 0-d total, accumulated in
+    the accumulation dtype of both lists."""
+    return multi_reduce(a, b, MODE_DOT, RED_NONE if per_sample else RED_TOTAL)
 
 
-@register_kernel("scale", "triton")
+@launcher
 def scale(grads, coef, factor, per_sample):
+    """``out_t = factor·coef_b·g_t`` (``coef`` ``[B]`` read through its stride if ``per_sample``, else
+    its one element), ``factor·coef_b`` in float64 then rounded to the accumulation dtype of ``g_t``;
+    outputs in ``g_t``'s dtype with ``torch.empty_like(g_t)`` strides. One launch per dtype group."""
     device = grads[0].device
-    outs = [empty_like_strided(g) for g in grads]
+    outs = [empty(g.shape, g.dtype, device, like=g) for g in grads]
     B = grads[0].shape[0] if per_sample else 1
-    groups = _plan_pairs(grads, outs, per_sample, order_by=1)  # walk the outputs in memory order
-    per_prog = _chunk(groups, B)
-    for es in groups.values():
-        tab, slots, S, meta = _tables(es, per_prog, device)
-        if S == 0:
-            continue
-        _scale_kernel[(B * S,)](
-            tab,
-            slots,
-            coef,
-            coef.stride(0) if per_sample else 0,
-            es[0][0],
-            es[0][1],
-            float(factor),
-            S,
-            PER_SAMPLE=bool(per_sample),
-            ACC=tl_dtype(acc_of(es[0][0].dtype, coef.dtype)),
-            CHUNK=per_prog,
-            **meta,
-        )
+    groups = _groups(grads, outs, per_sample, 1)  # walk the outputs in memory order
+    chunk = _chunk(groups, B)
+    coef_stride = coef.stride(0) if per_sample and coef.dim() else 0
+    for es in groups:
+        g0, o0, tabs, S, lay, meta = _descriptors(es, chunk, device)
+        if B * S:
+            _scale_kernel[(B * S,)](
+                g0,
+                o0,
+                coef,
+                coef_stride,
+                float(factor),
+                *tabs,
+                S,
+                chunk,
+                *lay,
+                PER_SAMPLE=bool(per_sample),
+                ACC=tl_dtype(acc_dtype(g0.dtype)),
+                **meta,
+            )
     return outs
