@@ -41,10 +41,14 @@ GANREG_OP(noise_axpy_op, "ganreg_C::noise_axpy",
 GANREG_OP(sq_diff_sum_op, "ganreg_C::sq_diff_sum", at::Tensor(const at::Tensor&, const at::Tensor&, double))
 GANREG_OP(diff_scale_op, "ganreg_C::diff_scale",
           std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&))
-GANREG_OP(grad_penalty_op, "ganreg_C::grad_penalty",
-          at::Tensor(at::TensorList, const OptT&, double, double, double, bool, int64_t))
-GANREG_OP(path_length_op, "ganreg_C::path_length",
-          std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, double))
+GANREG_OP(bias_act_op, "ganreg_C::bias_act",
+          at::Tensor(const at::Tensor&, const OptT&, int64_t, int64_t, double, double, double))
+GANREG_OP(bias_act_grad_op, "ganreg_C::bias_act_grad",
+          at::Tensor(const OptT&, const OptT&, const OptT&, at::TensorList, int64_t, int64_t, double, double, double,
+                     int64_t))
+GANREG_OP(upfirdn2d_op, "ganreg_C::upfirdn2d",
+          at::Tensor(const at::Tensor&, const at::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, bool,
+                     double))
 using AugSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t);
 GANREG_OP(diff_augment_op, "ganreg_C::diff_augment", AugSig)
 GANREG_OP(diff_augment_adj_op, "ganreg_C::diff_augment_adj", AugSig)
@@ -384,6 +388,121 @@ struct CrAugmentFn : torch::autograd::Function<CrAugmentFn<ADJ>> {
   }
 };
 
+// ---------------------------------------------------------------------------------- bias_act
+// y = clamp(gain·f(x + b)); ∂/∂x = bias_act_grad([gy], order 1); the vjp of bias_act_grad(mults, k)
+// is bias_act_grad(mults \ m_i ∪ {u}, k) for each multiplier and bias_act_grad(mults ∪ {u}, k+1) for
+// x: a closed family, every order one fused pass. ∂/∂b = ∂/∂x summed over every dim but `dim`.
+
+bool piecewise_linear(int64_t act) { return act <= 2; }  // linear, relu, lrelu (_contract.py)
+
+at::Tensor bias_grad(const at::Tensor& dx, int64_t dim, at::ScalarType dtype) {
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < dx.dim(); ++d)
+    if (d != dim) dims.push_back(d);
+  return dx.sum(dims).to(dtype);
+}
+
+struct BiasActFn : torch::autograd::Function<BiasActFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const OptT& b, int64_t dim, int64_t act,
+                            double alpha, double gain, double clamp) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor y = bias_act_op().call(x, b, dim, act, alpha, gain, clamp);
+    // piecewise-linear: f' is the sign of y, keep the output (not the input); smooth: the input
+    if (piecewise_linear(act))
+      ctx->save_for_backward({at::Tensor(), at::Tensor(), y});
+    else
+      ctx->save_for_backward({x, b.value_or(at::Tensor()), clamp >= 0 ? y : at::Tensor()});
+    ctx->saved_data["b_dtype"] = b.has_value() ? static_cast<int64_t>(b->scalar_type()) : int64_t(-1);
+    ctx->saved_data["params"] = std::vector<double>{alpha, gain, clamp};
+    ctx->saved_data["ints"] = std::vector<int64_t>{dim, act};
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list gy) {
+    const auto s = ctx->get_saved_variables();
+    const auto p = ctx->saved_data["params"].toDoubleVector();
+    const auto i = ctx->saved_data["ints"].toIntVector();
+    auto opt = [](const at::Tensor& t) { return t.defined() ? OptT(t) : OptT(); };
+    at::Tensor dx = bias_act_grad_op().call(opt(s[0]), opt(s[1]), opt(s[2]), {gy[0]}, i[0], i[1], p[0], p[1], p[2], 1);
+    const int64_t bd = ctx->saved_data["b_dtype"].toInt();
+    at::Tensor db = bd >= 0 && ctx->needs_input_grad(1) ? bias_grad(dx, i[0], static_cast<at::ScalarType>(bd))
+                                                        : at::Tensor();
+    return {dx, db, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct BiasActGradFn : torch::autograd::Function<BiasActGradFn> {
+  static at::Tensor forward(AutogradContext* ctx, const OptT& x, const OptT& b, const OptT& y, at::TensorList mults,
+                            int64_t dim, int64_t act, double alpha, double gain, double clamp, int64_t order) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    Tensors saved{x.value_or(at::Tensor()), b.value_or(at::Tensor()), y.value_or(at::Tensor())};
+    saved.insert(saved.end(), mults.begin(), mults.end());
+    ctx->save_for_backward(saved);
+    ctx->saved_data["params"] = std::vector<double>{alpha, gain, clamp};
+    ctx->saved_data["ints"] = std::vector<int64_t>{dim, act, order};
+    return bias_act_grad_op().call(x, b, y, mults, dim, act, alpha, gain, clamp, order);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list u) {
+    const auto s = ctx->get_saved_variables();
+    const auto p = ctx->saved_data["params"].toDoubleVector();
+    const auto i = ctx->saved_data["ints"].toIntVector();
+    auto opt = [](const at::Tensor& t) { return t.defined() ? OptT(t) : OptT(); };
+    const OptT x = opt(s[0]), b = opt(s[1]), y = opt(s[2]);
+    const Tensors mults(s.begin() + 3, s.end());
+    const size_t n = mults.size();
+    // variable indices (needs_input_grad): the defined ones of x, b, y, then the multipliers
+    size_t v = 0;
+    const int vx = x ? static_cast<int>(v++) : -1, vb = b ? static_cast<int>(v++) : -1;
+    if (y) ++v;
+    variable_list out(3 + n + 6);
+    for (size_t k = 0; k < n; ++k) {
+      if (!ctx->needs_input_grad(v + k)) continue;
+      Tensors m(mults);
+      m.erase(m.begin() + static_cast<int64_t>(k));
+      m.push_back(u[0]);
+      out[3 + k] = bias_act_grad_op().call(x, b, y, m, i[0], i[1], p[0], p[1], p[2], i[2]);
+    }
+    const bool need_x = vx >= 0 && ctx->needs_input_grad(vx), need_b = vb >= 0 && ctx->needs_input_grad(vb);
+    if (need_x || need_b) {
+      Tensors m(mults);
+      m.push_back(u[0]);
+      const at::Tensor dx = bias_act_grad_op().call(x, b, y, m, i[0], i[1], p[0], p[1], p[2], i[2] + 1);
+      if (need_x) out[0] = dx;
+      if (need_b) out[1] = bias_grad(dx, i[0], b->scalar_type());
+    }
+    return out;  // y enters only through the sign/clamp mask: derivative 0 almost everywhere
+  }
+};
+
+// --------------------------------------------------------------------------------- upfirdn2d
+// Linear in x; the adjoint is an upfirdn2d with up/down swapped, the filter flipped and the padding
+// [taps − p0 − 1, n·up − out·down + p0 − up + 1] per axis. The filter is a constant.
+
+struct Upfirdn2dFn : torch::autograd::Function<Upfirdn2dFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef up,
+                            c10::IntArrayRef down, c10::IntArrayRef pad, bool flip, double gain) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor y = upfirdn2d_op().call(x, f, up, down, pad, flip, gain);
+    const int64_t fw = f.size(-1), fh = f.size(0);
+    const int64_t w = x.size(3), h = x.size(2), ow = y.size(3), oh = y.size(2);
+    ctx->save_for_backward({f});
+    ctx->saved_data["up"] = up.vec();
+    ctx->saved_data["down"] = down.vec();
+    ctx->saved_data["pad"] = std::vector<int64_t>{fw - pad[0] - 1, w * up[0] - ow * down[0] + pad[0] - up[0] + 1,
+                                                  fh - pad[2] - 1, h * up[1] - oh * down[1] + pad[2] - up[1] + 1};
+    ctx->saved_data["flip"] = flip;
+    ctx->saved_data["gain"] = gain;
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list dy) {
+    const at::Tensor f = ctx->get_saved_variables()[0];
+    const auto up = ctx->saved_data["up"].toIntVector(), down = ctx->saved_data["down"].toIntVector();
+    const auto pad = ctx->saved_data["pad"].toIntVector();
+    at::Tensor dx = upfirdn2d_op().call(dy[0], f, down, up, pad, !ctx->saved_data["flip"].toBool(),
+                                        ctx->saved_data["gain"].toDouble());
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 }  // namespace ganreg
 
@@ -443,4 +562,14 @@ TORCH_LIBRARY_IMPL(ganreg_C, Autograd, m) {
   });
   m.impl("cr_augment", [](const at::Tensor& x, const at::Tensor& ip) { return CrAugmentFn<false>::apply(x, ip); });
   m.impl("cr_augment_adj", [](const at::Tensor& x, const at::Tensor& ip) { return CrAugmentFn<true>::apply(x, ip); });
+  m.impl("bias_act", [](const at::Tensor& x, const OptT& b, int64_t dim, int64_t act, double alpha, double gain,
+                        double clamp) { return BiasActFn::apply(x, b, dim, act, alpha, gain, clamp); });
+  m.impl("bias_act_grad", [](const OptT& x, const OptT& b, const OptT& y, at::TensorList mults, int64_t dim,
+                             int64_t act, double alpha, double gain, double clamp, int64_t order) {
+    return BiasActGradFn::apply(x, b, y, mults, dim, act, alpha, gain, clamp, order);
+  });
+  m.impl("upfirdn2d", [](const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef up, c10::IntArrayRef down,
+                         c10::IntArrayRef pad, bool flip, double gain) {
+    return Upfirdn2dFn::apply(x, f, up, down, pad, flip, gain);
+  });
 }

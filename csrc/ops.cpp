@@ -89,6 +89,9 @@ TORCH_LIBRARY(ganreg_C, m) {
   m.def("diff_augment_adj(Tensor g, Tensor fparams, Tensor iparams, int flags) -> Tensor");
   m.def("cr_augment(Tensor x, Tensor iparams) -> Tensor");
   m.def("cr_augment_adj(Tensor g, Tensor iparams) -> Tensor");
+  m.def("bias_act(Tensor x, Tensor? b, int dim, int act, float alpha, float gain, float clamp) -> Tensor");
+  m.def("bias_act_grad(Tensor? x, Tensor? b, Tensor? y, Tensor[] mults, int dim, int act, float alpha, float gain, float clamp, int order) -> Tensor");
+  m.def("upfirdn2d(Tensor x, Tensor f, int[] up, int[] down, int[] padding, bool flip_filter, float gain) -> Tensor");
   // test hook: elements [offset, offset+numel) of the SPEC §3 stream (CPU), scalar or vector path
   m.def("normal_stream(int seed, int offset, int numel, bool scalar) -> Tensor", &ganreg::cpu::normal_stream);
   m.def("set_poison(bool flag) -> ()", &ganreg::set_poison);

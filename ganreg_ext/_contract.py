@@ -18,6 +18,11 @@ import torch
 RED_NONE, RED_SUM, RED_MEAN, RED_TOTAL = 0, 1, 2, 3
 REDUCTION_CODES = {"none": RED_NONE, "sum": RED_SUM, "mean": RED_MEAN}
 
+# bias_act activation codes
+ACT_CODES = {"linear": 0, "relu": 1, "lrelu": 2, "tanh": 3, "sigmoid": 4, "elu": 5, "selu": 6, "softplus": 7, "swish": 8}
+PIECEWISE_LINEAR = (0, 1, 2)  # f^(k) = 0 for k >= 2; f' from the sign of the output
+MAX_ACT_ORDER = 8  # bias_act_grad orders 1..8
+
 # DiffAugment flag bits
 BRIGHTNESS, SATURATION, CONTRAST, TRANSLATION, CUTOUT = 1, 2, 4, 8, 16
 

@@ -145,6 +145,8 @@ OPS = {
     "noise": ("noise_dot", "noise_axpy"),
     "consistency": ("sq_diff_sum", "diff_scale"),
     "augment": ("diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj"),
+    "bias_act": ("bias_act", "bias_act_grad"),
+    "upfirdn2d": ("upfirdn2d",),
 }
 """Every fused op, by family: each fused backend has all of them (CI checks it)."""
 

@@ -66,4 +66,5 @@ CPU_UNUSABLE: str | None = _cpu_lacks_avx2()
 
 for _mod in FAMILIES.values():
     for _name, _fake in _mod.FAKES.items():  # composites too: their native forward is one C++ kernel
-        torch.library.register_fake(f"ganreg_C::{_name}")(_fake)
+        if hasattr(torch.ops.ganreg_C, _name):  # an op missing from this build fails the contract tests instead
+            torch.library.register_fake(f"ganreg_C::{_name}")(_fake)
