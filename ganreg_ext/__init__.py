@@ -12,6 +12,7 @@ from ._dispatch import (
     use_backend,
 )
 from .augment import cr_augment, diff_augment, sample_cr_params, sample_diffaug_params
+from .bias_act import bias_act
 from .consistency import bcr_loss, consistency_loss, perturb_latent, zcr_discriminator_loss, zcr_generator_loss
 from .gradnorm import (
     dragan_perturb,
@@ -38,6 +39,7 @@ from .losses import (
 )
 from .noise import InstanceNoise, instance_noise
 from .pathlength import PathLengthRegularizer, path_length_noise, path_length_noise_dot, path_length_penalty
+from .upfirdn2d import downsample2d, filter2d, filtered_lrelu, setup_filter, upfirdn2d, upsample2d
 
 __version__ = "0.1.0"
 

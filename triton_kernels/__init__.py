@@ -3,8 +3,9 @@ repo-root folder there): no registration, no public API. The op layer (``ganreg_
 each launcher ``ganreg_ext.triton_kernels.<family>.<op>`` in a ``torch.library.custom_op``; every
 launcher has the op's signature (docs/PLAN-wave2.md) and follows ``ganreg_ext._contract``.
 
-One module per op family (``gradnorm``, ``noise``, ``consistency``, ``augment``); ``_utils`` holds
-the launcher decorator, configs, layout planning and the deterministic second reduction stage.
+One module per op family (``gradnorm``, ``noise``, ``consistency``, ``augment``, ``bias_act``,
+``upfirdn2d``); ``_utils`` holds the launcher decorator, configs, layout planning and the
+deterministic second reduction stage.
 On CPU tensors the kernels run only under ``TRITON_INTERPRET=1`` (tests); CUDA tensors then raise.
 
 Design notes and limitations:
@@ -28,4 +29,4 @@ Design notes and limitations:
   reference to float32 precision only, as SPEC §3 states (1e-5 absolute).
 """
 
-from . import augment, consistency, gradnorm, noise  # noqa: F401
+from . import augment, bias_act, consistency, gradnorm, noise, upfirdn2d  # noqa: F401

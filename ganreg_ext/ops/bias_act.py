@@ -64,7 +64,7 @@ def autograd(T) -> dict:
     def grad_bwd(ctx, u):
         x, b, y, *mults = ctx.saved_tensors
         args = (ctx.dim, ctx.act, ctx.alpha, ctx.gain, ctx.clamp)
-        dmults = None
+        dmults = [None] * ctx.n
         if needs(ctx, 3):
             dmults = [T.bias_act_grad(x, b, y, mults[:i] + mults[i + 1 :] + [u], *args, ctx.order) for i in range(ctx.n)]
         dx = db = None
