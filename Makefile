@@ -67,8 +67,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check ganreg_ext triton_kernels tests benchmarks setup.py
 	$(BIN)/ruff format --check ganreg_ext triton_kernels tests benchmarks setup.py
 
+# GPU machine, its own python3 + torch: build, GPU tests, determinism, memcheck, benchmarks → one verdict
+# table (benchmarks/README.md). `make gpu-check ARGS=--dry-run` lists the steps and GPU tests anywhere.
 gpu-check:
-	bash benchmarks/gpu_check.sh
+	bash benchmarks/gpu_check.sh $(ARGS)
 
 clean:
 	rm -rf build *.egg-info ganreg_ext/*.so $(VENV)/.build-stamp $(VENV)/.build-cpu-stamp

@@ -1,5 +1,6 @@
 """Benchmarks of ganreg_ext: ``python -m benchmarks.run`` (sweep → CSV, markdown, plots),
-``pytest benchmarks/ --benchmark-only`` (pytest-benchmark suite), ``benchmarks/gpu_check.sh``."""
+``pytest benchmarks/ --benchmark-only`` (pytest-benchmark suite), ``python3 -m benchmarks.gpu_check`` (the GPU check
+and its verdict table; ``benchmarks/gpu_check.sh`` wraps it)."""
 
 import os as _os
 

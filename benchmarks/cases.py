@@ -18,6 +18,10 @@ Floor conventions (``N`` elements of the big tensor, ``e`` bytes per element):
   ``grad_out`` and writes ``dx``.
 - instance noise: forward reads ``x``, writes ``x + σ·n``; the backward is the identity (floor 0,
   no GB/s is reported for it).
+- double backward (``dbl``, overhead family only): no floor (its work depends on the surrounding graph).
+
+The ``overhead`` family (:func:`overhead_cases`) runs every public function at a tiny size, where
+the per-call cost of the layers (Python checks, dispatch, autograd nodes) is all that is measured.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from torch import Tensor
 import ganreg_ext as gx
 
 MODES = ("fwd", "bwd", "fwdbwd")
-MODE_LABEL = {"fwd": "fwd", "bwd": "bwd", "fwdbwd": "fwd+bwd"}
+MODE_LABEL = {"fwd": "fwd", "bwd": "bwd", "fwdbwd": "fwd+bwd", "dbl": "double bwd", "nograd": "call, no grad", "step": "step"}
+OVERHEAD_SHAPE = (4, 3, 8, 8)
 SEED = 0x5EED_1234_ABCD  # noise seed of the Philox ops (fixed: same work every repetition)
 
 
@@ -59,12 +64,22 @@ class Case:
     # torch.compile of the integer-Philox reference takes > 14 min on a busy 2-core CPU: off by
     # default (--compile-noise); its compiled randn_like baseline (compile_<extra>) is run instead
     compile_slow: bool = False
+    modes: tuple = MODES
+    # double backward: dbl(inputs, call) -> scalar loss whose gradient w.r.t. the leaves is timed;
+    # ``call(inputs)`` is the implementation (eager, compiled or fused). None: does not apply.
+    dbl: Callable | None = None
+    # the extra (unchecked) baseline users actually run eagerly, e.g. NVlabs' randn_like noise-dot:
+    # the headline ×eager/×compile are against it (and its compile); None: the eager reference
+    baseline: str | None = None
+    latency: bool = False  # overhead family: µs per call in batches, warm caches, no L2 flush
 
     @property
     def key(self) -> str:
         return f"{self.family}/{self.size}"
 
-    def floor_bytes(self, mode: str, dtype: torch.dtype) -> int:
+    def floor_bytes(self, mode: str, dtype: torch.dtype) -> int | None:
+        if mode not in self.floor_elems:
+            return None
         return int(self.floor_elems[mode] * torch.empty((), dtype=dtype).element_size())
 
 
@@ -77,12 +92,31 @@ def _label(shape) -> str:
     return "x".join(str(s) for s in shape)
 
 
+def _scalar(out: Tensor) -> Tensor:
+    return out if out.dim() == 0 else out.sum()
+
+
+def dbl_penalty(inp: Inputs, call) -> Tensor:
+    """R1 pattern: the op on gradients made with ``create_graph=True`` (of ``D(x) = Σ x²/2``, so the
+    gradients equal the inputs), then the penalty's backward through them."""
+    gs = torch.autograd.grad(sum(0.5 * x.square().sum() for x in inp.leaves), inp.leaves, create_graph=True)
+    return _scalar(call(Inputs(list(gs), inp.kw, inp.grad_out)))
+
+
+def dbl_through(inp: Inputs, call) -> Tensor:
+    """R1 through the op: ``g = ∂(Σ op(x)²/2)/∂x`` with ``create_graph=True``, loss ``Σ g²``: the
+    op's backward is differentiated (as R1 through DiffAugment, or path length through the noise-dot)."""
+    out = call(inp)
+    gs = torch.autograd.grad(0.5 * out.square().sum(), inp.leaves, create_graph=True)
+    return sum(g.square().sum() for g in gs)
+
+
 # ---------------------------------------------------------------------------------------------
 # one builder per family; each takes a shape (or a list of shapes) and returns a Case
 
 
-def r1_case(shapes) -> Case:
-    """R1/R2 ``r1_penalty`` on D's input gradients (a tensor, or a list for multi-input D)."""
+def r1_case(shapes, op: str = "r1_penalty") -> Case:
+    """R1/R2 ``r1_penalty`` (or ``r2_penalty``) on D's input gradients (a tensor, or a list for multi-input D)."""
     shapes = [shapes] if isinstance(shapes[0], int) else list(shapes)
     n = sum(math.prod(s) for s in shapes)
 
@@ -91,9 +125,23 @@ def r1_case(shapes) -> Case:
 
     def fn(inp, backend):
         g = inp.leaves if len(inp.leaves) > 1 else inp.leaves[0]
-        return gx.r1_penalty(g, gamma=10.0, backend=backend)
+        return getattr(gx, op)(g, gamma=10.0, backend=backend)
 
-    return Case("r1", "r1_penalty", "+".join(_label(s) for s in shapes), n, make, fn, {"fwd": n, "bwd": 2 * n, "fwdbwd": 3 * n})
+    return Case("r1", op, "+".join(_label(s) for s in shapes), n, make, fn, {"fwd": n, "bwd": 2 * n, "fwdbwd": 3 * n})
+
+
+def grad_sqnorm_case(shape) -> Case:
+    """``grad_sqnorm`` (per-sample ``[B]``), the building block of every gradient-norm penalty."""
+    n = math.prod(shape)
+
+    def make(dev, dt, gen):
+        acc = torch.float64 if dt == torch.float64 else torch.float32
+        return Inputs([_randn(shape, dev, dt, gen)], grad_out=_randn(shape[:1], dev, acc, gen, requires_grad=False))
+
+    def fn(inp, backend):
+        return gx.grad_sqnorm(inp.leaves[0], backend=backend)
+
+    return Case("r1", "grad_sqnorm", _label(shape), n, make, fn, {"fwd": n, "bwd": 2 * n, "fwdbwd": 3 * n})
 
 
 def wgan_gp_case(shape) -> Case:
@@ -140,7 +188,7 @@ def pl_noise_dot_case(shape) -> Case:
 
     return Case(
         "pl_noise_dot", "path_length_noise_dot", _label(shape), n, make, fn, {"fwd": n, "bwd": n, "fwdbwd": 2 * n},
-        tol=(2e-4, 1e-3), extra={"nvlabs_randn": nvlabs}, compile_slow=True,
+        tol=(2e-4, 1e-3), extra={"nvlabs_randn": nvlabs}, compile_slow=True, baseline="nvlabs_randn",
     )  # fmt: skip
 
 
@@ -158,6 +206,43 @@ def pl_penalty_case(shape) -> Case:
     return Case("pl_penalty", "path_length_penalty", _label(shape), n, make, fn, {"fwd": n, "bwd": 2 * n, "fwdbwd": 3 * n})
 
 
+def pl_regularizer_case(shape) -> Case:
+    """``PathLengthRegularizer`` on images of a toy G, ``images = tanh(ws.flatten(1) @ A).view(shape)``
+    (its forward already holds ``autograd.grad(create_graph=True)``; its backward is a double backward).
+    Every call starts from the same ``pl_mean`` (one ``copy_``), so calls are comparable."""
+    n = math.prod(shape)
+    B = shape[0]
+    modules: dict = {}
+
+    def make(dev, dt, gen):
+        ws = _randn((B, 2, 16), dev, dt, gen)
+        A = _randn((32, n // B), dev, dt, gen, scale=0.1, requires_grad=False)
+        return Inputs([ws], kw={"A": A, "pl_mean": torch.tensor(0.5, device=dev)})
+
+    def fn(inp, backend):
+        ws, A, mean = inp.leaves[0], inp.kw["A"], inp.kw["pl_mean"]
+        key = (backend, mean.device)
+        if key not in modules:
+            modules[key] = gx.PathLengthRegularizer(backend=backend).to(mean.device)
+        pl = modules[key]
+        pl.pl_mean.copy_(mean)
+        return pl(torch.tanh(ws.flatten(1) @ A).view(shape), ws, seed=SEED)
+
+    def nvlabs(inp):  # NVlabs loss.py Gpl, with randn_like noise (other noise)
+        ws, A, mean = inp.leaves[0], inp.kw["A"], inp.kw["pl_mean"]
+        img = torch.tanh(ws.flatten(1) @ A).view(shape)
+        noise = torch.randn_like(img) / math.sqrt(shape[2] * shape[3])
+        (pl_grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+        lengths = pl_grads.square().sum(2).mean(1).sqrt()
+        new_mean = mean.lerp(lengths.mean(), 0.01)
+        return (lengths - new_mean).square().mean() * 2.0
+
+    return Case(
+        "pl_penalty", "PathLengthRegularizer", _label(shape), n, make, fn, {"fwd": 2 * n, "fwdbwd": 3 * n},
+        tol=(2e-4, 1e-4), modes=("fwd", "fwdbwd"), extra={"nvlabs_randn": nvlabs}, baseline="nvlabs_randn", compile_slow=True,
+    )  # fmt: skip
+
+
 def bcr_case(shape) -> Case:
     """bCR on D logits ``[B, 1]`` (real, T(real), fake, T(fake)): latency-bound, tiny."""
     n = math.prod(shape)
@@ -171,8 +256,9 @@ def bcr_case(shape) -> Case:
     return Case("bcr", "bcr_loss", "4x" + _label(shape), 4 * n, make, fn, {"fwd": 4 * n, "bwd": 8 * n, "fwdbwd": 12 * n})
 
 
-def zcr_case(shape) -> Case:
-    """zCR generator loss ``−w·mse(G(z), G(z+ε))`` on images."""
+def zcr_case(shape, op: str = "zcr_generator_loss") -> Case:
+    """zCR generator loss ``−w·mse(G(z), G(z+ε))`` on images (or ``zcr_discriminator_loss`` /
+    ``consistency_loss``, the same pair signature)."""
     n = math.prod(shape)
 
     def make(dev, dt, gen):
@@ -181,9 +267,9 @@ def zcr_case(shape) -> Case:
         return Inputs([a, b])
 
     def fn(inp, backend):
-        return gx.zcr_generator_loss(*inp.leaves, weight=0.5, backend=backend)
+        return getattr(gx, op)(*inp.leaves, weight=0.5, backend=backend)
 
-    return Case("zcr", "zcr_generator_loss", "2x" + _label(shape), 2 * n, make, fn, {"fwd": 2 * n, "bwd": 4 * n, "fwdbwd": 6 * n})
+    return Case("zcr", op, "2x" + _label(shape), 2 * n, make, fn, {"fwd": 2 * n, "bwd": 4 * n, "fwdbwd": 6 * n})
 
 
 def cr_augment_case(shape) -> Case:
@@ -235,7 +321,7 @@ def instance_noise_case(shape) -> Case:
 
     return Case(
         "instance_noise", "instance_noise", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 0, "fwdbwd": 2 * n},
-        tol=(1e-4, 1e-4), extra={"torch_randn": nvlabs}, compile_slow=True,
+        tol=(1e-4, 1e-4), extra={"torch_randn": nvlabs}, compile_slow=True, baseline="torch_randn",
     )  # fmt: skip
 
 
@@ -252,7 +338,7 @@ BUILDERS: dict[str, Callable] = {
     "instance_noise": instance_noise_case,
 }
 TRAIN_OPS = ("train_d_r1", "train_g_pl")  # real use patterns (benchmarks/train.py)
-ALL_OPS = tuple(BUILDERS) + TRAIN_OPS
+ALL_OPS = tuple(BUILDERS) + ("overhead",) + TRAIN_OPS
 ALIASES = {
     "r2": ("r1",),
     "gp": ("wgan_gp",),
@@ -262,6 +348,7 @@ ALIASES = {
     "consistency": ("bcr", "zcr"),
     "augment": ("cr_augment", "diff_augment"),
     "train": TRAIN_OPS,
+    "sweep": tuple(BUILDERS) + TRAIN_OPS,
     "all": ALL_OPS,
 }
 
@@ -281,6 +368,33 @@ def expand_ops(names) -> list[str]:
             else:
                 raise SystemExit(f"--ops: unknown op {name!r}; choose from {list(ALL_OPS)} or aliases {list(ALIASES)}")
     return [o for o in ALL_OPS if o in want]
+
+
+def overhead_cases(shape=OVERHEAD_SHAPE) -> list[Case]:
+    """Every public function at one tiny image shape (logits ``[B, 1]``, ``pl_grads`` ``[B, C, H·W]``):
+    fwd, fwd+bwd, and the double backward where training uses one."""
+    B, C, H, W = shape
+    pairs = [
+        (r1_case(shape), dbl_penalty),
+        (r1_case(shape, "r2_penalty"), dbl_penalty),
+        (wgan_gp_case(shape), dbl_penalty),
+        (grad_sqnorm_case(shape), dbl_penalty),
+        (roth_case(shape), dbl_penalty),
+        (pl_penalty_case((B, C, H * W)), dbl_penalty),
+        (pl_regularizer_case(shape), None),
+        (pl_noise_dot_case(shape), dbl_through),
+        (zcr_case(shape, "consistency_loss"), None),
+        (bcr_case((B, 1)), None),
+        (zcr_case(shape), None),
+        (zcr_case((B, 1), "zcr_discriminator_loss"), None),
+        (diff_augment_case(shape), dbl_through),
+        (cr_augment_case(shape), dbl_through),
+        (instance_noise_case(shape), dbl_through),
+    ]
+    for case, dbl in pairs:
+        case.family, case.dbl, case.latency = "overhead", dbl, True
+        case.modes = tuple(m for m in ("fwd", "fwdbwd") if m in case.modes) + (("dbl",) if dbl else ())
+    return [c for c, _ in pairs]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,6 +449,8 @@ def build(families, device: str, quick: bool, tiny: bool = False) -> list[Case]:
     """Cases of ``families`` in order; ``primary`` marks the largest size of each family."""
     out = []
     for f in families:
+        if f == "overhead":
+            out += overhead_cases()
         if f not in BUILDERS:
             continue
         cs = [BUILDERS[f](s) for s in sizes(f, device, quick, tiny)]

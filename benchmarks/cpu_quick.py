@@ -2,7 +2,10 @@
 
 For each case (forward+backward through the public API, random-normal inputs) it prints the median
 ms of every implementation, measured *interleaved* (one call of each implementation per round), so
-ratios are meaningful on a noisy shared machine.
+ratios are meaningful on a noisy shared machine. When a case's working set (3× its input bytes:
+read forward, read and write backward) exceeds the last-level cache, the caches are flushed (a
+rewrite of 2×LLC bytes, untimed) before every call, so no input is timed cache-resident; each line
+says ``flushed`` or ``warm``.
 
     python -m benchmarks.cpu_quick                     # all cases, 20 reps
     python -m benchmarks.cpu_quick --cases r1,diffaug --reps 40
@@ -24,6 +27,8 @@ import time
 import torch
 
 import ganreg_ext as gx
+
+from . import timing as T
 
 SEED = 0x5EED_1234_ABCD
 
@@ -56,7 +61,7 @@ def case_r1(gen, compile_):
         c = torch.compile(ref)
         impls["compile"] = _fb(lambda: c(g), [g])
     impls["cpu"] = _fb(lambda: gx.r1_penalty(g, backend="cpu"), [g])
-    return impls
+    return impls, g.nbytes
 
 
 def _diffaug_inputs(gen):
@@ -74,7 +79,7 @@ def case_diffaug(gen, compile_):
         c = torch.compile(ref)
         impls["compile"] = _fb(lambda: c(x), [x], go)
     impls["cpu"] = _fb(lambda: gx.diff_augment(x, params=p, backend="cpu"), [x], go)
-    return impls
+    return impls, x.nbytes
 
 
 def case_cr(gen, compile_):
@@ -87,7 +92,7 @@ def case_cr(gen, compile_):
         c = torch.compile(ref)
         impls["compile"] = _fb(lambda: c(x), [x], go)
     impls["cpu"] = _fb(lambda: gx.cr_augment(x, params=p, backend="cpu"), [x], go)
-    return impls
+    return impls, x.nbytes
 
 
 def case_zcr(gen, compile_):
@@ -99,7 +104,7 @@ def case_zcr(gen, compile_):
         c = torch.compile(ref)
         impls["compile"] = _fb(lambda: c(a, b), [a, b])
     impls["cpu"] = _fb(lambda: gx.zcr_generator_loss(a, b, backend="cpu"), [a, b])
-    return impls
+    return impls, a.nbytes + b.nbytes
 
 
 def case_noise(gen, compile_):
@@ -111,7 +116,7 @@ def case_noise(gen, compile_):
         c = torch.compile(randn)
         impls["compile_randn"] = lambda: c(x)
     impls["cpu"] = lambda: gx.instance_noise(x, 0.1, seed=SEED, backend="cpu")
-    return impls
+    return impls, x.nbytes
 
 
 def case_pl(gen, compile_):
@@ -123,7 +128,7 @@ def case_pl(gen, compile_):
         c = torch.compile(randn)
         impls["compile_randn"] = _fb(lambda: c(x), [x])
     impls["cpu"] = _fb(lambda: gx.path_length_noise_dot(x, seed=SEED, backend="cpu"), [x])
-    return impls
+    return impls, x.nbytes
 
 
 CASES = {
@@ -136,7 +141,7 @@ CASES = {
 }
 
 
-def bench(impls: dict, reps: int, warmup: int) -> dict:
+def bench(impls: dict, reps: int, warmup: int, flush: bool) -> dict:
     for _ in range(warmup):
         for f in impls.values():
             f()
@@ -147,6 +152,8 @@ def bench(impls: dict, reps: int, warmup: int) -> dict:
         if r % 2:
             keys.reverse()  # alternate the order so neither side always runs first
         for k in keys:
+            if flush:
+                T.flush_caches(torch.device("cpu"))
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.perf_counter()
             impls[k]()
@@ -166,18 +173,24 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, reps {args.reps}: median ms (min), interleaved")
+    llc = T.llc_bytes()
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, reps {args.reps}: median ms (min), interleaved; "
+        f"LLC {llc >> 20} MiB"
+    )
     for key in args.cases.split(","):
         label, make = CASES[key]
         gen = torch.Generator().manual_seed(0)
-        res = bench(make(gen, not args.no_compile), args.reps, args.warmup)
+        impls, nbytes = make(gen, not args.no_compile)
+        flush = 3 * nbytes > llc
+        res = bench(impls, args.reps, args.warmup, flush)
         cpu = res["cpu"][0]
         parts = []
         for k, (med, lo, flt) in res.items():
             extra = "" if k == "cpu" else f" = {med / cpu:.2f}x cpu"
             pf = f" pf {flt:.0f}" if args.faults else ""
             parts.append(f"{k} {med:.2f} (min {lo:.2f}{pf}){extra}")
-        print(f"{label:44s} " + " | ".join(parts), flush=True)
+        print(f"{label:44s} [{'flushed' if flush else 'warm'}] " + " | ".join(parts), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 from .cases import MODE_LABEL
 
 IMPL_ORDER = ("eager", "compile", "cpu", "cuda", "triton")
+LAYERS = "layers (no grad)"  # the overhead family's per-layer rows (benchmarks/run.py run_layers)
 
 
 def _f(x) -> float | None:
@@ -81,6 +82,11 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         f"{meta.get('bw_src', '?')}"
     )
     L.append(
+        "- caches: CUDA flushes L2 (256 MB write) before every timed repetition; CPU rewrites 2×LLC "
+        f"(LLC {_fmt(meta.get('llc_mib'))} MiB) before every repetition of a case whose fwd+bwd working set exceeds "
+        "the LLC, else times it warm (`cache` column); the overhead family is timed warm, per call"
+    )
+    L.append(
         f"- dtype {meta.get('dtype', 'float32')}, {'quick' if meta.get('quick') else 'full'} sweep, "
         f"≥ {meta.get('min_reps', 20)} timed repetitions per figure after warm-up, median [IQR]; "
         f"run time {_fmt(meta.get('elapsed_s'))} s; args `{meta.get('argv', '')}`"
@@ -93,9 +99,10 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "(CUDA: `max_memory_allocated`; CPU: replay of `torch.profiler` memory events); **compile s** = first call "
         "of `torch.compile` (forward+backward compile, excluded from the timings). Every fused/compiled result was "
         "checked against the eager reference before timing; rows marked WRONG were not timed. `nvlabs_randn` / "
-        "`torch_randn` use a stored `randn_like` tensor (the usual eager code; other noise, not checked), `compile_*` is its "
-        "`torch.compile`; for the noise families ×compile is relative to that compiled baseline, because compiling the "
-        "integer-Philox reference takes > 10 min on CPU (run with `--compile-noise` to include it). "
+        "`torch_randn` use a stored `randn_like` tensor (what users run: NVlabs' noise-dot, the usual instance noise; other "
+        "noise, not checked), `compile_*` is its `torch.compile`: for the noise families ×eager and ×compile are against "
+        'these, and **×ref** against the eager integer-Philox reference (`backend="reference"`, the same noise as the '
+        "fused kernels, not what anyone runs). "
         "Timings on shared machines vary ±30% between runs: compare ratios within one run."
     )
     L.append("")
@@ -104,6 +111,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     # ---- summary: fwd+bwd of the largest size per family
     summary = []
     for fam, sizes in grouped.items():
+        if fam == "overhead":
+            continue
         best = None
         for size, modes in sizes.items():
             m = modes.get("fwdbwd") or modes.get("step")
@@ -119,8 +128,10 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             continue
         _, size, m = best
         fused = _fused(m)
-        cells = [fam, size, _fmt(m["eager"]["median_ms"])]
-        comp = m.get("compile")
+        user = next((r["baseline"] for r in m.values() if r.get("baseline")), "eager")
+        user = user if user in m else "eager"
+        cells = [fam, size, _fmt(m[user]["median_ms"]) + ("" if user == "eager" else f" ({user})")]
+        comp = m.get("compile" if user == "eager" else f"compile_{user}")
         if comp is None or not str(comp["status"]).startswith("ok"):
             alt = next((k for k in m if k.startswith("compile_") and str(m[k]["status"]).startswith("ok")), None)
             comp = m[alt] if alt else comp
@@ -134,8 +145,9 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             for b in fused:
                 r = m[b]
                 if str(r["status"]).startswith("ok"):
+                    ref = f", ×{_fmt(r['x_ref'])} Philox ref" if _f(r.get("x_ref")) else ""
                     parts.append(
-                        f"{b}: {_fmt(r['median_ms'])} ms, ×{_fmt(r['x_eager'])} eager, ×{_fmt(r['x_compile'])} compile, "
+                        f"{b}: {_fmt(r['median_ms'])} ms, ×{_fmt(r['x_eager'])} eager, ×{_fmt(r['x_compile'])} compile{ref}, "
                         f"{_fmt(r['pct_bw'], 2, '%')} BW"
                     )
                 else:
@@ -147,6 +159,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     if summary:
         L.append("## Summary (forward+backward, or one training step, at the largest size)")
         L.append("")
+        L.append("Eager and compile: what users run (the reference; for the noise families their `randn_like` code).")
+        L.append("")
         L.append("| family | size | eager ms | compile ms | fused |")
         L.append("|---|---|---|---|---|")
         for c in summary:
@@ -155,12 +169,17 @@ def markdown(meta: dict, rows: list[dict]) -> str:
 
     # ---- per family
     for fam, sizes in grouped.items():
+        if fam == "overhead":
+            L += overhead_table([r for r in rows if r["family"] == "overhead"])
+            continue
         first = next(iter(next(iter(sizes.values())).values()))
         op = next(iter(first.values()))["op"]
         L.append(f"## {fam} — `{op}`")
         L.append("")
-        L.append("| size | mode | impl | ms [IQR] | ×eager | ×compile | GB/s | %BW | peak MiB | compile s | status |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        L.append(
+            "| size | mode | impl | ms [IQR] | ×eager | ×compile | ×ref | GB/s | %BW | peak MiB | compile s | cache | status |"
+        )
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         notes: dict[str, list[str]] = {}
         for size, modes in sizes.items():
             for mode, impls in modes.items():
@@ -176,8 +195,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                     status = "ok" if r["status"] == "ok" else str(r["status"]).replace("|", "/")[:160]
                     L.append(
                         f"| {size} | {MODE_LABEL.get(mode, mode)} | {impl} | {ms} | {_fmt(r['x_eager'])} | "
-                        f"{_fmt(r['x_compile'])} | {_fmt(r['gbps'])} | {_fmt(r['pct_bw'], 2)} | {_fmt(r['peak_mem_mib'])} | "
-                        f"{_fmt(r['compile_s'])} | {status} |"
+                        f"{_fmt(r['x_compile'])} | {_fmt(r.get('x_ref'))} | {_fmt(r['gbps'])} | {_fmt(r['pct_bw'], 2)} | "
+                        f"{_fmt(r['peak_mem_mib'])} | {_fmt(r['compile_s'])} | {r.get('cache') or '—'} | {status} |"
                     )
         for why, where in notes.items():
             L.append("")
@@ -208,6 +227,59 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     return "\n".join(L) + "\n"
 
 
+def overhead_table(rows: list[dict]) -> list[str]:
+    """The overhead family: µs per call, one row per public function × mode, one column per impl
+    (the noise functions' ``randn_like`` baselines share two columns)."""
+    impls = {r["impl"] for r in rows if r["op"] != LAYERS and r["impl"] != "*"}
+    fused = _fused(impls)
+    col = lambda i: i if i in ("eager", "compile", *fused) else "compile randn_like" if i.startswith("compile_") else "randn_like"  # noqa: E731
+    cols = ["eager", "compile", *fused] + [c for c in ("randn_like", "compile randn_like") if c in {col(i) for i in impls}]
+    L = ["## overhead — µs per call at a tiny size (every public function)", ""]
+    L.append(
+        "Median of ≥ 20 blocks of back-to-back calls (warm caches, CUDA synchronized per block), divided by the "
+        "calls per block. fwd builds the graph; fwd+bwd adds `autograd.grad`; double bwd is the penalty on "
+        "`create_graph=True` gradients (penalties) or R1 through the op (noise, augmentations), then its backward. "
+        "`randn_like`: the code users run for the noise functions (NVlabs' noise-dot and path length, the usual instance "
+        "noise), the baseline of their ×eager; their `eager` is the integer-Philox reference."
+    )
+    L.append("")
+    L.append("| op | mode | " + " | ".join(f"{c} µs" for c in cols) + "".join(f" | ×eager {b}" for b in fused) + " | peak KiB |")
+    L.append("|---|---|" + "---|" * (len(cols) + len(fused) + 1))
+    notes: dict[str, list[str]] = {}
+    by: OrderedDict = OrderedDict()
+    for r in rows:
+        if r["op"] != LAYERS:
+            by.setdefault((r["op"], r["mode"]), {})[col(r["impl"])] = r
+    for (op, mode), got in by.items():
+        cells = []
+        for c in cols:
+            r = got.get(c) or got.get("*")
+            if r is None:
+                cells.append("—")
+            elif str(r["status"]).startswith("ok"):
+                cells.append(_fmt(_f(r["median_ms"]) * 1e3))
+            else:
+                cells.append(str(r["status"]).split(":")[0])
+                notes.setdefault(str(r["status"]).replace("|", "/")[:200], []).append(
+                    f"{op} {MODE_LABEL.get(mode, mode)} {r['impl']}"
+                )
+        cells += [_fmt(got[b]["x_eager"]) if b in got else "—" for b in fused]
+        peak = next((_f(got[b]["peak_mem_mib"]) for b in fused if b in got and _f(got[b]["peak_mem_mib"]) is not None), None)
+        cells.append(_fmt(peak * 1024) if peak is not None else "—")
+        L.append(f"| {op} | {MODE_LABEL.get(mode, mode)} | " + " | ".join(cells) + " |")
+    layers = [r for r in rows if r["op"] == LAYERS]
+    if layers:
+        L += ["", "Layers of one R1 call without grad (what each level of the stack costs):", ""]
+        L += ["| layer | µs per call | status |", "|---|---|---|"]
+        for r in layers:
+            ok = str(r["status"]).startswith("ok")
+            L.append(f"| `{r['impl']}` | {_fmt(_f(r['median_ms']) * 1e3) if ok else '—'} | {r['status'][:160]} |")
+    if notes:
+        L += ["", "Not timed:", ""] + [f"- {why}: {', '.join(where)}" for why, where in notes.items()]
+    L.append("")
+    return L
+
+
 def make_plots(out: Path, meta: dict, rows: list[dict]) -> list[Path]:
     import matplotlib
 
@@ -218,7 +290,7 @@ def make_plots(out: Path, meta: dict, rows: list[dict]) -> list[Path]:
     grouped = _group(rows)
     bw = _f(meta.get("bw_ref_gbps"))
     for fam, sizes in grouped.items():
-        if fam.startswith("train"):
+        if fam.startswith("train") or fam == "overhead":
             continue
         fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
         any_data = False

@@ -16,8 +16,13 @@ Method (see also benchmarks/timing.py):
   ``backend="reference"``; the first call (forward+backward compile) is timed and reported as
   ``compile_s``, never included in the timings;
 - fwd: the call with the inputs requiring grad (the graph is built, as in training);
-  bwd: ``autograd.grad`` of a fresh untimed forward; fwd+bwd: both;
-- median and IQR of ≥ 20 repetitions after warm-up; peak extra memory of one call;
+  bwd: ``autograd.grad`` of a fresh untimed forward; fwd+bwd: both; dbl (overhead family): a
+  penalty on ``create_graph=True`` gradients, or R1 through the op, then its backward;
+- median and IQR of ≥ 20 repetitions after warm-up; peak extra memory of one call; CUDA flushes L2
+  before each repetition, CPU flushes its caches when the case's working set exceeds the LLC
+  (``cache`` column); the overhead family times µs per call in blocks, warm;
+- noise families: ×eager / ×compile are against the ``randn_like`` code users run (``baseline``
+  column), ×ref against the eager integer-Philox reference;
 - GB/s = the floor bytes of the op (``cases.py``) / median time, and % of the device bandwidth:
   the copy_ bandwidth measured in the same run on CPU, the nominal HBM peak on H100/H200.
 """
@@ -31,7 +36,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import time
 import traceback
@@ -40,6 +44,7 @@ from pathlib import Path
 import torch
 
 from . import cases as C
+from . import report
 from . import timing as T
 from . import train as TR
 
@@ -47,36 +52,14 @@ ROOT = Path(__file__).resolve().parent
 FIELDS = [
     "family", "op", "size", "numel", "dtype", "mode", "impl", "kind", "status", "median_ms", "q1_ms", "q3_ms",
     "iqr_ms", "reps", "x_eager", "x_compile", "floor_bytes", "floor_ms", "gbps", "pct_bw", "peak_mem_mib",
-    "compile_s", "max_abs_err", "steps_per_s",
+    "compile_s", "max_abs_err", "steps_per_s", "baseline", "x_ref", "cache",
 ]  # fmt: skip
+NO_COMPILE_TRAIN = "skipped: torch.compile (AOTAutograd) has no double backward, which R1 and path length need"
 TOL_DTYPE = {torch.float32: 1.0, torch.float64: 1.0, torch.float16: 20.0, torch.bfloat16: 160.0}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
 # ------------------------------------------------------------------------------------------- env
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def slug(s: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")
-
-
-def device_slug(device: torch.device) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        m = re.search(r"\b([A-Z]{1,2}\d{2,4}[A-Z]?)\b", name.replace("NVIDIA", ""))
-        return m.group(1).lower() if m else slug(name.replace("NVIDIA", ""))
-    model = re.sub(r"\((R|TM)\)|CPU|Processor|\d+-Core|@.*$", " ", cpu_model(), flags=re.I)
-    return "cpu-" + slug(model)
 
 
 def fused_backends(device: torch.device) -> list[str]:
@@ -99,8 +82,8 @@ def environment(device: torch.device, args) -> dict:
         triton_v = None
     return {
         "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {cpu_model()}",
-        "device_slug": device_slug(device),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {T.cpu_model()}",
+        "device_slug": T.device_slug(device),
         "torch": torch.__version__,
         "triton": triton_v,
         "cuda": torch.version.cuda,
@@ -119,6 +102,10 @@ def environment(device: torch.device, args) -> dict:
 
 
 # ------------------------------------------------------------------------------------- running
+
+
+def _errmsg(e: Exception) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
 
 
 def _grad(out, leaves, grad_out):
@@ -159,6 +146,7 @@ class Runner:
         self.bw_ref = 0.0
         self.bw_src = ""
         self.compile_spent = 0.0
+        self.llc = T.llc_bytes()
 
     # -------------------------------------------------------------------------------- helpers
     def over_budget(self) -> bool:
@@ -179,9 +167,11 @@ class Runner:
                 w.writeheader()
             w.writerow(full)
 
-    def bench(self, run, setup=None):
+    def bench(self, run, setup=None, flush: bool = False):
         a = self.args
-        return T.bench(run, self.device, setup, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.max_reps, target_s=a.target_s)
+        return T.bench(
+            run, self.device, setup, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.max_reps, target_s=a.target_s, flush=flush
+        )
 
     def perf_fields(self, st: T.Stats, floor_bytes: int | None) -> dict:
         d = {"median_ms": st.median_ms, "q1_ms": st.q1_ms, "q3_ms": st.q3_ms, "iqr_ms": st.iqr_ms, "reps": st.reps}
@@ -204,7 +194,7 @@ class Runner:
         a = self.args
         if case.compile_slow and not a.compile_noise and not philox_ok:
             return (
-                "skipped: compiling the integer-Philox reference takes > 10 min on CPU (--compile-noise runs it); "
+                "skipped: compiling the integer-Philox reference takes > 10 min on a 2-core CPU (--compile-noise runs it); "
                 "see the compile_* baseline"
             )
         if a.compile_sizes == "primary" and not case.primary:
@@ -237,33 +227,64 @@ class Runner:
                     impls.append((f"compile_{name}", "extra", lambda i, cx=cx: cx(*i.leaves)))
         return impls
 
+    def _modes(self, case: C.Case, fn, inp: C.Inputs):
+        """mode -> (setup, run) of ``fn`` (an implementation: ``fn(inputs) -> output``)."""
+        leaves, gout = inp.leaves, inp.grad_out
+        out = {}
+        for mode in case.modes:
+            if mode == "fwd":
+                out[mode] = None, (lambda _s: fn(inp))
+            elif mode == "bwd":
+                out[mode] = (lambda: fn(inp)), (lambda o: _grad(o, leaves, gout))
+            elif mode == "fwdbwd":
+                out[mode] = None, (lambda _s: _grad(fn(inp), leaves, gout))
+            else:  # dbl
+                out[mode] = None, (lambda _s: _grad(case.dbl(inp, fn), leaves, None))
+        return out
+
+    def _time(self, case: C.Case, run, setup, flush: bool) -> tuple[T.Stats, int | None]:
+        dev = self.device
+        if case.latency:
+            st = T.per_call(lambda: run(None), dev)
+        else:
+            st = self.bench(run, setup, flush)
+        mem = T.peak_memory_bytes(run, dev, setup) if not self.args.no_memory else None
+        return st, mem
+
     def run_case(self, idx: int, total: int, case: C.Case) -> None:
         import ganreg_ext as gx
 
         dev, dt = self.device, self.dtype
         base = {"family": case.family, "op": case.op, "size": case.size, "numel": case.numel, "dtype": self.args.dtype}
         if self.over_budget():
-            for mode in C.MODES:
+            for mode in case.modes:
                 self.emit({**base, "mode": mode, "impl": "*", "status": "skipped: time budget"})
-            print(f"[{idx}/{total}] {case.key}: skipped (time budget)", flush=True)
+            print(f"[{idx}/{total}] {case.key} {case.op}: skipped (time budget)", flush=True)
             return
         gen = torch.Generator(device=dev).manual_seed(1000 + idx)
         inp = case.make(dev, dt, gen)
         leaves, gout = inp.leaves, inp.grad_out
-        ref_out = case.fn(inp, "reference")
+        ref = lambda i: case.fn(i, "reference")  # noqa: E731
+        ref_out = ref(inp)
         want = [ref_out.detach()] + [g if g is None else g.detach() for g in _grad(ref_out, leaves, gout)]
         del ref_out
+        want_dbl = [g if g is None else g.detach() for g in _grad(case.dbl(inp, ref), leaves, None)] if case.dbl else None
         rtol, atol = (t * TOL_DTYPE[dt] for t in case.tol)
         torch._dynamo.reset()
+        # CPU: flush the caches before each repetition when the working set exceeds the LLC
+        flush = dev.type == "cpu" and not case.latency and (case.floor_bytes("fwdbwd", dt) or 0) > self.llc
+        if case.latency:
+            cache = "warm, per call"
+        else:
+            cache = "L2 flushed" if dev.type == "cuda" else ("flushed" if flush else "warm (< LLC)")
         results: dict[tuple[str, str], float] = {}
         line = []
         why_no_compile = self.compile_skip(case)
-        impls = self.impls_for(case, inp)
-        for impl, kind, fn in impls:
-            row0 = {**base, "impl": impl, "kind": kind}
+        for impl, kind, fn in self.impls_for(case, inp):
+            row0 = {**base, "impl": impl, "kind": kind, "cache": cache}
             compile_s, err = "", ""
             if impl != "eager" and self.over_budget():
-                for mode in C.MODES:
+                for mode in case.modes:
                     self.emit({**row0, "mode": mode, "status": "skipped: time budget"})
                 line.append(f"{impl} skipped")
                 continue
@@ -280,7 +301,7 @@ class Runner:
                 if kind != "extra":
                     ok, err, msg = _max_err(got, want, rtol, atol)
                     if not ok:
-                        for mode in C.MODES:
+                        for mode in case.modes:
                             self.emit(
                                 {**row0, "mode": mode, "status": f"WRONG: {msg}", "max_abs_err": err, "compile_s": compile_s}
                             )
@@ -289,13 +310,13 @@ class Runner:
                         continue
                 del got
             except gx.BackendUnavailable as e:
-                for mode in C.MODES:
+                for mode in case.modes:
                     self.emit({**row0, "mode": mode, "status": f"unavailable: {e}"})
                 line.append(f"{impl} n/a")
                 continue
             except Exception as e:  # a failing impl must not stop the sweep
-                msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-                for mode in C.MODES:
+                msg = _errmsg(e)
+                for mode in case.modes:
                     self.emit({**row0, "mode": mode, "status": f"error: {msg}"})
                 line.append(f"{impl} ERROR")
                 print(f"    {impl}: error, not timed: {msg}", flush=True)
@@ -303,43 +324,90 @@ class Runner:
                     traceback.print_exc()
                 continue
             status = "ok" if kind != "extra" else "ok (unchecked: different noise)"
-            for mode in C.MODES:
-                if mode == "fwd":
-                    setup, run = None, (lambda _s, fn=fn: fn(inp))
-                elif mode == "bwd":
-                    setup, run = (lambda fn=fn: fn(inp)), (lambda out: _grad(out, leaves, gout))
-                else:
-                    setup, run = None, (lambda _s, fn=fn: _grad(fn(inp), leaves, gout))
+            for mode, (setup, run) in self._modes(case, fn, inp).items():
                 try:
-                    st = self.bench(run, setup)
-                    mem = T.peak_memory_bytes(run, dev, setup) if not self.args.no_memory else None
+                    if mode == "dbl" and kind != "extra":
+                        got = [g if g is None else g.detach() for g in run(None)]
+                        ok, e2, msg = _max_err(got, want_dbl, rtol, atol)
+                        if not ok:
+                            self.emit({**row0, "mode": mode, "status": f"WRONG: double backward {msg}", "max_abs_err": e2})
+                            continue
+                    st, mem = self._time(case, run, setup, flush)
                 except Exception as e:
-                    msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-                    self.emit({**row0, "mode": mode, "status": f"error: {msg}"})
+                    self.emit({**row0, "mode": mode, "status": f"error: {_errmsg(e)}"})
                     continue
                 results[(impl, mode)] = st.median_ms
                 row = {**row0, "mode": mode, "status": status, "compile_s": compile_s, "max_abs_err": err}
                 row.update(self.perf_fields(st, case.floor_bytes(mode, dt)))
                 row["peak_mem_mib"] = "" if mem is None else mem / 2**20
                 self.emit(row)
-            line.append(f"{impl} {results.get((impl, 'fwdbwd'), float('nan')):.3g}ms")
+            last = case.modes[-1] if case.latency else "fwdbwd"
+            unit, mult = ("us", 1e3) if case.latency else ("ms", 1.0)
+            line.append(f"{impl} {results.get((impl, last), float('nan')) * mult:.3g}{unit}")
         if why_no_compile and self.want("compile", "compile"):
-            for mode in C.MODES:
+            for mode in case.modes:
                 self.emit({**base, "mode": mode, "impl": "compile", "kind": "compile", "status": why_no_compile})
-        self._speedups(case.family, case.size, results)
-        print(f"[{idx}/{total}] {case.op} {case.size} fwd+bwd: " + ", ".join(line), flush=True)
+        self._speedups((case.family, case.op, case.size), results, case.baseline)
+        label = C.MODE_LABEL[case.modes[-1]] if case.latency else "fwd+bwd"
+        print(f"[{idx}/{total}] {case.op} {case.size} {label}: " + ", ".join(line), flush=True)
 
-    def _speedups(self, family: str, size: str, results: dict) -> None:
-        for row in self.rows:
-            if row["family"] != family or row["size"] != size or not str(row["status"]).startswith("ok"):
+    def run_layers(self) -> None:
+        """Overhead family: µs per call of each layer of R1 without grad at the overhead size: the raw
+        registered op, the public ``grad_sqnorm``, the public ``r1_penalty`` (fused, eager, compiled)."""
+        import ganreg_ext as gx
+
+        dev = self.device
+        g = torch.randn(C.OVERHEAD_SHAPE, device=dev, generator=torch.Generator(device=dev).manual_seed(7))
+        base = {"family": "overhead", "op": report.LAYERS, "size": C._label(g.shape), "numel": g.numel()}
+        base.update(dtype="float32", mode="nograd", cache="warm, per call")
+        want_r1, want_s = gx.r1_penalty(g, backend="reference"), gx.grad_sqnorm(g, backend="reference")
+        impls = [("r1_penalty[eager]", "eager", lambda: gx.r1_penalty(g, backend="reference"), want_r1)]
+        if self.want("compile", "compile"):
+            compiled = torch.compile(lambda t: gx.r1_penalty(t, backend="reference"), dynamic=False)
+            impls.append(("r1_penalty[compile]", "compile", lambda: compiled(g), want_r1))
+        for b in fused_backends(dev):
+            impls.append((f"r1_penalty[{b}]", "fused", lambda b=b: gx.r1_penalty(g, backend=b), want_r1))
+            impls.append((f"grad_sqnorm[{b}]", "fused", lambda b=b: gx.grad_sqnorm(g, backend=b), want_s))
+        for ns in ("ganreg_C",) + (("ganreg_triton",) if dev.type == "cuda" else ()):
+            name = f"torch.ops.{ns}.sqnorm"
+            if not hasattr(getattr(torch.ops, ns), "sqnorm"):
+                self.emit({**base, "impl": name, "kind": "raw", "status": f"skipped: {name} is not registered in this build"})
                 continue
-            ms = row["median_ms"]
-            for ref, col in (("eager", "x_eager"), ("compile", "x_compile")):
-                base = results.get((ref, row["mode"]))
-                if base is None and ref == "compile":  # noise families: the compiled randn_like baseline
-                    base = next((v for (i, m), v in results.items() if m == row["mode"] and i.startswith("compile_")), None)
-                if base and ms:
-                    row[col] = base / ms
+            op = getattr(torch.ops, ns).sqnorm  # schema sqnorm(grads, inv_scale, weight, reduction); 0 = per sample
+            impls.append((name, "raw", lambda op=op: op([g], None, 1.0, 0), want_s))
+        with torch.no_grad():
+            for impl, kind, fn, want in impls:
+                row0 = {**base, "impl": impl, "kind": kind}
+                try:
+                    ok, err, msg = _max_err([fn()], [want], 1e-5, 1e-6)
+                    if not ok:
+                        self.emit({**row0, "status": f"WRONG: {msg}", "max_abs_err": err})
+                        continue
+                    st = T.per_call(fn, dev)
+                    mem = T.peak_memory_bytes(lambda _, fn=fn: fn(), dev) if not self.args.no_memory else None
+                except Exception as e:
+                    self.emit({**row0, "status": f"error: {_errmsg(e)}"})
+                    continue
+                row = {**row0, "status": "ok", "max_abs_err": err, "peak_mem_mib": "" if mem is None else mem / 2**20}
+                row.update(self.perf_fields(st, g.numel() * 4))
+                self.emit(row)
+                print(f"    layers: {impl} {st.median_ms * 1e3:.3g} us", flush=True)
+
+    def _speedups(self, key: tuple, results: dict, baseline: str | None = None) -> None:
+        """×eager / ×compile against what users run eagerly (the reference, or for the noise families
+        the ``randn_like`` code ``case.baseline`` and its compile); ×ref against the eager reference
+        when that is not the headline baseline (the integer-Philox noise reference)."""
+        for row in self.rows:
+            if (row["family"], row["op"], row["size"]) != key or not str(row["status"]).startswith("ok"):
+                continue
+            mode, ms = row["mode"], row["median_ms"]
+            user = baseline if (baseline, mode) in results else "eager"
+            comp = f"compile_{user}" if user != "eager" else "compile"
+            row["baseline"] = user
+            for ref, col in ((user, "x_eager"), (comp, "x_compile"), ("eager" if user != "eager" else None, "x_ref")):
+                b = results.get((ref, mode))
+                if b and ms:
+                    row[col] = b / ms
         # rewrite the CSV so the speedup columns are in it (cheap, keeps the incremental file valid)
         self.write_csv()
 
@@ -372,7 +440,7 @@ class Runner:
         results, line = {}, []
         for b, step in steps.items():
             impl = "eager" if b == "reference" else b
-            row0 = {**base, "impl": impl, "kind": "eager" if b == "reference" else "fused"}
+            row0 = {**base, "impl": impl, "kind": "eager" if b == "reference" else "fused", "cache": "warm"}
             err = 0.0
             try:
                 if b != "reference":
@@ -401,14 +469,15 @@ class Runner:
             row["peak_mem_mib"] = "" if mem is None else mem / 2**20
             self.emit(row)
             line.append(f"{impl} {st.median_ms:.3g}ms")
-        self._speedups(case.family, case.size, results)
+        self.emit({**base, "impl": "compile", "kind": "compile", "status": NO_COMPILE_TRAIN})
+        self._speedups((case.family, case.op, case.size), results)
         print(f"[{idx}/{total}] {case.op} {case.size}: " + ", ".join(line), flush=True)
 
     # ------------------------------------------------------------------------------------ main
     def run(self) -> None:
         a = self.args
         fams = C.expand_ops(a.ops or ["all"])
-        op_cases = C.build(fams, self.device.type, a.quick, a.tiny)
+        op_cases = [c for c in C.build(fams, self.device.type, a.quick, a.tiny) if c.primary or a.sizes == "all"]
         tr_cases = TR.train_cases([f for f in fams if f in C.TRAIN_OPS], self.device.type, a.quick, a.tiny)
         total = len(op_cases) + len(tr_cases)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -420,13 +489,15 @@ class Runner:
         print(head + f"threads {env['threads']} | fused: {fused} | {total} cases -> {self.out}", flush=True)
         self.bw = T.copy_bandwidth(self.device, nbytes=(a.copy_mib << 20))
         self.bw_ref, self.bw_src = T.device_peak_bandwidth(self.device, self.bw)
-        env.update(copy_gbps=self.bw / 1e9, bw_ref_gbps=self.bw_ref / 1e9, bw_src=self.bw_src)
+        env.update(copy_gbps=self.bw / 1e9, bw_ref_gbps=self.bw_ref / 1e9, bw_src=self.bw_src, llc_mib=self.llc / 2**20)
         print(f"copy_ bandwidth {self.bw / 1e9:.1f} GB/s; % of bandwidth relative to {self.bw_src}", flush=True)
         (self.out / "meta.json").write_text(json.dumps(env, indent=2))
         i = 0
         for case in op_cases:
             i += 1
             self.run_case(i, total, case)
+        if "overhead" in fams and not self.over_budget():
+            self.run_layers()
         for case in tr_cases:
             i += 1
             self.run_train(i, total, case)
@@ -449,6 +520,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--quick", action="store_true", help="a few sizes per family (CPU: < 10 min on 2 cores)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (smoke tests)")
+    p.add_argument("--sizes", choices=["all", "primary"], default="all", help="primary: only the largest size per family")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device-slug>/)")
     p.add_argument("--dtype", choices=list(DTYPES), default="float32")
     p.add_argument(
@@ -524,9 +596,7 @@ def main(argv=None) -> int:
     _device_defaults(a)
     device = torch.device(a.device)
     if a.out is None:
-        a.out = str(ROOT / "results" / device_slug(device))
-    from . import report
-
+        a.out = str(ROOT / "results" / T.device_slug(device))
     if not a.report_only:
         # torch.compile: one graph per case and shape; never hit the recompile limit in a sweep
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)

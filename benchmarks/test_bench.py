@@ -8,6 +8,7 @@ import torch
 
 from benchmarks import cases as C
 from benchmarks import run as R
+from benchmarks import timing as T
 from benchmarks import train as TR
 
 IMPLS = ("eager", "compile", "cpu", "cuda", "triton")
@@ -77,7 +78,8 @@ def test_op(benchmark, case, impl, mode, bench_device, pytestconfig):
     else:
         run, setup = (lambda: done(R._grad(fn(inp), inp.leaves, inp.grad_out))), None
     benchmark.group = f"{case.key} {C.MODE_LABEL[mode]}"
-    benchmark.extra_info.update(floor_bytes=case.floor_bytes(mode, torch.float32), numel=case.numel)
+    peak = T.peak_memory_bytes(lambda s: run(*s[0]) if setup else run(), dev, setup)
+    benchmark.extra_info.update(floor_bytes=case.floor_bytes(mode, torch.float32), numel=case.numel, peak_mem_bytes=peak)
     benchmark.pedantic(run, setup=setup, rounds=max(20, pytestconfig.getoption("--bench-rounds")), warmup_rounds=3, iterations=1)
 
 

@@ -3,7 +3,12 @@
 - GPU: ``triton.testing.do_bench`` style — warm-up, then per repetition: the untimed set-up, an L2
   flush (a 256 MB write, as do_bench does), then the timed call between two CUDA events; the times
   are read after one ``torch.cuda.synchronize``.
-- CPU: the same loop with ``time.perf_counter`` around each call.
+- CPU: the same loop with ``time.perf_counter`` around each call; with ``flush=True`` (the runner
+  sets it when a case's working set exceeds the last-level cache) a buffer of twice the LLC is
+  rewritten before each repetition, so no input is timed cache-resident.
+- Per-call latency (:func:`per_call`, the overhead family): blocks of ``n`` back-to-back calls (``n``
+  calibrated so that a block lasts ≥ 2 ms; CUDA synchronized at the end of each block), median of
+  ≥ 20 blocks divided by ``n``: warm caches, launch overhead included, no flush.
 
 Every figure is the median and the inter-quartile range of at least ``min_reps`` repetitions
 (20 by default) after warm-up.
@@ -20,11 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+import re
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -58,11 +66,31 @@ def sync(device: torch.device) -> None:
 _FLUSH: dict = {}
 
 
-def _flush_l2(device: torch.device) -> None:
+def llc_bytes() -> int:
+    """Size of the last-level cache one core sees (sysfs of cpu0; else sysconf; else 32 MiB)."""
+    best = (0, 0)
+    for d in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            level, size = int((d / "level").read_text()), (d / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:], 1)
+        best = max(best, (level, int(size.rstrip("KMG")) * mult))
+    if best[1]:
+        return best[1]
+    try:
+        return os.sysconf("SC_LEVEL3_CACHE_SIZE") or 32 << 20
+    except (ValueError, OSError):
+        return 32 << 20
+
+
+def flush_caches(device: torch.device) -> None:
+    """Evict caches: a 256 MB write on CUDA (as ``do_bench``), a rewrite of 2×LLC bytes on CPU."""
     buf = _FLUSH.get(device)
     if buf is None:
-        buf = _FLUSH[device] = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int32, device=device)
-    buf.zero_()
+        nbytes = 256 << 20 if device.type == "cuda" else 2 * llc_bytes()
+        buf = _FLUSH[device] = torch.ones(nbytes // 4, dtype=torch.int32, device=device)
+    buf.add_(1)
 
 
 def bench(
@@ -74,11 +102,12 @@ def bench(
     min_reps: int = 20,
     max_reps: int = 200,
     target_s: float = 0.25,
+    flush: bool = False,
 ) -> Stats:
     """Median/IQR in ms of ``run(state)`` with ``state = setup()`` made untimed before each call.
 
     At least ``min_reps`` repetitions, more (up to ``max_reps``) while the timed total stays under
-    ``target_s``.
+    ``target_s``. CUDA always flushes L2 before each call; CPU flushes its caches when ``flush``.
     """
     setup = setup or (lambda: None)
     for _ in range(warmup):
@@ -98,7 +127,7 @@ def bench(
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
         for i in range(n):
             state = setup()
-            _flush_l2(device)
+            flush_caches(device)
             starts[i].record()
             run(state)
             ends[i].record()
@@ -108,12 +137,39 @@ def bench(
     total = 0.0
     while len(ms) < min_reps or (len(ms) < max_reps and total < target_s):
         state = setup()
+        if flush:
+            flush_caches(device)
         t0 = time.perf_counter()
         run(state)
         dt = time.perf_counter() - t0
         ms.append(dt * 1e3)
         total += dt
     return _quantiles(ms)
+
+
+def per_call(run: Callable, device: torch.device, *, blocks: int = 20, block_s: float = 2e-3, warmup: int = 5) -> Stats:
+    """Median/IQR in ms *per call* of ``run()``, timed in blocks of back-to-back calls (see the module docstring)."""
+    for _ in range(warmup):
+        run()
+    sync(device)
+    n, dt = 1, 0.0
+    while dt < block_s and n < 1 << 16:
+        n *= 2
+        t0 = time.perf_counter()
+        for _ in range(n):
+            run()
+        sync(device)
+        dt = time.perf_counter() - t0
+    ms = []
+    for _ in range(blocks):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            run()
+        sync(device)
+        ms.append((time.perf_counter() - t0) * 1e3 / n)
+    st = _quantiles(ms)
+    st.reps = blocks * n
+    return st
 
 
 def peak_memory_bytes(run: Callable, device: torch.device, setup: Callable | None = None) -> int | None:
@@ -170,6 +226,30 @@ def copy_bandwidth(device: torch.device, nbytes: int = 256 * 1024 * 1024, min_re
     dst = torch.empty_like(src)
     st = bench(lambda _: dst.copy_(src), device, warmup=2, min_reps=min_reps, max_reps=min_reps, target_s=0.0)
     return 2 * nbytes / (st.median_ms * 1e-3)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def slug(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")
+
+
+def device_slug(device: torch.device) -> str:
+    """Folder name of a device's results: e.g. ``h200``, ``cpu-amd-epyc``."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        m = re.search(r"\b([A-Z]{1,2}\d{2,4}[A-Z]?)\b", name.replace("NVIDIA", ""))
+        return m.group(1).lower() if m else slug(name.replace("NVIDIA", ""))
+    model = re.sub(r"\((R|TM)\)|CPU|Processor|\d+-Core|@.*$", " ", cpu_model(), flags=re.I)
+    return "cpu-" + slug(model)
 
 
 # nominal peak HBM bandwidth (bytes/s) by device name
