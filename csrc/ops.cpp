@@ -20,8 +20,8 @@ bool poison_enabled() { return g_poison.load(std::memory_order_relaxed); }
 
 static void set_poison(bool flag) { g_poison.store(flag, std::memory_order_relaxed); }
 
-// Test hook: an output allocated like every kernel's, left unwritten (NaN while poisoning is on).
-static at::Tensor poisoned_empty(int64_t n) { return new_output({n}, at::TensorOptions().dtype(at::kFloat)); }
+// Test hook: an output allocated like every kernel's (any device), left unwritten (NaN while poisoning is on).
+static at::Tensor new_output_like_hook(const at::Tensor& like) { return new_output_like(like); }
 
 namespace cpu {
 at::Tensor normal_stream(int64_t seed, int64_t offset, int64_t numel, bool scalar);  // cpu/noise.cpp
@@ -95,7 +95,7 @@ TORCH_LIBRARY(ganreg_C, m) {
   // test hook: elements [offset, offset+numel) of the SPEC §3 stream (CPU), scalar or vector path
   m.def("normal_stream(int seed, int offset, int numel, bool scalar) -> Tensor", &ganreg::cpu::normal_stream);
   m.def("set_poison(bool flag) -> ()", &ganreg::set_poison);
-  m.def("poisoned_empty(int n) -> Tensor", &ganreg::poisoned_empty);
+  m.def("new_output_like(Tensor like) -> Tensor", &ganreg::new_output_like_hook);
   m.def("build_info() -> str", &ganreg::build_info);
   m.def("parallel_threads(int n) -> int", &ganreg::parallel_threads);
 }

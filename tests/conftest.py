@@ -1,5 +1,6 @@
 """Shared test set-up: Triton runs under its interpreter on CPU-only machines, outputs of every
-fused kernel start as NaN (poisoned), and fresh seeds are drawn per test (printed on failure)."""
+fused kernel start as NaN (poisoned), fresh seeds are drawn per test (printed on failure), and every
+backend-parametrized test gets its tensors' device from the ``device`` fixture (enforced)."""
 
 import os
 import random
@@ -11,14 +12,31 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the first triton import
 
 import ganreg_ext as gx  # noqa: E402
-from ganreg_ext import _dispatch  # noqa: E402
+from helpers import backend_device, lacks_device_fixture, set_poison  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _poison_outputs():
-    _dispatch.set_poison(True)
+    set_poison(True)
     yield
-    _dispatch.set_poison(False)
+    set_poison(False)
+
+
+def _backend_param(node):
+    callspec = getattr(node, "callspec", None)
+    return callspec.params.get("backend") if callspec is not None else None
+
+
+@pytest.fixture
+def device(request) -> str:
+    """The device of the test's ``backend`` parameter (cpu for tests without one)."""
+    backend = _backend_param(request.node)
+    return backend_device(backend) if backend is not None else "cpu"
+
+
+def pytest_runtest_setup(item):
+    if lacks_device_fixture(item):
+        pytest.fail(f"{item.nodeid} is parametrized by backend: it must take the `device` fixture and put its tensors there")
 
 
 @pytest.fixture

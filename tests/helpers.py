@@ -1,33 +1,151 @@
-"""Input makers and tolerances shared by the backend tests."""
+"""What the tests share: the backends and the device each one runs on, which kernels a backend has
+and its poison-aware allocator (the ONLY place in the tests that knows the op layer's internals),
+input makers and tolerances."""
 
 from __future__ import annotations
 
+import importlib
+import json
+
+import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import ganreg_ext as gx
 
-FUSED_BACKENDS = [b for b in gx.available_backends() if b != "reference"]
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
-# (rtol, atol) for comparing a fused backend with the reference on the same inputs
-TOL = {
-    torch.float64: (1e-10, 1e-12),
-    torch.float32: (2e-5, 1e-5),
-    torch.float16: (2e-3, 2e-3),
-    torch.bfloat16: (1.6e-2, 1e-2),
+# ---------------------------------------------------------------- ops and backends
+
+# the native ops (torch.ops.ganreg_C.<op>) and Triton launchers (ganreg_ext.triton_kernels.<family>.<op>)
+FAMILIES = {
+    "gradnorm": ("sqnorm", "scale", "dot"),
+    "noise": ("noise_dot", "noise_axpy"),
+    "consistency": ("sq_diff_sum", "diff_scale"),
+    "augment": ("diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj"),
 }
-LAYOUTS = ["contiguous", "channels_last", "strided"]
+GN, NOISE, CONS = FAMILIES["gradnorm"], FAMILIES["noise"], FAMILIES["consistency"]
+DA, CR = FAMILIES["augment"][:2], FAMILIES["augment"][2:]
+ALL_OPS = tuple(op for ops in FAMILIES.values() for op in ops)
+FAMILY_OF = {op: fam for fam, ops in FAMILIES.items() for op in ops}
+
+AVAILABLE = gx.available_backends()
+FUSED_BACKENDS = [b for b in AVAILABLE if b != "reference"]
+BACKENDS = ["reference"] + FUSED_BACKENDS
+# every test parametrized by "backend" takes the ``device`` fixture (conftest enforces it)
+fused = pytest.mark.parametrize("backend", FUSED_BACKENDS)
+every_backend = pytest.mark.parametrize("backend", BACKENDS)
 
 
 def backend_device(backend: str) -> str:
-    """The device a backend's tests run on here."""
+    """The device a backend's tests run on here: cuda → cuda; triton → cuda when there is a GPU,
+    else cpu (TRITON_INTERPRET=1); cpu and reference → cpu."""
     if backend == "cuda" or (backend == "triton" and torch.cuda.is_available()):
         return "cuda"
     return "cpu"
 
 
+def native_has_kernel(op: str, dispatch_key: str) -> bool:
+    """Whether ``torch.ops.ganreg_C.<op>`` has a kernel for ``dispatch_key`` ("CPU"/"CUDA")."""
+    importlib.import_module("ganreg_ext._C")
+    return hasattr(torch.ops.ganreg_C, op) and torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", dispatch_key)
+
+
+def native_with_cuda() -> bool:
+    """Whether ``ganreg_ext._C`` was compiled with its CUDA kernels."""
+    importlib.import_module("ganreg_ext._C")
+    return bool(json.loads(torch.ops.ganreg_C.build_info())["with_cuda"])
+
+
+def triton_has_op(op: str) -> bool:
+    """The op ``torch.ops.ganreg_triton.<op>`` and, for SPEC's ops, its launcher
+    ``ganreg_ext.triton_kernels.<family>.<op>``."""
+    if op in FAMILY_OF:
+        try:
+            if not callable(getattr(importlib.import_module(f"ganreg_ext.triton_kernels.{FAMILY_OF[op]}"), op, None)):
+                return False
+        except ImportError:
+            return False
+    return hasattr(torch.ops.ganreg_triton, op)
+
+
+def missing_ops(backend: str, ops=ALL_OPS) -> list[str]:
+    """The ops of ``ops`` that ``backend`` has no kernel for (the reference has them all)."""
+    if backend == "reference":
+        return []
+    if backend in ("cpu", "cuda"):
+        return [op for op in ops if not native_has_kernel(op, backend.upper())]
+    return [op for op in ops if not triton_has_op(op)]
+
+
+def need(backend: str, *ops: str) -> None:
+    """FAIL when ``backend`` is available here but lacks a kernel for one of ``ops``; skip (with the
+    reason) only when the backend itself is not available on this machine."""
+    if backend not in AVAILABLE:
+        pytest.skip(f"backend {backend!r} is unavailable here: {gx.backend_info()['backends'][backend]['reason']}")
+    missing = missing_ops(backend, ops)
+    if missing:
+        pytest.fail(f"backend {backend!r} is available but has no kernel for {missing}", pytrace=False)
+
+
+_UTILITY_OPS = ("build_info", "set_poison", "parallel_threads", "new_output_like")  # ganreg_C ops that are no kernels
+
+
+def package_ops() -> tuple[str, ...]:
+    """The fused ops the package itself declares (SPEC's and any the op layer added since)."""
+    from ganreg_ext import _dispatch
+
+    return tuple(dict.fromkeys(ALL_OPS + tuple(op for ops in getattr(_dispatch, "OPS", {}).values() for op in ops)))
+
+
+class no_kernels(TorchDispatchMode):
+    """Context manager: any fused kernel (a ``ganreg_C``/``ganreg_triton`` op) called inside fails."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace in ("ganreg_C", "ganreg_triton") and func._opname not in _UTILITY_OPS:
+            raise AssertionError(f"the kernel {func.name()} ran (bad input must be rejected before any kernel runs)")
+        return func(*args, **(kwargs or {}))
+
+
+def lacks_device_fixture(item) -> bool:
+    """A test item parametrized by ``backend`` that does not take the ``device`` fixture (it would
+    build CPU tensors for a GPU backend)."""
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "backend" in callspec.params and "device" not in item.fixturenames
+
+
+def set_poison(flag: bool) -> None:
+    """Every fused kernel's output starts as NaN while on (an unwritten element stays NaN)."""
+    from ganreg_ext import _dispatch
+
+    _dispatch.set_poison(flag)
+
+
+def raw_output(backend: str, device, n: int = 64) -> torch.Tensor:
+    """A fresh float32 ``[n]`` buffer from ``backend``'s output allocator, written by nobody."""
+    if backend == "triton":
+        from ganreg_ext._contract import empty
+
+        return empty((n,), torch.float32, device)
+    importlib.import_module("ganreg_ext._C")
+    probe = getattr(torch.ops.ganreg_C, "new_output_like", None)
+    if probe is None:
+        pytest.fail("ganreg_C has no test hook `new_output_like(Tensor like) -> Tensor` (the native output allocator)")
+    return probe(torch.zeros(n, device=device))
+
+
+# ---------------------------------------------------------------- inputs
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+LAYOUTS = ["contiguous", "channels_last", "strided"]
+
+
+def acc_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """Accumulation/result dtype of a reduction over tensors of ``dtypes`` (float64 if any is)."""
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
 def make(shape, dtype=torch.float32, device="cpu", layout="contiguous", scale=1.0) -> torch.Tensor:
-    """Random normal tensor of ``shape`` in the given memory layout (never zeros)."""
+    """Random normal tensor of ``shape`` in the given memory layout (never zeros); channels_last
+    falls back to contiguous for shapes that are not 4-d."""
     if layout == "channels_last" and len(shape) == 4:
         return (torch.randn(shape, device=device) * scale).to(dtype).contiguous(memory_format=torch.channels_last)
     if layout == "strided":
@@ -36,21 +154,44 @@ def make(shape, dtype=torch.float32, device="cpu", layout="contiguous", scale=1.
     return (torch.randn(shape, device=device) * scale).to(dtype)
 
 
-def assert_close(actual, expected, dtype, factor: float = 1.0, msg: str = ""):
-    rtol, atol = TOL[dtype]
+def leaf(t: torch.Tensor) -> torch.Tensor:
+    """A fresh leaf (requires grad) equal to ``t``, with ``t``'s strides (layouts survive)."""
+    out = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+    out.copy_(t.detach())
+    return out.requires_grad_(True)
+
+
+# ---------------------------------------------------------------- tolerances
+
+# (rtol, atol) of an elementwise result IN this dtype (about 2 units in the last place)
+TOL = {
+    torch.float64: (1e-10, 1e-12),
+    torch.float32: (2e-5, 1e-5),
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1e-2),
+}
+NOISE_ATOL = 1e-5  # SPEC §3: backends agree on the normal stream to 1e-5 absolute
+
+
+def assert_close(actual, expected, dtype=None, factor: float = 1.0, msg: str = ""):
+    """Elementwise outputs (augmentations, gradients): the tolerance of the OUTPUT dtype (``dtype``
+    overrides it). Reductions go through :func:`assert_sum_close`."""
+    rtol, atol = TOL[dtype or expected.dtype]
     torch.testing.assert_close(actual, expected, rtol=rtol * factor, atol=atol * factor, msg=msg or None, equal_nan=True)
 
 
-def assert_sum_close(actual, expected, abs_sum, rtol: float, atol: float, ulps: float = 64.0, eps=None):
-    """Signed sums (dot products) of the same terms added in another order. The rounding error
-    scales with ``abs_sum`` = Σ|terms|, not with the result, which can cancel to near zero:
-    allowed |actual − expected| ≤ atol + rtol·|expected| + ulps·eps·Σ|terms| (eps of the
-    accumulation dtype unless given). One term of a typical size missing still fails (|term| ≫ ulps·eps·Σ|terms|
-    for the sizes tested)."""
+def assert_sum_close(actual, expected, abs_sum, rtol: float = 0.0, atol: float = 0.0, ulps: float = 64.0, eps=None):
+    """Sums of the same terms added in another order (the result's dtype is the accumulation dtype:
+    float32 sums of float16/bfloat16 inputs are held to float32 bounds). The rounding error scales
+    with ``abs_sum`` = Σ|terms| (the result itself for sums of squares), not with the result, which
+    can cancel to near zero: allowed |actual − expected| ≤ atol + rtol·|expected| + ulps·eps·Σ|terms|
+    (eps of the result dtype unless given). One term of a typical size missing or counted twice
+    fails (test_suite_contract proves it for every backend and dtype)."""
     assert actual.dtype == expected.dtype and actual.shape == expected.shape, (actual, expected)
     abs_sum = torch.as_tensor(abs_sum, dtype=torch.float64, device=actual.device)
     a, e = actual.double(), expected.double()
     eps = torch.finfo(actual.dtype).eps if eps is None else eps
     bound = atol + rtol * e.abs() + ulps * eps * abs_sum
     err = (a - e).abs()
-    assert bool((err <= bound).all()), f"sum mismatch: got {actual}, expected {expected}, |err| {err} > bound {bound}"
+    ok = (err <= bound) | ((a == e) & ~torch.isfinite(e))  # the same inf where the sum overflows
+    assert bool(ok.all()), f"sum mismatch: got {actual}, expected {expected}, |err| {err} > bound {bound}"

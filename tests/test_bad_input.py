@@ -1,7 +1,9 @@
 """SPEC §6 contracts on bad input, for every public function and every backend.
 
 * Bad arguments raise ``ValueError``/``TypeError`` (``BackendUnavailable`` for backends) whose
-  message names the argument, *before any kernel runs* (dispatch is replaced by a tripwire).
+  message names the argument, *before any kernel runs* (a dispatch mode fails on any kernel call).
+* Every case runs on the backend's device (``torch.device`` context: the cases' factory calls land
+  there); "mixed devices" pairs it with another device.
 * NaN/Inf in the inputs propagate to the outputs (never masked to a finite number).
 * Nothing the caller owns is modified in place (inputs compared before/after, ``pl_mean`` included).
 """
@@ -14,29 +16,32 @@ import pytest
 import torch
 
 import ganreg_ext as gx
-from ganreg_ext import _dispatch
-from helpers import FUSED_BACKENDS
+from helpers import CONS, CR, DA, GN, NOISE, every_backend, need, no_kernels
 
-BACKENDS = ["reference"] + FUSED_BACKENDS
-# the other device of a "mixed devices" case: a GPU if there is one, else meta (shapes only)
-OTHER = "cuda" if torch.cuda.is_available() else "meta"
-_PUBLIC_MODULES = ("gradnorm", "pathlength", "noise", "consistency", "augment")
+OTHER = "other"  # the other device of a "mixed devices" case, resolved when the case runs
 
 
-def r(*shape, dtype=torch.float32, device="cpu"):
-    return torch.randn(*shape, dtype=torch.float32).to(dtype) if device == "cpu" else torch.randn(*shape, device=device).to(dtype)
+def _device(device):
+    """``None``: the default device (the test's); ``OTHER``: a GPU/the CPU for a CPU/GPU test, else meta."""
+    if device != OTHER:
+        return device
+    return "cpu" if torch.get_default_device().type != "cpu" else "cuda" if torch.cuda.is_available() else "meta"
+
+
+def r(*shape, dtype=torch.float32, device=None):
+    return torch.randn(*shape, device=_device(device)).to(dtype)
 
 
 def img(b=2, c=3, h=8, w=8, **kw):
     return r(b, c, h, w, **kw)
 
 
-def dparams(b=2, h=8, w=8, device="cpu"):
-    return gx.sample_diffaug_params(b, h, w, device=device)
+def dparams(b=2, h=8, w=8, device=None):
+    return gx.sample_diffaug_params(b, h, w, device=_device(device))
 
 
-def cparams(b=2, h=8, w=8, device="cpu"):
-    return gx.sample_cr_params(b, h, w, device=device)
+def cparams(b=2, h=8, w=8, device=None):
+    return gx.sample_cr_params(b, h, w, device=_device(device))
 
 
 E = (ValueError, TypeError)
@@ -124,7 +129,7 @@ CASES = [
     ("path_length_penalty/pl_mean-str", lambda: gx.path_length_penalty(r(2, 4, 8), "0"), E, "pl_mean"),
     (
         "path_length_penalty/pl_mean-device",
-        lambda: gx.path_length_penalty(r(2, 4, 8), torch.zeros((), device=OTHER)),
+        lambda: gx.path_length_penalty(r(2, 4, 8), torch.zeros((), device=_device(OTHER))),
         E,
         "pl_mean",
     ),
@@ -227,21 +232,6 @@ if "cpu" not in gx.available_backends():
     )
 
 
-@pytest.fixture
-def tripwire(monkeypatch):
-    """Any call that reaches backend dispatch fails: validation must come first (SPEC §6)."""
-    import importlib
-
-    def boom(*a, **k):
-        raise AssertionError("bad input reached backend dispatch before it was rejected")
-
-    for mod in _PUBLIC_MODULES:
-        m = importlib.import_module(f"ganreg_ext.{mod}")
-        if hasattr(m, "resolve"):
-            monkeypatch.setattr(m, "resolve", boom)
-    monkeypatch.setattr(_dispatch, "kernel", boom)
-
-
 def _expect(call, exc, needle):
     with pytest.raises(exc) as info:
         call()
@@ -250,11 +240,11 @@ def _expect(call, exc, needle):
     return msg
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@every_backend
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_raises_before_dispatch(case, backend, tripwire):
+def test_bad_input_raises_before_any_kernel(case, backend, device):
     _, call, exc, needle = case
-    with gx.use_backend(backend):
+    with torch.device(device), gx.use_backend(backend), no_kernels():
         _expect(call, exc, needle)
 
 
@@ -272,21 +262,6 @@ def test_env_backend_unknown(monkeypatch):
 
 
 # ---------------------------------------------------------------- NaN / Inf propagation
-
-
-def _needs(backend, ops):
-    if backend == "reference":
-        return
-    missing = [op for op in ops if backend not in _dispatch._KERNELS.get(op, {})]
-    if missing:
-        pytest.skip(f"backend {backend!r} has no kernel for {missing}")
-
-
-GN = ("sqnorm", "scale", "dot")
-NOISE = ("noise_dot", "noise_axpy")
-CONS = ("sq_diff_sum", "diff_scale")
-DA = ("diff_augment", "diff_augment_adj")
-CR = ("cr_augment", "cr_augment_adj")
 
 
 def _poisoned(bad, shape=(3, 2, 4, 4), sample=1):
@@ -362,34 +337,36 @@ PROPAGATION = [
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
-@pytest.mark.parametrize("backend", BACKENDS)
+@every_backend
 @pytest.mark.parametrize("case", PROPAGATION, ids=[c[0] for c in PROPAGATION])
-def test_nonfinite_propagates(case, backend, bad):
+def test_nonfinite_propagates(case, backend, device, bad):
     name, ops, fn, pick = case
-    _needs(backend, ops)
-    x = _poisoned(bad)
-    out = pick(fn(x, backend))
+    need(backend, *ops)
+    with torch.device(device):
+        x = _poisoned(bad)
+        out = pick(fn(x, backend))
     assert not torch.isfinite(out).all(), f"{name}[{backend}]: a {bad} input gave a finite output {out}"
     if math.isnan(bad) or name.startswith(("instance_noise", "diff_augment/translation", "cr_augment")):
         # a NaN stays NaN; elementwise ops keep an infinity as that infinity
-        ref = pick(fn(x, "reference"))
+        with torch.device(device):
+            ref = pick(fn(x, "reference"))
         torch.testing.assert_close(out.to(ref.dtype), ref, equal_nan=True, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_lecam_nan_propagates(backend):
-    reg = gx.LeCamRegularizer()
-    d_real = torch.randn(4)
+@every_backend
+def test_lecam_nan_propagates(backend, device):
+    reg = gx.LeCamRegularizer().to(device)
+    d_real = torch.randn(4, device=device)
     d_real[2] = float("nan")
-    assert torch.isnan(reg(d_real, torch.randn(4)))
+    assert torch.isnan(reg(d_real, torch.randn(4, device=device)))
     assert torch.isnan(reg.ema_real)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_nan_propagates_through_backward(backend):
+@every_backend
+def test_nan_propagates_through_backward(backend, device):
     """A NaN gradient entry must reach the penalty's gradient too (double-backward users see it)."""
-    _needs(backend, GN)
-    g = _poisoned(float("nan")).requires_grad_()
+    need(backend, *GN)
+    g = _poisoned(float("nan")).to(device).requires_grad_()
     gx.r1_penalty(g, backend=backend).backward()
     assert torch.isnan(g.grad.reshape(3, -1)[1, 5])
 
@@ -462,14 +439,15 @@ INPLACE = [
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@every_backend
 @pytest.mark.parametrize("case", INPLACE, ids=[c[0] for c in INPLACE])
-def test_inputs_not_modified(case, backend):
+def test_inputs_not_modified(case, backend, device):
     name, ops, fn = case
-    _needs(backend, ops)
-    inputs = _inputs()
-    before = _snap(inputs)
-    out = fn(inputs, backend)
+    need(backend, *ops)
+    with torch.device(device):
+        inputs = _inputs()
+        before = _snap(inputs)
+        out = fn(inputs, backend)
     outs = out if isinstance(out, (list, tuple)) else [out]
     # backward too: the autograd kernels must not write into saved inputs either
     diff = [o for o in outs if isinstance(o, torch.Tensor) and o.requires_grad]
@@ -481,14 +459,14 @@ def test_inputs_not_modified(case, backend):
         assert out[1] is not inputs["pl_mean"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_path_length_regularizer_leaves_inputs(backend):
-    _needs(backend, NOISE + GN)
-    ws = torch.randn(2, 3, 8, requires_grad=True)
-    w = torch.randn(24, 2 * 4 * 4)
+@every_backend
+def test_path_length_regularizer_leaves_inputs(backend, device):
+    need(backend, *NOISE, *GN)
+    ws = torch.randn(2, 3, 8, device=device, requires_grad=True)
+    w = torch.randn(24, 2 * 4 * 4, device=device)
     images = torch.tanh(ws.reshape(2, -1) @ w).view(2, 2, 4, 4)
     ws_before, img_before = ws.detach().clone(), images.detach().clone()
-    reg = gx.PathLengthRegularizer(backend=backend)
+    reg = gx.PathLengthRegularizer(backend=backend).to(device)
     reg(images, ws, seed=5).backward()
     assert torch.equal(ws.detach(), ws_before) and torch.equal(images.detach(), img_before)
     assert reg.pl_mean.item() != 0.0

@@ -5,25 +5,11 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 import torch.nn.functional as F
 
 import ganreg_ext as gx
-from ganreg_ext import _dispatch
-from helpers import FUSED_BACKENDS, backend_device
-
-BACKENDS = ["reference"] + FUSED_BACKENDS
-GN_OPS = ("sqnorm", "scale", "dot")
-NOISE_OPS = ("noise_dot", "noise_axpy")
-
-
-def need(backend: str, *ops: str) -> None:
-    if backend == "reference":
-        return
-    missing = [op for op in ops if backend not in _dispatch._KERNELS.get(op, {})]
-    if missing:
-        pytest.skip(f"backend {backend!r} has no kernel yet for {missing}")
+from helpers import DA, GN, NOISE, every_backend, need
 
 
 def _grads(module):
@@ -76,16 +62,15 @@ class G(torch.nn.Module):
         return self.to_rgb(x * (1 + self.affine[-1](ws[:, -1]))[:, :, None, None])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_r1_through_conv_d(backend, seed):
+@every_backend
+def test_r1_through_conv_d(backend, device, seed):
     """NVlabs Dr1: ``r1_grads = autograd.grad(real_logits.sum(), real_img, create_graph=True)``;
     ``loss_Dr1 = r1_grads.square().sum([1,2,3]) * (gamma/2)``; ``(real_logits * 0 + loss_Dr1).mean().backward()``."""
-    need(backend, *GN_OPS)
-    dev = backend_device(backend)
-    d = D().to(dev)
+    need(backend, *GN)
+    d = D().to(device)
     d2 = copy.deepcopy(d)
     gamma = 0.8
-    x = torch.randn(3, 3, 8, 8, device=dev)
+    x = torch.randn(3, 3, 8, 8, device=device)
     # eager
     real_img = x.detach().requires_grad_(True)
     real_logits = d(real_img)
@@ -100,14 +85,13 @@ def test_r1_through_conv_d(backend, seed):
     _assert_grads(_grads(d2), _grads(d), 1e-4, 1e-6, "R1")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_wgan_gp_through_conv_d(backend, seed):
-    need(backend, *GN_OPS)
-    dev = backend_device(backend)
-    d = D().to(dev)
+@every_backend
+def test_wgan_gp_through_conv_d(backend, device, seed):
+    need(backend, *GN)
+    d = D().to(device)
     d2 = copy.deepcopy(d)
-    real, fake = torch.randn(4, 3, 8, 8, device=dev), torch.randn(4, 3, 8, 8, device=dev)
-    alpha = torch.rand(4, device=dev)
+    real, fake = torch.randn(4, 3, 8, 8, device=device), torch.randn(4, 3, 8, 8, device=device)
+    alpha = torch.rand(4, device=device)
     xi = (alpha.view(-1, 1, 1, 1) * real + (1 - alpha.view(-1, 1, 1, 1)) * fake).requires_grad_(True)
     out = d(xi)
     (g,) = torch.autograd.grad(out, xi, torch.ones_like(out), create_graph=True)
@@ -119,26 +103,25 @@ def test_wgan_gp_through_conv_d(backend, seed):
     _assert_grads(_grads(d2), _grads(d), 1e-4, 1e-6, "WGAN-GP")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_path_length_through_tiny_g(backend, seed):
+@every_backend
+def test_path_length_through_tiny_g(backend, device, seed):
     """NVlabs Gpl over 3 steps of SGD with the same noise: G parameter gradients and the pl_mean trajectory."""
-    need(backend, *GN_OPS, *NOISE_OPS)
-    dev = backend_device(backend)
-    g_eager = G().to(dev)
+    need(backend, *GN, *NOISE)
+    g_eager = G().to(device)
     g_ours = copy.deepcopy(g_eager)
     opt_e = torch.optim.SGD(g_eager.parameters(), lr=0.05)
     opt_o = torch.optim.SGD(g_ours.parameters(), lr=0.05)
     decay, weight = 0.3, 2.0
-    pl_mean = torch.zeros((), device=dev)
-    reg = gx.PathLengthRegularizer(decay=decay, weight=weight, backend=backend).to(dev)
+    pl_mean = torch.zeros((), device=device)
+    reg = gx.PathLengthRegularizer(decay=decay, weight=weight, backend=backend).to(device)
     batch_size = 4 // 2  # pl_batch_shrink = 2
     for step in range(3):
-        z = torch.randn(batch_size, 8, device=dev)
+        z = torch.randn(batch_size, 8, device=device)
         noise_seed = seed * 7 + step
         # --- NVlabs loss.py Gpl, eager (pl_noise from the package's stream instead of randn_like)
         opt_e.zero_grad(set_to_none=True)
         gen_img, gen_ws = g_eager(z)
-        pl_noise = gx.path_length_noise(gen_img.shape, noise_seed, device=dev)
+        pl_noise = gx.path_length_noise(gen_img.shape, noise_seed, device=device)
         (pl_grads,) = torch.autograd.grad(
             outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True, only_inputs=True
         )
@@ -161,30 +144,29 @@ def test_path_length_through_tiny_g(backend, seed):
     assert reg.pl_mean > 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_diffaugment_g_step(backend, seed):
+@every_backend
+def test_diffaugment_g_step(backend, device, seed):
     """D(DiffAugment(G(z))): the generator's gradient passes through the augmentation (reference
     backend against the original code transcribed in test_augment; fused against the reference)."""
-    need(backend, "diff_augment", "diff_augment_adj")
+    need(backend, *DA)
     from test_augment import DiffAugment
 
-    dev = backend_device(backend)
-    g1 = G().to(dev)
-    d = D().to(dev)
+    g1 = G().to(device)
+    d = D().to(device)
     g2 = copy.deepcopy(g1)
-    z = torch.randn(3, 8, device=dev)
+    z = torch.randn(3, 8, device=device)
     s = seed + 1
     torch.manual_seed(s)
-    if dev == "cpu":
+    if device == "cpu":
         img, _ = g1(z)
         aug = DiffAugment(img, "color,translation,cutout")
     else:  # the original samples on the tensor's device; compare with the reference instead
-        params = gx.sample_diffaug_params(3, 8, 8, device=dev)
+        params = gx.sample_diffaug_params(3, 8, 8, device=device)
         img, _ = g1(z)
         aug = gx.diff_augment(img, params=params, backend="reference")
     gx.ns_g_loss(d(aug)).backward()
     torch.manual_seed(s)
-    params = gx.sample_diffaug_params(3, 8, 8, device=dev)
+    params = gx.sample_diffaug_params(3, 8, 8, device=device)
     img2, _ = g2(z)
     gx.ns_g_loss(d(gx.diff_augment(img2, params=params, backend=backend))).backward()
     _assert_grads(_grads(g2), _grads(g1), 1e-4, 1e-6, "DiffAugment G step")

@@ -342,7 +342,8 @@ def test_bad_input_messages():
 def test_poison_reaches_native():
     """With poisoning on (conftest), a native output that a kernel forgot to write would be NaN."""
     _dispatch.set_poison(True)
-    assert torch.isnan(C.poisoned_empty(64)).all()  # the allocator every kernel uses really poisons
+    assert torch.isnan(C.new_output_like(torch.zeros(64))).all()  # the allocator every kernel uses really poisons
+    assert torch.isnan(C.new_output_like(torch.zeros(2, 3 << 20))).all()  # large: the reuse cache's blocks too
     out = C.noise_axpy(None, torch.tensor(0.0), 1, 1.0, [5], torch.float32)
     assert torch.equal(out, torch.zeros(5))  # fully written despite the NaN fill
 

@@ -8,17 +8,8 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
-from ganreg_ext import _dispatch
 from ganreg_ext.reference import philox
-from helpers import DTYPES, FUSED_BACKENDS, LAYOUTS, TOL, backend_device, make
-
-OPS = ("noise_axpy", "noise_dot")
-
-
-def need(backend: str, *ops: str) -> None:
-    missing = [op for op in ops if backend not in _dispatch._KERNELS.get(op, {})]
-    if missing:
-        pytest.skip(f"backend {backend!r} has no kernel yet for {missing}")
+from helpers import DTYPES, LAYOUTS, NOISE, NOISE_ATOL, TOL, fused, make, need
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -96,43 +87,48 @@ def test_instance_noise_gradcheck(seed):
 # backend matrix
 
 SHAPES = [(1, 3, 5, 7), (4, 3, 8, 8), (3, 17)]
-FB = pytest.mark.parametrize("backend", FUSED_BACKENDS) if FUSED_BACKENDS else pytest.mark.skip("no fused backend available")
 
 
-@FB
+@fused
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_matrix_instance_noise(backend, dtype, layout, seed):
-    need(backend, *OPS)
-    dev = backend_device(backend)
+def test_matrix_instance_noise(backend, device, dtype, layout, seed):
+    need(backend, *NOISE)
     rtol, atol = TOL[dtype]
     for shape in SHAPES:
-        lay = layout if len(shape) == 4 or layout != "channels_last" else "contiguous"
         for s in (seed, seed + (9 << 32)):
-            x0 = make(shape, dtype, dev, lay)
+            x0 = make(shape, dtype, device, layout)
             sigma = 0.75
             res = []
             for name in ("reference", backend):
                 x = x0.detach().clone().requires_grad_()
                 out = gx.instance_noise(x, sigma, s, backend=name)
                 assert out.dtype == dtype and out.shape == x.shape
-                v = torch.randn(out.shape, device=dev, generator=torch.Generator(dev).manual_seed(s & 0xFFFF)).to(dtype)
+                v = torch.randn(out.shape, device=device, generator=torch.Generator(device).manual_seed(s & 0xFFFF)).to(dtype)
                 out.backward(v)
                 res.append((out.detach(), x.grad))
             # the stream agrees to 1e-5 absolute (SPEC §3), times σ
-            torch.testing.assert_close(res[1][0], res[0][0], rtol=rtol, atol=atol + sigma * 1e-5, msg=f"{shape} {s}")
+            torch.testing.assert_close(res[1][0], res[0][0], rtol=rtol, atol=atol + sigma * NOISE_ATOL, msg=f"{shape} {s}")
             torch.testing.assert_close(res[1][1], res[0][1], rtol=rtol, atol=atol)
 
 
-@FB
-def test_matrix_gradcheck_and_determinism(backend, seed):
-    need(backend, *OPS)
-    dev = backend_device(backend)
-    x = torch.randn(2, 3, 2, 2, dtype=torch.float64, device=dev, requires_grad=True)
+@fused
+def test_matrix_noise_is_the_stream(backend, device, seed):
+    """``instance_noise(0, σ=1)`` materializes the noise (``noise_axpy``): the SPEC §3 stream to 1e-5."""
+    need(backend, *NOISE)
+    for shape, s in (((2, 3, 5, 7), seed), ((1, 1, 33, 31), seed + (3 << 32))):
+        got = gx.instance_noise(torch.zeros(shape, device=device), 1.0, s, backend=backend)
+        torch.testing.assert_close(got, philox.normal_like(shape, s, device), rtol=0, atol=NOISE_ATOL)
+
+
+@fused
+def test_matrix_gradcheck_and_determinism(backend, device, seed):
+    need(backend, *NOISE)
+    x = torch.randn(2, 3, 2, 2, dtype=torch.float64, device=device, requires_grad=True)
     fn = lambda x: gx.instance_noise(x, 0.7, seed, backend=backend)  # noqa: E731
     assert gradcheck(fn, (x,), fast_mode=True)
     assert gradgradcheck(fn, (x,), fast_mode=True)
-    y = make((3, 4, 9, 11), torch.float16, dev, "channels_last")
+    y = make((3, 4, 9, 11), torch.float16, device, "channels_last")
     a = gx.instance_noise(y, 0.3, seed, backend=backend)
     b = gx.instance_noise(y, 0.3, seed, backend=backend)
     assert torch.equal(a, b)
@@ -142,23 +138,19 @@ def test_matrix_gradcheck_and_determinism(backend, seed):
     )
 
 
-@FB
-def test_matrix_expanded_grad_outputs(backend, seed):
-    """The noise-dot of an expanded (stride-0) tensor: path length backward of a ``.sum()``."""
-    need(backend, *OPS)
-    dev = backend_device(backend)
-    from ganreg_ext.ops import noise as ops
-
-    x = torch.ones((), device=dev).expand(2, 3, 5, 6)
-    got = ops.noise_dot(x, seed, 0.5, backend)
-    exp = 0.5 * gx.path_length_noise(x.shape, seed, device=dev, dtype=torch.float64).sum() * (30**0.5)
-    torch.testing.assert_close(got.double(), exp, rtol=1e-5, atol=1e-4)
-    alpha = torch.tensor(0.7, device=dev, requires_grad=True)
-    y = ops.noise_axpy(None, alpha, seed, 1.0, [2, 3, 5, 6], torch.float32, backend)
-    y.sum().backward()  # d alpha = noise_dot(expanded ones)
-    torch.testing.assert_close(
-        alpha.grad.double(),
-        gx.path_length_noise(x.shape, seed, device=dev, dtype=torch.float64).sum() * (30**0.5),
-        rtol=1e-5,
-        atol=1e-4,
-    )
+@fused
+def test_matrix_expanded_noise_dot(backend, device, seed):
+    """The noise-dot of an expanded (stride-0) tensor, and its second-order path: with a 0-d
+    upstream gradient ``t``, ``∂/∂t ⟨∂(t·noise_dot(x))/∂x, 1⟩ = Σ y`` (``noise_axpy`` then ``noise_dot``
+    of an expanded ones tensor: the path length backward of a ``.sum()``)."""
+    need(backend, *NOISE)
+    shape = (2, 3, 5, 6)
+    y_sum = gx.path_length_noise(shape, seed, device=device, dtype=torch.float64).sum()
+    x = torch.ones((), device=device).expand(shape)
+    got = gx.path_length_noise_dot(x, seed, backend=backend)
+    torch.testing.assert_close(got.double(), y_sum, rtol=1e-5, atol=1e-4)
+    xl = torch.randn(shape, device=device, requires_grad=True)
+    t = torch.tensor(0.7, device=device, requires_grad=True)
+    (gx_,) = torch.autograd.grad(gx.path_length_noise_dot(xl, seed, backend=backend), xl, t, create_graph=True)
+    gx_.sum().backward()
+    torch.testing.assert_close(t.grad.double(), y_sum, rtol=1e-5, atol=1e-4)

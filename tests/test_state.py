@@ -10,19 +10,7 @@ import torch
 from torch import nn
 
 import ganreg_ext as gx
-from ganreg_ext import _dispatch
-from helpers import FUSED_BACKENDS
-
-BACKENDS = ["reference"] + FUSED_BACKENDS
-LOOP_OPS = ("sqnorm", "scale", "dot", "noise_dot", "noise_axpy")
-
-
-def _needs(backend, ops):
-    if backend == "reference":
-        return
-    missing = [op for op in ops if backend not in _dispatch._KERNELS.get(op, {})]
-    if missing:
-        pytest.skip(f"backend {backend!r} has no kernel for {missing}")
+from helpers import GN, NOISE, every_backend, need
 
 
 def _roundtrip(sd):
@@ -112,29 +100,32 @@ class _Nets(nn.Module):
         self.D = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 4, 8), nn.Softplus(), nn.Linear(8, 1))
 
 
-def _make(backend):
+def _make(backend, device):
     torch.manual_seed(1234)
-    nets = _Nets()
+    nets = _Nets().to(device)
     d_lr, d_betas = gx.lazy_regularization(R1_EVERY, 2e-3, (0.0, 0.99))
     g_lr, g_betas = gx.lazy_regularization(PL_EVERY, 2e-3, (0.0, 0.99))
     state = {
         "nets": nets,
         "optD": torch.optim.Adam(nets.D.parameters(), lr=d_lr, betas=d_betas),
         "optG": torch.optim.Adam(nets.G.parameters(), lr=g_lr, betas=g_betas),
-        "pl": gx.PathLengthRegularizer(backend=backend),
-        "lecam": gx.LeCamRegularizer(),
-        "noise": gx.InstanceNoise(0.1, anneal_steps=4, backend=backend),
+        "pl": gx.PathLengthRegularizer(backend=backend).to(device),
+        "lecam": gx.LeCamRegularizer().to(device),
+        "noise": gx.InstanceNoise(0.1, anneal_steps=4, backend=backend).to(device),
     }
     return state
 
 
-def _run(state, start, stop, backend):
+def _run(state, start, stop, backend, device):
+    def randn(*shape):  # drawn on the CPU (the checkpoint holds the CPU generator), used on the device
+        return torch.randn(*shape).to(device)
+
     nets, optD, optG = state["nets"], state["optD"], state["optG"]
     G, D = nets.G, nets.D
     for step in range(start, stop):
-        real = torch.randn(4, 2, 4, 4)
+        real = randn(4, 2, 4, 4)
         # D: main loss (+ LeCam, instance noise) every step, R1 every R1_EVERY steps (lazy, ×interval)
-        fake = G(torch.randn(4, 2, 8)).detach()
+        fake = G(randn(4, 2, 8)).detach()
         lr_, lf_ = D(state["noise"](real)).squeeze(1), D(state["noise"](fake)).squeeze(1)
         loss = gx.ns_d_loss(lr_, lf_) + state["lecam"](lr_, lf_)
         optD.zero_grad(set_to_none=True)
@@ -147,12 +138,12 @@ def _run(state, start, stop, backend):
             pen.backward()
             optD.step()
         # G: main loss every step, PL every PL_EVERY steps on half the batch (seed=None: torch RNG)
-        loss_g = gx.ns_g_loss(D(G(torch.randn(4, 2, 8))).squeeze(1))
+        loss_g = gx.ns_g_loss(D(G(randn(4, 2, 8))).squeeze(1))
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
         if step % PL_EVERY == 0:
-            ws = torch.randn(2, 2, 8, requires_grad=True)
+            ws = randn(2, 2, 8).requires_grad_()
             pen = state["pl"](G(ws), ws) * PL_EVERY
             optG.zero_grad(set_to_none=True)
             pen.backward()
@@ -164,22 +155,22 @@ def _checkpoint(state):
     return _roundtrip({k: v.state_dict() for k, v in state.items()} | {"rng": torch.get_rng_state()})
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_checkpoint_resume_mid_interval(backend):
-    _needs(backend, LOOP_OPS)
-    straight = _make(backend)
-    _run(straight, 0, TOTAL, backend)
+@every_backend
+def test_checkpoint_resume_mid_interval(backend, device):
+    need(backend, *GN, *NOISE)
+    straight = _make(backend, device)
+    _run(straight, 0, TOTAL, backend, device)
 
-    first = _make(backend)
-    _run(first, 0, SAVE_AT, backend)  # step 3: inside the R1 interval (2) and at a PL boundary (3)
+    first = _make(backend, device)
+    _run(first, 0, SAVE_AT, backend, device)  # step 3: inside the R1 interval (2) and at a PL boundary (3)
     ckpt = _checkpoint(first)
     del first
     torch.manual_seed(999)  # anything in between must not matter
-    resumed = _make(backend)
+    resumed = _make(backend, device)
     for k, v in resumed.items():
         v.load_state_dict(ckpt[k])
     torch.set_rng_state(ckpt["rng"])
-    _run(resumed, SAVE_AT, TOTAL, backend)
+    _run(resumed, SAVE_AT, TOTAL, backend, device)
 
     for (name, a), b in zip(straight["nets"].named_parameters(), resumed["nets"].parameters()):
         assert torch.equal(a, b), f"{backend}: parameter {name} differs after resume"
