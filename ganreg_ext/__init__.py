@@ -51,4 +51,5 @@ __all__ = [
     "wgan_interpolate", "LeCamRegularizer", "hinge_d_loss", "hinge_g_loss", "lazy_regularization", "lsgan_d_loss",
     "lsgan_g_loss", "ns_d_loss", "ns_g_loss", "wgan_d_loss", "wgan_g_loss", "InstanceNoise", "instance_noise",
     "PathLengthRegularizer", "path_length_noise", "path_length_noise_dot", "path_length_penalty",
+    "bias_act", "upfirdn2d", "setup_filter", "upsample2d", "downsample2d", "filter2d", "filtered_lrelu",
 ]  # fmt: skip

@@ -158,7 +158,9 @@ _resolved: dict[tuple[str, str, str], tuple[str, Callable | None]] = {}
 def has_op(op: str, backend: str) -> bool:
     """Whether ``backend`` has a kernel for ``op`` (native: for its dispatch key)."""
     if backend in _DISPATCH_KEY:
-        return torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", _DISPATCH_KEY[backend])
+        return hasattr(torch.ops.ganreg_C, op) and torch._C._dispatch_has_kernel_for_dispatch_key(
+            f"ganreg_C::{op}", _DISPATCH_KEY[backend]
+        )
     return hasattr(torch.ops.ganreg_triton, op)
 
 
