@@ -226,6 +226,7 @@ def bias_act_grad(
         d = _derivative_from_output(y.to(acc), act, alpha, gain, order)
     out = prod * (gain * d)
     if clamp >= 0:
-        y0 = y.to(acc) if y is not None else activation(z, act, alpha) * gain
-        out = out * (y0.abs() < clamp).to(acc)
+        # a stored y holds the clamp rounded to its dtype: compare in that dtype (0 where clamped)
+        mask = y.abs() < clamp if y is not None else (activation(z, act, alpha) * gain).abs() < clamp
+        out = out * mask.to(acc)
     return out.to(mults[0].dtype)

@@ -11,7 +11,7 @@ with ``upy, downy, py0, py1``), in 1-D::
 
 ``F = f`` reversed (a true convolution) unless ``flip_filter`` (a correlation). Negative padding
 crops. A 2-D filter ``[fh, fw]`` is applied as such; a 1-D filter ``[fw]`` means the separable
-``f ⊗ f`` (one pass per axis, each scaled by ``√gain``). The filter is a constant: no gradient.
+``f ⊗ f`` (one pass per axis; the gain is applied once). The filter is a constant: no gradient.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ def upfirdn2d(
     # out[k] = Σ_t xp[k·down + t]·F[t] with F the reversed filter (true convolution) unless flip_filter:
     # the windows xp[k·down : k·down + taps] are unfold(dim, taps, down) views, contracted with F
     taps = f.to(acc) if flip_filter else f.to(acc).flip(list(range(f.dim())))
-    taps = taps * (gain ** (f.dim() / 2))
     if f.dim() == 2:
         windows = xp.unfold(2, fh, downy).unfold(3, fw, downx)  # [N, C, oh, ow, fh, fw]
         out = torch.einsum("ncijst,st->ncij", windows, taps)
@@ -74,4 +73,4 @@ def upfirdn2d(
         out = torch.einsum("nchjt,t->nchj", xp.unfold(3, fw, downx), taps)
         out = torch.einsum("ncijs,s->ncij", out.unfold(2, fw, downy), taps)
     assert out.shape[2:] == (oh, ow), (out.shape, oh, ow)
-    return out.to(x.dtype).contiguous()
+    return (out * gain).to(x.dtype).contiguous()  # the gain once (f⊗f scaled by gain^(ndim/2) in total)

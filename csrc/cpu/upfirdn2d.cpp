@@ -1,0 +1,387 @@
+// CPU kernel of upfirdn2d (PLAN-wave2 "Issue 14"; index math in common/upfirdn2d.h).
+//
+// Per (n, c) plane, polyphase (the inserted zeros are never multiplied), in bands of output rows
+// (fixed from the shapes: results do not depend on the thread count):
+//  - horizontal: each input row the band reads is converted to the math type (float32, float64 for
+//    float64) and split into S = downx/g sub-rows (x[r], x[r+S], ...), so every output phase
+//    q < Q = upx/g (outputs q, q+Q, q+2Q, ...) is a short FIR over CONTIGUOUS inputs: at::vec
+//    loads/FMAs over j with the phase's taps in registers; the borders (taps partly outside the
+//    row) are scalar. Rows are kept phase-major (all of phase 0, then phase 1, ...).
+//  - separable 1-D filter: the band's input rows are filtered horizontally once into a per-thread
+//    buffer, then each output row is the vertical FIR (≤ ceil(fh/upy) rows) over those.
+//    2-D filter: each output row accumulates the horizontal FIRs of its input rows with the
+//    matching filter rows.
+//  - the phase-major result is interleaved into the contiguous NCHW output row.
+#include <torch/library.h>
+
+#include <numeric>
+
+#include "common/upfirdn2d.h"
+#include "cpu/reduce_cpu.h"
+
+namespace ganreg {
+namespace cpu {
+namespace {
+
+// ------------------------------------------------------------------------------ horizontal plan
+
+struct HTap {
+  int64_t t;       // filter tap index
+  int64_t base;    // element offset of the tap's input for j = 0 in the prepared row (may be < 0)
+  int64_t lo, hi;  // valid j: [lo, hi)
+};
+struct HPhase {
+  int64_t J = 0, off = 0;  // outputs of this phase, first one's offset in the phase-major row
+  int64_t jA = 0, jB = 0;  // j where every tap is valid
+  std::vector<HTap> taps;
+};
+struct HPlan {
+  int64_t Q = 1, S = 1, W = 0, OW = 0;
+  std::vector<int64_t> sub_off, sub_len;  // sub-row r: x[r + S·u], u < sub_len[r]
+  std::vector<HPhase> ph;
+};
+
+HPlan make_hplan(int64_t W, int64_t OW, int64_t up, int64_t down, int64_t p0, int64_t taps) {
+  HPlan hp;
+  const int64_t g = ufd_gcd(up, down);
+  hp.Q = up / g;
+  hp.S = down / g;
+  hp.W = W;
+  hp.OW = OW;
+  int64_t o = 0;
+  for (int64_t r = 0; r < hp.S; ++r) {
+    const int64_t len = r < W ? (W - r + hp.S - 1) / hp.S : 0;
+    hp.sub_off.push_back(o);
+    hp.sub_len.push_back(len);
+    o += len;
+  }
+  int64_t off = 0;
+  for (int64_t q = 0; q < hp.Q; ++q) {
+    HPhase P;
+    P.J = q < OW ? (OW - q + hp.Q - 1) / hp.Q : 0;
+    P.off = off;
+    off += P.J;
+    const UfdTap ft = ufd_first_tap(q, up, down, p0);
+    P.jA = 0;
+    P.jB = P.J;
+    for (int64_t t = ft.t0, m = ft.m0; t < taps; t += up, ++m) {
+      const int64_t r = ufd_mod(m, hp.S), u = ufd_floor_div(m, hp.S);
+      HTap tp{t, hp.sub_off[r] + u, std::max<int64_t>(0, -u), std::max<int64_t>(0, hp.sub_len[r] - u)};
+      P.jA = std::max(P.jA, tp.lo);
+      P.jB = std::min(P.jB, tp.hi);
+      P.taps.push_back(tp);
+    }
+    P.jA = std::min(P.jA, P.J);
+    P.jB = std::max(P.jB, P.jA);
+    hp.ph.push_back(std::move(P));
+  }
+  return hp;
+}
+
+// --------------------------------------------------------------------------- row primitives
+
+template <typename A>
+using Vec = Vectorized<A>;
+
+template <typename A>
+inline Vec<A> vload(const A* p, int64_t n) {
+  return n >= Vec<A>::size() ? Vec<A>::loadu(p) : Vec<A>::loadu(p, static_cast<int>(n));
+}
+template <typename A>
+inline void vstore(A* p, const Vec<A>& v, int64_t n) {
+  if (n >= Vec<A>::size()) v.store(p);
+  else v.store(p, static_cast<int>(n));
+}
+
+// d[j] (+)= Σ_i c[i]·p[i][j] for j in [0, n): NT taps (0 = runtime nt), 2 vectors per step.
+template <typename A, int NT>
+inline void fir_run(const A* const* p, const A* c, int nt_rt, int64_t n, A* d, bool acc) {
+  using V = Vec<A>;
+  constexpr int64_t K = V::size();
+  const int nt = NT > 0 ? NT : nt_rt;
+  V cv[NT > 0 ? NT : 16];
+  for (int i = 0; i < nt; ++i) cv[i] = V(c[i]);
+  int64_t j = 0;
+  for (; j + 2 * K <= n; j += 2 * K) {
+    V a0 = acc ? V::loadu(d + j) : V(A(0)), a1 = acc ? V::loadu(d + j + K) : V(A(0));
+    for (int i = 0; i < nt; ++i) {
+      a0 = at::vec::fmadd(cv[i], V::loadu(p[i] + j), a0);
+      a1 = at::vec::fmadd(cv[i], V::loadu(p[i] + j + K), a1);
+    }
+    a0.store(d + j);
+    a1.store(d + j + K);
+  }
+  for (; j < n; j += K) {
+    const int64_t r = n - j;
+    V a0 = acc ? vload<A>(d + j, r) : V(A(0));
+    for (int i = 0; i < nt; ++i) a0 = at::vec::fmadd(cv[i], vload<A>(p[i] + j, r), a0);
+    vstore<A>(d + j, a0, r);
+  }
+}
+
+template <typename A>
+inline void fir_dispatch(const A* const* p, const A* c, int nt, int64_t n, A* d, bool acc) {
+  switch (nt) {
+    case 1:
+      return fir_run<A, 1>(p, c, nt, n, d, acc);
+    case 2:
+      return fir_run<A, 2>(p, c, nt, n, d, acc);
+    case 3:
+      return fir_run<A, 3>(p, c, nt, n, d, acc);
+    case 4:
+      return fir_run<A, 4>(p, c, nt, n, d, acc);
+    case 5:
+      return fir_run<A, 5>(p, c, nt, n, d, acc);
+    case 6:
+      return fir_run<A, 6>(p, c, nt, n, d, acc);
+    default:
+      // up to 16 taps in registers per pass; more: several accumulating passes (same order of sums)
+      for (int i0 = 0; i0 < nt; i0 += 16) {
+        fir_run<A, 0>(p + i0, c + i0, std::min(16, nt - i0), n, d, acc || i0 > 0);
+      }
+  }
+}
+
+// Horizontal polyphase FIR of one prepared row `x` with taps F (F[t], t < taps) into the
+// phase-major row d (acc: add to d).
+template <typename A>
+void hrow(const HPlan& hp, const A* F, const A* x, A* d, bool acc, std::vector<const A*>& pbuf,
+          std::vector<A>& cbuf) {
+  for (const HPhase& P : hp.ph) {
+    A* dq = d + P.off;
+    const int nt = static_cast<int>(P.taps.size());
+    if (nt == 0 || P.J == 0) {
+      if (!acc) std::fill(dq, dq + P.J, A(0));
+      continue;
+    }
+    // borders: per-tap range checks
+    auto edge = [&](int64_t j) {
+      A s = A(0);
+      for (const HTap& tp : P.taps)
+        if (j >= tp.lo && j < tp.hi) s += F[tp.t] * x[tp.base + j];
+      dq[j] = acc ? dq[j] + s : s;
+    };
+    for (int64_t j = 0; j < P.jA; ++j) edge(j);
+    for (int64_t j = P.jB; j < P.J; ++j) edge(j);
+    if (P.jB > P.jA) {
+      pbuf.resize(nt);
+      cbuf.resize(nt);
+      for (int i = 0; i < nt; ++i) {
+        pbuf[i] = x + (P.taps[i].base + P.jA);
+        cbuf[i] = F[P.taps[i].t];
+      }
+      fir_dispatch<A>(pbuf.data(), cbuf.data(), nt, P.jB - P.jA, dq + P.jA, acc);
+    }
+  }
+}
+
+// Phase-major row src (length OW) → NCHW output row dst (interleaved), converted to T.
+template <typename T, typename A>
+void store_row(const HPlan& hp, const A* src, T* dst, A* tmp) {
+  const int64_t OW = hp.OW;
+  if (hp.Q == 1) {
+    if (reinterpret_cast<const void*>(src) != reinterpret_cast<const void*>(dst)) at::vec::convert(src, dst, OW);
+    return;
+  }
+  A* row = std::is_same_v<T, A> ? reinterpret_cast<A*>(dst) : tmp;
+  if (hp.Q == 2) {
+    using V = Vec<A>;
+    constexpr int64_t K = V::size();
+    const A* a = src + hp.ph[0].off;
+    const A* b = src + hp.ph[1].off;
+    const int64_t J1 = hp.ph[1].J;
+    int64_t j = 0;
+    for (; j + K <= J1; j += K) {
+      const auto pr = at::vec::interleave2<A>(V::loadu(a + j), V::loadu(b + j));
+      pr.first.store(row + 2 * j);
+      pr.second.store(row + 2 * j + K);
+    }
+    for (; j < hp.ph[0].J; ++j) {
+      row[2 * j] = a[j];
+      if (j < J1) row[2 * j + 1] = b[j];
+    }
+  } else {
+    for (int64_t q = 0; q < hp.Q; ++q) {
+      const HPhase& P = hp.ph[q];
+      for (int64_t j = 0; j < P.J; ++j) row[q + hp.Q * j] = src[P.off + j];
+    }
+  }
+  if (row != reinterpret_cast<A*>(dst)) at::vec::convert(row, dst, OW);
+}
+
+// Input row (W elements, element stride sw) → prepared row: converted to A and split into the S
+// sub-rows of hp. Returns the row itself when it already is a dense A row and S == 1.
+template <typename T, typename A>
+const A* prepare_row(const HPlan& hp, const T* src, int64_t sw, A* buf) {
+  const int64_t W = hp.W;
+  if (hp.S == 1) {
+    if constexpr (std::is_same_v<T, A>) {
+      if (sw == 1) return src;
+    }
+    if (sw == 1) {
+      at::vec::convert(src, buf, W);
+    } else {
+      for (int64_t k = 0; k < W; ++k) buf[k] = static_cast<A>(src[k * sw]);
+    }
+    return buf;
+  }
+  for (int64_t r = 0; r < hp.S; ++r) {
+    A* d = buf + hp.sub_off[r];
+    const T* s = src + r * sw;
+    const int64_t st = hp.S * sw, n = hp.sub_len[r];
+    for (int64_t u = 0; u < n; ++u) d[u] = static_cast<A>(s[u * st]);
+  }
+  return buf;
+}
+
+// ------------------------------------------------------------------------------------- kernel
+
+struct VTap {
+  int64_t row;  // input row
+  int64_t t;    // filter tap (row of the 2-D filter)
+};
+
+// Input rows of output row ky (vertical polyphase), in tap order.
+inline void vtaps(int64_t ky, int64_t up, int64_t down, int64_t p0, int64_t taps, int64_t H, std::vector<VTap>& out) {
+  out.clear();
+  const UfdTap ft = ufd_first_tap(ky, up, down, p0);
+  for (int64_t t = ft.t0, m = ft.m0; t < taps; t += up, ++m)
+    if (m >= 0 && m < H) out.push_back({m, t});
+}
+
+template <typename T, typename A>
+void upfirdn2d_cpu(const at::Tensor& x, const std::vector<A>& F, bool separable, int64_t fh, int64_t fw,
+                   int64_t upx, int64_t upy, int64_t downx, int64_t downy, int64_t px0, int64_t py0, at::Tensor& out) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t OH = out.size(2), OW = out.size(3);
+  const int64_t sn = x.stride(0), sc = x.stride(1), sh = x.stride(2), sw = x.stride(3);
+  const HPlan hp = make_hplan(W, OW, upx, downx, px0, fw);
+  const T* xp = x.const_data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  // bands of output rows: the rows they read (prepared + filtered) stay in L2 (~192 KB)
+  const int64_t row_bytes = (W + (separable ? OW : 0)) * static_cast<int64_t>(sizeof(A));
+  const int64_t budget_rows = std::max<int64_t>(4, (int64_t(192) << 10) / std::max<int64_t>(1, row_bytes));
+  const int64_t vt = (fh + upy - 1) / upy;
+  const int64_t BR = std::max<int64_t>(1, std::min(OH, (budget_rows - vt) * upy / downy));
+  const int64_t nb = ceil_div(OH, BR);
+  const int64_t max_in = std::min<int64_t>(H, ((BR - 1) * downy + fh - 1) / upy + 3);
+  const bool direct = std::is_same_v<T, A> && sw == 1 && hp.S == 1;
+  const int64_t planes = N * C;
+  parallel_tiles(planes * nb, planes * OH * OW * std::max<int64_t>(1, fw * (separable ? 2 : fh)) / (upx * upy),
+                 [&](int64_t lo, int64_t hi) {
+    std::vector<A> xin(direct ? 0 : static_cast<size_t>(max_in * W));
+    std::vector<A> hbuf(separable ? static_cast<size_t>(max_in * OW) : 0);
+    std::vector<A> acc(OW), tmp(OW);
+    std::vector<const A*> rows(std::max<int64_t>(1, max_in)), pbuf;
+    std::vector<A> cbuf, vc;
+    std::vector<VTap> taps;
+    for (int64_t u = lo; u < hi; ++u) {
+      const int64_t pl = u / nb, band = u % nb;
+      const int64_t n = pl / C, c = pl % C;
+      const T* xpl = xp + n * sn + c * sc;
+      T* opl = op + pl * OH * OW;
+      const int64_t ky0 = band * BR, ky1 = std::min(OH, ky0 + BR);
+      const int64_t r0 = std::max<int64_t>(0, ufd_in_lo(ky0, upy, downy, py0));
+      const int64_t r1 = std::min<int64_t>(H - 1, ufd_in_hi(ky1 - 1, upy, downy, py0, fh));
+      // prepare (and, separable, filter horizontally) the band's input rows
+      for (int64_t r = r0; r <= r1; ++r) {
+        const int64_t i = r - r0;
+        TORCH_CHECK(i < max_in, "upfirdn2d: internal: band row overflow");
+        const A* pr = prepare_row<T, A>(hp, xpl + r * sh, sw, direct ? nullptr : xin.data() + i * W);
+        if (separable) {
+          hrow<A>(hp, F.data(), pr, hbuf.data() + i * OW, false, pbuf, cbuf);
+          rows[i] = hbuf.data() + i * OW;
+        } else {
+          rows[i] = pr;
+        }
+      }
+      for (int64_t ky = ky0; ky < ky1; ++ky) {
+        vtaps(ky, upy, downy, py0, fh, H, taps);
+        T* orow = opl + ky * OW;
+        A* dst = (hp.Q == 1 && std::is_same_v<T, A>) ? reinterpret_cast<A*>(orow) : acc.data();
+        if (taps.empty()) {
+          std::fill(dst, dst + OW, A(0));
+        } else if (separable) {
+          const int nt = static_cast<int>(taps.size());
+          pbuf.resize(nt);
+          vc.resize(nt);
+          for (int i = 0; i < nt; ++i) {
+            pbuf[i] = rows[taps[i].row - r0];
+            vc[i] = F[taps[i].t] * F[fh];  // F[fh] = gain (stored after the taps)
+          }
+          fir_dispatch<A>(pbuf.data(), vc.data(), nt, OW, dst, false);
+        } else {
+          bool first = true;
+          for (const VTap& tp : taps) {
+            hrow<A>(hp, F.data() + tp.t * fw, rows[tp.row - r0], dst, !first, pbuf, cbuf);
+            first = false;
+          }
+        }
+        store_row<T, A>(hp, dst, orow, tmp.data());
+      }
+    }
+  });
+}
+
+}  // namespace
+
+at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef up, c10::IntArrayRef down,
+                     c10::IntArrayRef padding, bool flip_filter, double gain) {
+  check_cpu(x, "x");
+  check_float(x, "x");
+  TORCH_CHECK(x.dim() == 4, "upfirdn2d: x must be NCHW (4 dimensions), got shape ", x.sizes());
+  TORCH_CHECK(f.device() == x.device(), "upfirdn2d: f must be on the device of x (", x.device(), "), got ",
+              f.device());
+  check_float(f, "f");
+  TORCH_CHECK(f.dim() == 1 || f.dim() == 2, "upfirdn2d: f must be 1-D [fw] (separable) or 2-D [fh, fw], got shape ",
+              f.sizes());
+  TORCH_CHECK(f.numel() >= 1, "upfirdn2d: f must not be empty, got shape ", f.sizes());
+  TORCH_CHECK(up.size() == 2, "upfirdn2d: up must be [upx, upy], got ", up);
+  TORCH_CHECK(down.size() == 2, "upfirdn2d: down must be [downx, downy], got ", down);
+  TORCH_CHECK(padding.size() == 4, "upfirdn2d: padding must be [px0, px1, py0, py1], got ", padding);
+  TORCH_CHECK(up[0] >= 1 && up[1] >= 1, "upfirdn2d: up must be >= 1, got ", up);
+  TORCH_CHECK(down[0] >= 1 && down[1] >= 1, "upfirdn2d: down must be >= 1, got ", down);
+  const bool separable = f.dim() == 1;
+  const int64_t fw = f.size(-1), fh = separable ? fw : f.size(0);
+  const int64_t H = x.size(2), W = x.size(3);
+  const int64_t OW = ufd_out_len(W, up[0], padding[0], padding[1], fw, down[0]);
+  const int64_t OH = ufd_out_len(H, up[1], padding[2], padding[3], fh, down[1]);
+  TORCH_CHECK(OW >= 1 && OH >= 1, "upfirdn2d: the output would be empty: out_w = (", W, "·", up[0], " + ", padding[0],
+              " + ", padding[1], " − ", fw, ") // ", down[0], " + 1 = ", OW, ", out_h = (", H, "·", up[1], " + ",
+              padding[2], " + ", padding[3], " − ", fh, ") // ", down[1], " + 1 = ", OH, " (both must be >= 1)");
+  at::Tensor out = new_output({x.size(0), x.size(1), OH, OW}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  if (H == 0 || W == 0) return out.zero_();
+  const bool dbl = x.scalar_type() == at::kDouble;
+  // F = f reversed (true convolution) unless flip_filter; separable: F[0..fw) then gain at F[fw]
+  // (applied on the vertical pass); 2-D: gain folded into F.
+  auto build = [&](auto tag) {
+    using A = decltype(tag);
+    const at::Tensor fc = f.to(dbl ? at::kDouble : at::kFloat).contiguous();
+    const A* fp = fc.const_data_ptr<A>();
+    std::vector<A> F;
+    if (separable) {
+      F.resize(fw + 1);
+      for (int64_t t = 0; t < fw; ++t) F[t] = flip_filter ? fp[t] : fp[fw - 1 - t];
+      F[fw] = static_cast<A>(gain);
+    } else {
+      F.resize(fh * fw);
+      for (int64_t ty = 0; ty < fh; ++ty)
+        for (int64_t tx = 0; tx < fw; ++tx)
+          F[ty * fw + tx] = static_cast<A>(gain) *
+                            (flip_filter ? fp[ty * fw + tx] : fp[(fh - 1 - ty) * fw + (fw - 1 - tx)]);
+    }
+    return F;
+  };
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ganreg_upfirdn2d", [&] {
+    using A = acc_t<scalar_t>;
+    const std::vector<A> F = build(A(0));
+    upfirdn2d_cpu<scalar_t, A>(x, F, separable, fh, fw, up[0], up[1], down[0], down[1], padding[0], padding[2], out);
+  });
+  return out;
+}
+
+}  // namespace cpu
+}  // namespace ganreg
+
+TORCH_LIBRARY_IMPL(ganreg_C, CPU, m) { m.impl("upfirdn2d", &ganreg::cpu::upfirdn2d); }
