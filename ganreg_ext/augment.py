@@ -62,9 +62,7 @@ def pack_diffaug_params(params: dict, B: int) -> tuple[Tensor, Tensor, int]:
     f = torch.full((B, 3), 0.5, dtype=torch.float32, device=some.device)
     i = torch.zeros((B, 4), dtype=torch.int32, device=some.device)
     flags = 0
-    for col, (key, bit) in enumerate(
-        (("brightness", C.BRIGHTNESS), ("saturation", C.SATURATION), ("contrast", C.CONTRAST))
-    ):
+    for col, (key, bit) in enumerate((("brightness", C.BRIGHTNESS), ("saturation", C.SATURATION), ("contrast", C.CONTRAST))):
         if key in params:
             f[:, col] = params[key]
             flags |= bit

@@ -7,7 +7,6 @@ repeated ``torch.autograd.grad`` of the eager forward; upfirdn2d against zero in
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
@@ -139,8 +138,9 @@ def test_bias_act_shapes(shape, dim):
     # expanded (stride-0) operands
     x = torch.randn(3, 1, 5).expand(3, 4, 5)
     b = torch.randn(4)
-    close(C.bias_act(x, b, 1, ACTS["swish"], 0.2, 1.0, -1.0), ref_bias_act(x, b, 1, "swish", 0.2, 1.0, -1.0).float(),
-          torch.float32)
+    close(
+        C.bias_act(x, b, 1, ACTS["swish"], 0.2, 1.0, -1.0), ref_bias_act(x, b, 1, "swish", 0.2, 1.0, -1.0).float(), torch.float32
+    )
     gy = torch.randn(1, 4, 1).expand(3, 4, 5)
     m2 = torch.randn(3, 4, 5)
     out = C.bias_act_grad(x, b, None, [gy, m2], 1, ACTS["tanh"], 0.2, 1.0, -1.0, 2)
@@ -195,8 +195,12 @@ def test_bias_act_grad_orders(act, order):
         close(out, r, dtype, scale=max(1.0, r.abs().max().item()))
         if clamp >= 0:  # the mask recomputed from x when y is not given
             out2 = C.bias_act_grad(x, b, None, mults, 1, ACTS[act], 0.25, 1.3, clamp, order)
-            close(out2, ref_bias_act_grad(x0, b, None, mults, 1, act, 0.25, 1.3, clamp, order), dtype,
-                  scale=max(1.0, r.abs().max().item()))
+            close(
+                out2,
+                ref_bias_act_grad(x0, b, None, mults, 1, act, 0.25, 1.3, clamp, order),
+                dtype,
+                scale=max(1.0, r.abs().max().item()),
+            )
 
 
 @pytest.mark.parametrize("act", ["linear", "relu", "lrelu"])
@@ -307,8 +311,10 @@ def test_bias_act_third_order_matches_eager():
         x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
         b = torch.randn(4, dtype=torch.float64, requires_grad=True)
         outs = []
-        for fn in (lambda x, b: C.bias_act(x, b, 1, ACTS[act], 0.2, 1.3, -1.0),
-                   lambda x, b: ref_bias_act(x, b, 1, act, 0.2, 1.3, -1.0)):
+        for fn in (
+            lambda x, b: C.bias_act(x, b, 1, ACTS[act], 0.2, 1.3, -1.0),
+            lambda x, b: ref_bias_act(x, b, 1, act, 0.2, 1.3, -1.0),
+        ):
             y = fn(x, b)
             (g,) = torch.autograd.grad((y * y).sum(), x, create_graph=True)
             (g2,) = torch.autograd.grad((g * g).sum(), x, create_graph=True)
@@ -473,9 +479,15 @@ def test_upfirdn2d_threads_bitwise():
     n = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        a = [C.upfirdn2d(x, f, [2, 2], [1, 1], [2, 1, 2, 1], False, 1.0), C.upfirdn2d(x, torch.outer(f, f), [1, 1], [2, 2], [1, 1, 1, 1], False, 1.0)]
+        a = [
+            C.upfirdn2d(x, f, [2, 2], [1, 1], [2, 1, 2, 1], False, 1.0),
+            C.upfirdn2d(x, torch.outer(f, f), [1, 1], [2, 2], [1, 1, 1, 1], False, 1.0),
+        ]
         torch.set_num_threads(max(2, n))
-        b = [C.upfirdn2d(x, f, [2, 2], [1, 1], [2, 1, 2, 1], False, 1.0), C.upfirdn2d(x, torch.outer(f, f), [1, 1], [2, 2], [1, 1, 1, 1], False, 1.0)]
+        b = [
+            C.upfirdn2d(x, f, [2, 2], [1, 1], [2, 1, 2, 1], False, 1.0),
+            C.upfirdn2d(x, torch.outer(f, f), [1, 1], [2, 2], [1, 1, 1, 1], False, 1.0),
+        ]
     finally:
         torch.set_num_threads(n)
     assert all(torch.equal(u, v) for u, v in zip(a, b))

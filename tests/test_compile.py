@@ -67,7 +67,10 @@ def _sample_args(op: str, device) -> list[tuple]:
         "diff_augment_adj": [(rg(B, 2, 8, 8), fp, ip, flags)],
         "cr_augment": [(rg(B, 2, 8, 8), cri)],
         "cr_augment_adj": [(rg(B, 2, 8, 8), cri)],
-        "grad_penalty": [([rg(B, 2, 4, 4), rg(B, 5)], inv, 1.0, 10.0, 0.0, False, 2), ([rg(B, 6)], None, 0.5, 2.0, 1e-8, True, 0)],
+        "grad_penalty": [
+            ([rg(B, 2, 4, 4), rg(B, 5)], inv, 1.0, 10.0, 0.0, False, 2),
+            ([rg(B, 6)], None, 0.5, 2.0, 1e-8, True, 0),
+        ],
         "path_length": [(rg(B, 4, 8), torch.tensor(0.5, device=device), 0.01), (rg(B, 8), torch.tensor(0.0, device=device), 0.1)],
         "bias_act": [(rg(B, 4, 5, 5), rg(4), 1, 2, 0.2, 2**0.5, -1.0), (rg(B, 6), None, 1, 8, 0.0, 1.0, 0.5)],
         "bias_act_grad": [

@@ -18,12 +18,11 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
+import ganreg_ext.ops.native as native  # noqa: E402  (CI builds the extension: a missing _C fails here)
 from ganreg_ext import _dispatch
 from ganreg_ext.reference import gradnorm as ref_gn
 from ganreg_ext.reference import philox as ref_philox
 from helpers import DTYPES, LAYOUTS, TOL, assert_close, assert_sum_close, make
-
-import ganreg_ext.ops.native as native  # noqa: E402  (CI builds the extension: a missing _C fails here)
 
 C = torch.ops.ganreg_C
 INFO = native.build_info()

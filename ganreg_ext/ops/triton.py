@@ -10,7 +10,6 @@ import torch
 
 from . import FAMILIES
 
-
 _LIB = torch.library.Library("ganreg_triton", "FRAGMENT")
 
 
