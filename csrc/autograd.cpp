@@ -230,7 +230,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> path_length_forward(const at::Ten
                                                                    double decay) {
   const double num_ws = g.dim() == 3 ? static_cast<double>(g.size(1)) : 1.0;
   const at::Tensor len = sqnorm_op().call({g}, std::nullopt, 1.0 / num_ws, kRedNone).sqrt();
-  const at::Tensor m = pl_mean.to(len.scalar_type());
+  // not pl_mean.to(dtype): that returns the input itself, which an op below autograd must not pass on
+  const at::Tensor m = pl_mean.scalar_type() == len.scalar_type() ? pl_mean : pl_mean.to(len.scalar_type());
   const at::Tensor new_mean = m + (len.mean() - m) * decay;
   return {(len - new_mean).square(), new_mean, len};
 }

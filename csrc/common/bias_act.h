@@ -254,3 +254,24 @@ GANREG_HD bool act_unclamped(const ActParams<A>& p, A y0, A c) {
 }
 
 }  // namespace ganreg
+
+// ------------------------------------------------------------------------ host code (both builds)
+#include <ATen/ATen.h>
+
+namespace ganreg {
+
+// The clamp as stored in dtype dt (a clamped y holds exactly this value).
+inline double clamp_in_dtype(double clamp, at::ScalarType dt) {
+  switch (dt) {
+    case at::kHalf:
+      return static_cast<float>(at::Half(static_cast<float>(clamp)));
+    case at::kBFloat16:
+      return static_cast<float>(at::BFloat16(static_cast<float>(clamp)));
+    case at::kFloat:
+      return static_cast<float>(clamp);
+    default:
+      return clamp;
+  }
+}
+
+}  // namespace ganreg

@@ -56,3 +56,40 @@ GANREG_HD int64_t ufd_in_hi(int64_t k1, int64_t up, int64_t down, int64_t p0, in
 }
 
 }  // namespace ganreg
+
+// ------------------------------------------------------------------------ host code (both builds)
+#include <ATen/ATen.h>
+
+namespace ganreg {
+
+struct UfdGeom {
+  bool separable;
+  int64_t fw, fh, H, W, OW, OH;
+};
+
+// Argument checks shared by the CPU and CUDA kernels (after their device checks), and the geometry.
+inline UfdGeom ufd_check(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef up, c10::IntArrayRef down,
+                         c10::IntArrayRef padding) {
+  TORCH_CHECK(x.dim() == 4, "upfirdn2d: x must be NCHW (4 dimensions), got shape ", x.sizes());
+  TORCH_CHECK(f.device() == x.device(), "upfirdn2d: f must be on the device of x (", x.device(), "), got ",
+              f.device());
+  TORCH_CHECK(f.dim() == 1 || f.dim() == 2, "upfirdn2d: f must be 1-D [fw] (separable) or 2-D [fh, fw], got shape ",
+              f.sizes());
+  TORCH_CHECK(f.numel() >= 1, "upfirdn2d: f must not be empty, got shape ", f.sizes());
+  TORCH_CHECK(up.size() == 2, "upfirdn2d: up must be [upx, upy], got ", up);
+  TORCH_CHECK(down.size() == 2, "upfirdn2d: down must be [downx, downy], got ", down);
+  TORCH_CHECK(padding.size() == 4, "upfirdn2d: padding must be [px0, px1, py0, py1], got ", padding);
+  TORCH_CHECK(up[0] >= 1 && up[1] >= 1, "upfirdn2d: up must be >= 1, got ", up);
+  TORCH_CHECK(down[0] >= 1 && down[1] >= 1, "upfirdn2d: down must be >= 1, got ", down);
+  const bool separable = f.dim() == 1;
+  const int64_t fw = f.size(-1), fh = separable ? fw : f.size(0);
+  const int64_t H = x.size(2), W = x.size(3);
+  const int64_t OW = ufd_out_len(W, up[0], padding[0], padding[1], fw, down[0]);
+  const int64_t OH = ufd_out_len(H, up[1], padding[2], padding[3], fh, down[1]);
+  TORCH_CHECK(OW >= 1 && OH >= 1, "upfirdn2d: the output would be empty: out_w = (", W, "·", up[0], " + ", padding[0],
+              " + ", padding[1], " − ", fw, ") // ", down[0], " + 1 = ", OW, ", out_h = (", H, "·", up[1], " + ",
+              padding[2], " + ", padding[3], " − ", fh, ") // ", down[1], " + 1 = ", OH, " (both must be >= 1)");
+  return {separable, fw, fh, H, W, OW, OH};
+}
+
+}  // namespace ganreg

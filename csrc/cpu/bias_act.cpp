@@ -334,19 +334,6 @@ std::vector<int64_t> bias_strides(const BiasInfo& bi, int64_t D) {
   return s;
 }
 
-// The clamp as stored in dtype dt (a clamped y holds exactly this value).
-double clamp_in_dtype(double clamp, at::ScalarType dt) {
-  switch (dt) {
-    case at::kHalf:
-      return static_cast<float>(at::Half(static_cast<float>(clamp)));
-    case at::kBFloat16:
-      return static_cast<float>(at::BFloat16(static_cast<float>(clamp)));
-    case at::kFloat:
-      return static_cast<float>(clamp);
-    default:
-      return clamp;
-  }
-}
 
 template <typename F>
 void dispatch_act(int64_t act, F&& f) {

@@ -165,19 +165,6 @@ at::Tensor like_out(const at::Tensor& t, const at::Tensor& out) {
   return c;
 }
 
-// The clamp as stored in dtype dt (a clamped y holds exactly this value).
-double clamp_in_dtype(double clamp, at::ScalarType dt) {
-  switch (dt) {
-    case at::kHalf:
-      return static_cast<float>(at::Half(static_cast<float>(clamp)));
-    case at::kBFloat16:
-      return static_cast<float>(at::BFloat16(static_cast<float>(clamp)));
-    case at::kFloat:
-      return static_cast<float>(clamp);
-    default:
-      return clamp;
-  }
-}
 
 struct BiasArg {
   at::Tensor vals;  // contiguous, math dtype (kept alive for the launch)

@@ -214,26 +214,10 @@ void window(UfdArgs& a) {
 at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef up, c10::IntArrayRef down,
                      c10::IntArrayRef padding, bool flip_filter, double gain) {
   check_cuda_tensor(x, "x");
-  TORCH_CHECK(x.dim() == 4, "upfirdn2d: x must be NCHW (4 dimensions), got shape ", x.sizes());
-  TORCH_CHECK(f.device() == x.device(), "upfirdn2d: f must be on the device of x (", x.device(), "), got ",
-              f.device());
   check_cuda_tensor(f, "f");
-  TORCH_CHECK(f.dim() == 1 || f.dim() == 2, "upfirdn2d: f must be 1-D [fw] (separable) or 2-D [fh, fw], got shape ",
-              f.sizes());
-  TORCH_CHECK(f.numel() >= 1, "upfirdn2d: f must not be empty, got shape ", f.sizes());
-  TORCH_CHECK(up.size() == 2, "upfirdn2d: up must be [upx, upy], got ", up);
-  TORCH_CHECK(down.size() == 2, "upfirdn2d: down must be [downx, downy], got ", down);
-  TORCH_CHECK(padding.size() == 4, "upfirdn2d: padding must be [px0, px1, py0, py1], got ", padding);
-  TORCH_CHECK(up[0] >= 1 && up[1] >= 1, "upfirdn2d: up must be >= 1, got ", up);
-  TORCH_CHECK(down[0] >= 1 && down[1] >= 1, "upfirdn2d: down must be >= 1, got ", down);
-  const bool separable = f.dim() == 1;
-  const int64_t fw = f.size(-1), fh = separable ? fw : f.size(0);
-  const int64_t H = x.size(2), W = x.size(3);
-  const int64_t OW = ufd_out_len(W, up[0], padding[0], padding[1], fw, down[0]);
-  const int64_t OH = ufd_out_len(H, up[1], padding[2], padding[3], fh, down[1]);
-  TORCH_CHECK(OW >= 1 && OH >= 1, "upfirdn2d: the output would be empty: out_w = (", W, "·", up[0], " + ", padding[0],
-              " + ", padding[1], " − ", fw, ") // ", down[0], " + 1 = ", OW, ", out_h = (", H, "·", up[1], " + ",
-              padding[2], " + ", padding[3], " − ", fh, ") // ", down[1], " + 1 = ", OH, " (both must be >= 1)");
+  const UfdGeom geo = ufd_check(x, f, up, down, padding);
+  const bool separable = geo.separable;
+  const int64_t fw = geo.fw, fh = geo.fh, H = geo.H, W = geo.W, OW = geo.OW, OH = geo.OH;
   TORCH_CHECK(fw <= (1 << 20) && fh <= (1 << 20) && up[0] <= (1 << 20) && up[1] <= (1 << 20) &&
                   down[0] <= (1 << 20) && down[1] <= (1 << 20) && std::abs(padding[0]) <= (int64_t(1) << 30) &&
                   std::abs(padding[2]) <= (int64_t(1) << 30),
