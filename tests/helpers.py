@@ -195,3 +195,13 @@ def assert_sum_close(actual, expected, abs_sum, rtol: float = 0.0, atol: float =
     err = (a - e).abs()
     ok = (err <= bound) | ((a == e) & ~torch.isfinite(e))  # the same inf where the sum overflows
     assert bool(ok.all()), f"sum mismatch: got {actual}, expected {expected}, |err| {err} > bound {bound}"
+
+
+def raises_before_any_kernel(call, backend: str, device, exc, needle: str) -> None:
+    """``call()`` raises ``exc`` naming ``needle`` with ``backend`` as default and no kernel launched."""
+    from ganreg_ext import use_backend
+
+    with torch.device(device), use_backend(backend), no_kernels():
+        with pytest.raises(exc) as info:
+            call()
+    assert needle in str(info.value), str(info.value)
