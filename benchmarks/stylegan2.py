@@ -1,0 +1,573 @@
+"""End to end: a compact StyleGAN2 generator and residual discriminator built on ``gx.bias_act`` and
+``gx.upsample2d`` / ``gx.downsample2d`` / ``gx.filter2d``, run with the SAME weights once on the eager
+``reference`` blocks and once on a fused backend; the two regularized training steps are timed
+interleaved, their peak memory measured and every parameter gradient compared.
+
+    python -m benchmarks.stylegan2 [--sizes 64,256] [--reps N] [--threads T] [--out DIR]
+
+Output (``--out``, default ``benchmarks/results/<device-slug>/stylegan2/``): ``results.csv``,
+``results.md`` (the table, the method, and the top operators of one step of each kind); the table
+is printed too.
+
+The networks (Karras et al. 2020, *Analyzing and Improving the Image Quality of StyleGAN*; written from
+the paper and the math, equalized learning rate everywhere, ``[1, 3, 3, 1]`` FIR filter):
+
+- **G, mapping**: ``z`` normalized to unit second moment, ``mapping_layers`` FC layers (learning-rate
+  multiplier 0.01) each ``bias_act(lrelu)``; ``w`` broadcast to ``num_ws = 2·log2(res) − 2`` styles.
+- **G, synthesis** (skip architecture): a learned 4×4 constant; per resolution a modulated 3×3 conv
+  (with 2× upsampling from 8×8 on), a modulated 3×3 conv and a toRGB 1×1 conv; the image so far is
+  ``upsample2d``-ed and the new toRGB output added. A modulated conv: styles ``s = affine(w)`` (FC,
+  bias initialized to 1), demodulation ``d[n, o] = (Σ_{i,k} (W[o, i, k]·s[n, i])² + 1e-8)^(-1/2)``,
+  applied to the activations as StyleGAN2 trains (``conv(x·s, W)·d``, equal to the per-sample
+  convolution with the modulated, demodulated weights); then per-pixel noise ``·noise_strength``
+  (one ``[N, 1, H, W]`` image per layer, drawn from a seeded generator so both backends see the same)
+  and ``bias_act(lrelu, gain √2, clamp 256)``. toRGB: no demodulation, linear ``bias_act`` (clamp 256).
+- **Upsampling conv** (StyleGAN2's ``conv2d_resample`` fast path): a stride-2 transposed convolution
+  with the flipped kernel (= zero insertion, then the 3×3 conv), then ``filter2d`` with gain 4 and
+  padding ``[-1, 0, -1, 0]`` (``2H + 1 → 2H``). This equals the combined 6×6 kernel ``W * f`` on the
+  zero-inserted input with no intermediate crop; it costs the 3×3 conv at the low resolution.
+- **D** (residual architecture): fromRGB (1×1 conv, lrelu) at the top; per resolution down to 8×8
+  a 3×3 conv + lrelu, then ``downsample2d`` + a 3×3 conv + lrelu (the stride-2 step as FIR
+  downsampling; StyleGAN2 itself filters at full resolution and convolves with stride 2), the skip
+  ``downsample2d`` + 1×1 conv without bias; both branches scaled by √½ and added. At 4×4:
+  minibatch standard deviation (group 4, one feature), 3×3 conv + lrelu, FC + lrelu, FC → 1 logit.
+
+Steps (NVlabs ``training/loss.py``, without the optimizer, which is the same for both backends):
+
+- **D step, R1** on B reals: ``x.requires_grad_()``, ``logits = D(x)``,
+  ``grads = autograd.grad(logits.sum(), x, create_graph=True)``,
+  ``loss = softplus(−logits).mean() + gx.r1_penalty(grads, γ=10)``, ``loss.backward()``.
+- **G step, path length** on B/2 latents: ``img, ws = G(z)``,
+  ``loss = gx.PathLengthRegularizer(img, ws, seed)`` (noise-dot, ``autograd.grad(create_graph=True)``
+  w.r.t. the broadcast ``ws``, penalty), ``loss.backward()`` into the synthesis and the mapping.
+
+Measurements, per (step, size): ms per step, the median of ``--reps`` steps after ``--warmup``,
+reference and fused **interleaved** (one step of each per round, the order alternating) in the same
+process; peak memory, the extra bytes at the peak of one step (``timing.peak_memory_bytes``:
+``torch.profiler`` with ``profile_memory=True``, its allocation/free records replayed in time order;
+PyTorch has no CPU allocator statistics and max RSS is monotonic); the gradients: one step from the
+same weights and inputs per backend, for every parameter ``max|g_fused − g_ref| / max|g_ref|``, the
+worst reported, next to the same error of the float32 reference against a float64 reference run
+(the float32 noise floor of the step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import datetime as _dt
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ganreg_ext as gx
+
+from . import timing as T
+from .run import fused_backends
+
+ROOT = Path(__file__).resolve().parent
+SQRT2, SQRT_HALF = math.sqrt(2.0), math.sqrt(0.5)
+CLAMP = 256.0  # StyleGAN2's conv_clamp
+STEPS = {"d_r1": "D step: softplus + R1", "g_pl": "G step: path length"}
+FIELDS = [
+    "step", "size", "batch", "channels", "params", "threads", "fused_backend", "reps",
+    "ref_ms", "ref_q1_ms", "ref_q3_ms", "fused_ms", "fused_q1_ms", "fused_q3_ms", "speedup",
+    "ref_peak_mib", "fused_peak_mib", "max_grad_rel_err", "worst_param", "loss_rel_err", "f32_floor_rel_err", "floor_worst_param", "f64_rel_err",
+]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ layers
+
+
+def fir_filter() -> torch.Tensor:
+    return gx.setup_filter([1, 3, 3, 1])
+
+
+class FC(nn.Module):
+    """Equalized-lr fully connected layer: ``bias_act(x·(W·lr_mul/√in)ᵀ, b·lr_mul, act)``."""
+
+    def __init__(self, cin: int, cout: int, act: str = "linear", lr_mul: float = 1.0, bias_init: float = 0.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
+        self.bias = nn.Parameter(torch.full((cout,), float(bias_init)))
+        self.act, self.lr_mul, self.wgain = act, lr_mul, lr_mul / math.sqrt(cin)
+
+    def forward(self, x, backend):
+        return gx.bias_act(x.matmul((self.weight * self.wgain).t()), self.bias * self.lr_mul, act=self.act, backend=backend)
+
+
+class ModConv(nn.Module):
+    """Modulated, demodulated 3×3 conv (optionally 2× upsampling), noise, ``bias_act(lrelu)``."""
+
+    def __init__(self, cin: int, cout: int, w_dim: int, up: bool):
+        super().__init__()
+        self.affine = FC(w_dim, cin, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(cout, cin, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.up = up
+
+    def forward(self, x, w, f, backend, gen):
+        s = self.affine(w, backend)  # [N, cin]
+        d = (s.square().matmul(self.weight.square().sum([2, 3]).t()) + 1e-8).rsqrt()  # [N, cout]
+        x = x * s[:, :, None, None]
+        if self.up:  # transposed conv = zero insertion + conv with W; then the FIR filter (gain 4)
+            x = F.conv_transpose2d(x, self.weight.transpose(0, 1).flip([2, 3]), stride=2)
+            x = gx.filter2d(x, f, padding=[-1, 0, -1, 0], gain=4, backend=backend)
+        else:
+            x = F.conv2d(x, self.weight, padding=1)
+        x = x * d[:, :, None, None]
+        # drawn in float32 and converted: a float64 run sees the same noise
+        noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], generator=gen).to(x)
+        x = x + noise * self.noise_strength
+        return gx.bias_act(x, self.bias, act="lrelu", clamp=CLAMP, backend=backend)
+
+
+class ToRGB(nn.Module):
+    """Modulated 1×1 conv to RGB without demodulation, linear ``bias_act``."""
+
+    def __init__(self, cin: int, w_dim: int):
+        super().__init__()
+        self.affine = FC(w_dim, cin, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(3, cin, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(3))
+        self.sgain = 1 / math.sqrt(cin)
+
+    def forward(self, x, w, backend):
+        s = self.affine(w, backend) * self.sgain
+        return gx.bias_act(F.conv2d(x * s[:, :, None, None], self.weight), self.bias, clamp=CLAMP, backend=backend)
+
+
+class Conv(nn.Module):
+    """Equalized-lr conv: optional ``downsample2d`` first, conv, ``bias_act`` (gain·√2 for lrelu, clamp·gain)."""
+
+    def __init__(self, cin: int, cout: int, k: int, act: str = "lrelu", down: bool = False, bias: bool = True, gain: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.act, self.down, self.gain = act, down, gain
+        self.wgain = 1 / math.sqrt(cin * k * k) * (1.0 if bias else gain)  # no bias: the gain folds into W
+
+    def forward(self, x, f, backend):
+        if self.down:
+            x = gx.downsample2d(x, f, backend=backend)
+        x = F.conv2d(x, self.weight * self.wgain, padding=self.weight.shape[-1] // 2)
+        if self.bias is None:
+            return x
+        act_gain = SQRT2 if self.act == "lrelu" else 1.0
+        return gx.bias_act(x, self.bias, act=self.act, gain=act_gain * self.gain, clamp=CLAMP * self.gain, backend=backend)
+
+
+# ------------------------------------------------------------------------------------ networks
+
+
+def channels(res: int, size: int, cmax: int) -> int:
+    """Width at resolution ``res``: ``cmax``, halved at the output resolution."""
+    return max(cmax // 2, 1) if res == size else cmax
+
+
+class Generator(nn.Module):
+    """Mapping + skip-architecture synthesis; ``forward(z, backend, gen)`` → ``(img, ws)``."""
+
+    def __init__(self, size: int, cmax: int, z_dim: int = 128, w_dim: int = 128, mapping_layers: int = 4):
+        super().__init__()
+        self.z_dim, self.log2 = z_dim, int(math.log2(size))
+        self.num_ws = 2 * self.log2 - 2
+        self.mapping = nn.ModuleList(
+            [FC(z_dim if i == 0 else w_dim, w_dim, act="lrelu", lr_mul=0.01) for i in range(mapping_layers)]
+        )
+        c4 = channels(4, size, cmax)
+        self.const = nn.Parameter(torch.randn(c4, 4, 4))
+        self.conv4 = ModConv(c4, c4, w_dim, up=False)
+        self.rgb4 = ToRGB(c4, w_dim)
+        self.blocks = nn.ModuleList()
+        for r in range(3, self.log2 + 1):
+            cin, cout = channels(2 ** (r - 1), size, cmax), channels(2**r, size, cmax)
+            self.blocks.append(
+                nn.ModuleList([ModConv(cin, cout, w_dim, up=True), ModConv(cout, cout, w_dim, up=False), ToRGB(cout, w_dim)])
+            )
+        self.register_buffer("f", fir_filter())
+
+    def forward(self, z, backend, gen):
+        w = z * (z.square().mean(1, keepdim=True) + 1e-8).rsqrt()
+        for layer in self.mapping:
+            w = layer(w, backend)
+        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
+        x = self.const.unsqueeze(0).expand(z.shape[0], -1, -1, -1)
+        x = self.conv4(x, ws[:, 0], self.f, backend, gen)
+        img = self.rgb4(x, ws[:, 1], backend)
+        for i, (conv0, conv1, torgb) in enumerate(self.blocks):
+            x = conv0(x, ws[:, 2 * i + 1], self.f, backend, gen)
+            x = conv1(x, ws[:, 2 * i + 2], self.f, backend, gen)
+            img = gx.upsample2d(img, self.f, backend=backend) + torgb(x, ws[:, 2 * i + 3], backend)
+        return img, ws
+
+
+class Discriminator(nn.Module):
+    """Residual D; ``forward(img, backend)`` → logits ``[N, 1]``."""
+
+    def __init__(self, size: int, cmax: int, mbstd_group: int = 4):
+        super().__init__()
+        self.mbstd_group = mbstd_group
+        self.fromrgb = Conv(3, channels(size, size, cmax), 1)
+        self.blocks = nn.ModuleList()
+        for r in range(int(math.log2(size)), 2, -1):
+            cin, cout = channels(2**r, size, cmax), channels(2 ** (r - 1), size, cmax)
+            self.blocks.append(
+                nn.ModuleList(
+                    [
+                        Conv(cin, cin, 3),
+                        Conv(cin, cout, 3, down=True, gain=SQRT_HALF),
+                        Conv(cin, cout, 1, down=True, bias=False, gain=SQRT_HALF),
+                    ]
+                )
+            )
+        c4 = channels(4, size, cmax)
+        self.conv = Conv(c4 + 1, c4, 3)
+        self.fc = FC(c4 * 16, c4, act="lrelu")
+        self.out = FC(c4, 1)
+        self.register_buffer("f", fir_filter())
+
+    def minibatch_std(self, x):
+        """Per group of ``G`` samples: the std over the group of every feature, averaged over
+        features and pixels, appended as one constant channel."""
+        n, c, h, w = x.shape
+        g = min(self.mbstd_group, n)
+        y = x.reshape(g, n // g, c, h, w)
+        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean([1, 2, 3])  # [n // g]
+        y = y.reshape(1, n // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
+        return torch.cat([x, y], 1)
+
+    def forward(self, img, backend):
+        x = self.fromrgb(img, self.f, backend)
+        for conv0, conv1, skip in self.blocks:
+            y = skip(x, self.f, backend)
+            x = conv1(conv0(x, self.f, backend), self.f, backend) + y
+        x = self.conv(self.minibatch_std(x), self.f, backend)
+        return self.out(self.fc(x.flatten(1), backend), backend)
+
+
+# ------------------------------------------------------------------------------------ steps
+
+
+class Step:
+    """One regularized step of ``kind`` ("d_r1" | "g_pl") on ``model`` with a backend; fixed inputs
+    and noise seeds, so every call with the same weights computes the same thing."""
+
+    def __init__(self, kind: str, model: nn.Module, data: torch.Tensor):
+        self.kind, self.model, self.data = kind, model, data
+        self.pl = {}
+
+    def loss(self, backend: str):
+        if self.kind == "d_r1":
+            x = self.data.detach().requires_grad_(True)
+            logits = self.model(x, backend)
+            (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            return F.softplus(-logits).mean() + gx.r1_penalty(grads, gamma=10.0, backend=backend)
+        if backend not in self.pl:
+            self.pl[backend] = gx.PathLengthRegularizer(decay=0.01, weight=2.0, backend=backend)
+        img, ws = self.model(self.data, backend, torch.Generator().manual_seed(2))
+        return self.pl[backend](img, ws, seed=1234)
+
+    def __call__(self, backend: str):
+        self.model.zero_grad(set_to_none=True)
+        loss = self.loss(backend)
+        loss.backward()
+        return loss.detach()
+
+    def grads(self, backend: str):
+        """(loss, {name: gradient}) of one step from a zero path-length mean. A parameter the loss
+        does not depend on (toRGB biases under the path length) gets zeros: whether autograd links
+        it at all differs between backends (the fused ``bias_act_grad`` takes the bias as an input)."""
+        for pl in self.pl.values():
+            pl.pl_mean.zero_()
+        loss = self(backend)
+        return loss, {
+            n: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for n, p in self.model.named_parameters()
+        }
+
+
+def make_step(kind: str, size: int, cmax: int, batch: int) -> Step:
+    """Seeded weights; B reals (D step) or B/2 latents (G step)."""
+    torch.manual_seed(0)
+    if kind == "d_r1":
+        return Step(kind, Discriminator(size, cmax), torch.randn(batch, 3, size, size))
+    model = Generator(size, cmax)
+    return Step(kind, model, torch.randn(max(batch // 2, 1), model.z_dim))
+
+
+def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    """``max|got − want| / max|want|`` (0 when both are 0)."""
+    got, want = got.double(), want.double()
+    scale = want.abs().max().item()
+    diff = (got - want).abs().max().item()
+    return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
+
+
+def compare_grads(step: Step, fused: str) -> dict:
+    """Gradient errors of one step, each the worst over the parameters: fused vs reference in
+    float32; the float32 reference vs a float64 reference of the same weights (the float32 floor);
+    fused vs reference in float64 (the math alone, without float32 rounding)."""
+    loss_r, g_r = step.grads("reference")
+    loss_f, g_f = step.grads(fused)
+    step64 = Step(step.kind, copy.deepcopy(step.model).double(), step.data.double())
+    _, g64 = step64.grads("reference")
+    _, g64_f = step64.grads(fused)
+
+    def worst(got, want):
+        errs = {n: rel_err(got[n], want[n]) for n in want}
+        name = max(errs, key=errs.get)
+        return errs[name], name
+
+    err, name = worst(g_f, g_r)
+    floor, floor_name = worst(g_r, g64)
+    return {
+        "max_grad_rel_err": err,
+        "worst_param": name,
+        "loss_rel_err": rel_err(loss_f, loss_r),
+        "f32_floor_rel_err": floor,
+        "floor_worst_param": floor_name,
+        "f64_rel_err": worst(g64_f, g64)[0],
+    }
+
+
+def interleaved(runs: dict, reps: int, warmup: int) -> dict:
+    """Median and quartiles (ms) per name; one call of each per round, the order alternating."""
+    names = list(runs)
+    for _ in range(warmup):
+        for n in names:
+            runs[n]()
+    ms = {n: [] for n in names}
+    for i in range(reps):
+        for n in names if i % 2 == 0 else reversed(names):
+            t0 = time.perf_counter()
+            runs[n]()
+            ms[n].append((time.perf_counter() - t0) * 1e3)
+    out = {}
+    for n, v in ms.items():
+        st = T._quantiles(v)
+        out[n] = (st.median_ms, st.q1_ms, st.q3_ms)
+    return out
+
+
+def top_ops(step: Step, backend: str, k: int) -> dict:
+    """Self CPU time of one step under torch.profiler: ``top`` = the ``k`` operators with the most
+    (name, self ms, calls), ``total_ms`` over every operator, ``ganreg_ms`` of the ``ganreg*`` ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with T._quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        step(backend)
+    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    return {
+        "top": [(e.key, e.self_cpu_time_total / 1e3, e.count) for e in rows[:k]],
+        "total_ms": sum(e.self_cpu_time_total for e in rows) / 1e3,
+        "ganreg_ms": sum(e.self_cpu_time_total for e in rows if e.key.startswith("ganreg")) / 1e3,
+    }
+
+
+# ------------------------------------------------------------------------------------ driver
+
+
+def blocks_backend(device: torch.device) -> str | None:
+    """The first fused backend running natively on ``device`` (never the Triton interpreter) that
+    has the blocks (``bias_act`` with its double backward, ``upfirdn2d``), else None."""
+    x = torch.randn(2, 3, 4, 4, device=device, requires_grad=True)
+    f = fir_filter().to(device)
+    for b in fused_backends(device):
+        try:
+            y = gx.upsample2d(gx.bias_act(x, act="lrelu", backend=b), f, backend=b)
+            (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+            g.sum().backward()
+        except (gx.BackendUnavailable, NotImplementedError, RuntimeError):
+            continue
+        return b
+    return None
+
+
+def config(size: int, channels_max: int | None, batch: int | None) -> tuple[int, int]:
+    """(max channels, batch): 64 channels, batch 8 up to 64 px; 32 channels, batch 4 above."""
+    cmax, b = (64, 8) if size <= 64 else (32, 4)
+    return channels_max or cmax, batch or b
+
+
+def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
+    """One (step, size): gradients compared, interleaved timing, peak memory, top operators → (row, profile)."""
+    cmax, batch = config(size, args.channels, args.batch)
+    step = make_step(kind, size, cmax, batch)
+    nparams = sum(p.numel() for p in step.model.parameters())
+    label = f"{STEPS[kind]} {size}px"
+    print(f"[{label}] B{batch} ch≤{cmax} {nparams / 1e3:.0f}k params: gradients ...", flush=True)
+    cmp = compare_grads(step, fused)
+    print(f"[{label}] timing {args.reps} reps interleaved ...", flush=True)
+    t = interleaved({"ref": lambda: step("reference"), "fused": lambda: step(fused)}, args.reps, args.warmup)
+    peak = {}
+    if not args.no_memory:
+        for name, b in (("ref", "reference"), ("fused", fused)):
+            nbytes = T.peak_memory_bytes(lambda _, b=b: step(b), torch.device("cpu"))
+            peak[name] = nbytes / 2**20 if nbytes is not None else None
+    profile = {b: top_ops(step, b, args.profile) for b in ("reference", fused)} if args.profile else {}
+    row = {
+        "step": STEPS[kind], "size": size, "batch": batch if kind == "d_r1" else max(batch // 2, 1),
+        "channels": cmax, "params": nparams, "threads": torch.get_num_threads(), "fused_backend": fused,
+        "reps": args.reps, "ref_ms": t["ref"][0], "ref_q1_ms": t["ref"][1], "ref_q3_ms": t["ref"][2],
+        "fused_ms": t["fused"][0], "fused_q1_ms": t["fused"][1], "fused_q3_ms": t["fused"][2],
+        "speedup": t["ref"][0] / t["fused"][0], "ref_peak_mib": peak.get("ref"), "fused_peak_mib": peak.get("fused"),
+        **cmp,
+    }  # fmt: skip
+    print(table([row], header=False), flush=True)
+    return row, profile
+
+
+def run(args) -> tuple[list[dict], dict]:
+    """Every (size, step) of ``args`` → (CSV rows, {(step, size): top operators per backend})."""
+    device = torch.device("cpu")
+    fused = args.fused or blocks_backend(device)
+    if fused is None:
+        raise SystemExit(f"no fused backend with the blocks on {device.type} (available: {gx.available_backends()})")
+    rows, profiles = [], {}
+    for size in args.sizes:
+        for kind in args.steps:
+            row, profiles[(kind, size)] = measure(args, kind, size, fused)
+            rows.append(row)
+    return rows, {k: v for k, v in profiles.items() if v}
+
+
+def _fmt(v, spec: str) -> str:
+    return "–" if v is None or v == "" else format(float(v), spec)
+
+
+def table(rows: list[dict], header: bool = True) -> str:
+    lines = []
+    if header:
+        lines += [
+            "| step | size | batch | ref ms | fused ms | speed-up | ref peak MiB | fused peak MiB | max grad rel err | f32 floor | f64 err |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+    for r in rows:
+        lines.append(
+            f"| {r['step']} | {r['size']}² | {r['batch']} | {_fmt(r['ref_ms'], '.0f')} | {_fmt(r['fused_ms'], '.0f')} | "
+            f"{_fmt(r['speedup'], '.2f')}× | {_fmt(r['ref_peak_mib'], '.1f')} | {_fmt(r['fused_peak_mib'], '.1f')} | "
+            f"{_fmt(r['max_grad_rel_err'], '.1e')} | {_fmt(r['f32_floor_rel_err'], '.1e')} | {_fmt(r['f64_rel_err'], '.1e')} |"
+        )
+    return "\n".join(lines)
+
+
+def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    md = [
+        "# StyleGAN2 end to end: regularized steps, eager reference blocks vs fused",
+        "",
+        f"{env['date']} · {env['device']} · torch {env['torch']} · {env['threads']} threads · fused backend "
+        f"`{env['fused']}` · load average {env['load_start']:.2f} at the start, {env['load_end']:.2f} at the end "
+        f"· {env['elapsed_s']:.0f} s",
+        "",
+        "`python -m benchmarks.stylegan2 " + env["argv"] + "`. The machine is shared: other jobs run at the "
+        "same time, so absolute times are noisy; reference and fused steps are interleaved in the same run, "
+        "so the speed-up is the figure to read (see the quartiles in `results.csv`).",
+        "",
+        table(rows),
+        "",
+        "- **ms**: median of the reps after warm-up (one step of each backend per round, alternating order); "
+        "a step = forward, the `create_graph` gradient, the penalty and `backward()` into every parameter "
+        "(no optimizer).",
+        "- **peak MiB**: extra memory at the peak of one step (torch.profiler `profile_memory` records replayed in time order).",
+        "- **max grad rel err**: over every parameter, `max|g_fused − g_ref| / max|g_ref|`, one step from the "
+        "same weights, inputs, noise and seeds (worst parameter in `results.csv`); **f32 floor**: the same error "
+        "of the float32 reference against a float64 reference run (what float32 alone costs); **f64 err**: fused "
+        "vs reference with the model and inputs in float64 (the math without float32 rounding; the fused "
+        "path-length noise is generated in float32, SPEC §3, hence ~1e-7 and not 1e-15 in the G step). "
+        "A float32 error far above the floor while the float64 one is small comes from a pre-activation within "
+        "rounding of the leaky ReLU's kink (its derivative jumps from 0.2·√2 to √2): which float32 run lands on "
+        "which side is a coin toss, and one such element sets the max.",
+        "- Models: see the docstring of `benchmarks/stylegan2.py` (StyleGAN2 G with mapping, modulated/demodulated "
+        "convs, noise, transposed-conv + `filter2d` upsampling, toRGB skips; residual D with `downsample2d`, "
+        "minibatch std). Channels: the `channels` column at ≤ 32 px resolutions, half at the output resolution.",
+    ]
+    if profiles:
+        md += ["", "## Where the time goes (self CPU time of one step, torch.profiler)", ""]
+        for (kind, size), per in profiles.items():
+            for b, p in per.items():
+                share = f", of which `ganreg*` ops {p['ganreg_ms']:.0f} ms" if p["ganreg_ms"] else ""
+                md += [f"**{STEPS[kind]} {size}px, `{b}`**: {p['total_ms']:.0f} ms of self time{share}; top operators:", ""]
+                md += ["| operator | self ms | calls |", "|---|---|---|"]
+                md += [f"| `{name}` | {ms:.1f} | {calls} |" for name, ms, calls in p["top"]]
+                md.append("")
+    (out / "results.md").write_text("\n".join(md) + "\n")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.stylegan2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--sizes", default="64,256", help="output resolutions, comma separated (powers of two ≥ 8)")
+    p.add_argument("--steps", default="d_r1,g_pl", help="d_r1, g_pl (comma separated)")
+    p.add_argument("--reps", type=int, default=10, help="timed steps per backend")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per backend first")
+    p.add_argument("--channels", type=int, default=None, help="max channels (default 64 up to 64 px, else 32)")
+    p.add_argument("--batch", type=int, default=None, help="D batch; G uses half (default 8 up to 64 px, else 4)")
+    p.add_argument("--fused", default=None, help="the fused backend (default: the first native one with the blocks)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--profile", type=int, default=12, help="top operators per step in results.md (0: no profile)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
+    p.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device-slug>/stylegan2/)")
+    a = p.parse_args(argv)
+    a.sizes = [int(s) for s in a.sizes.split(",") if s]
+    a.steps = [s for s in a.steps.split(",") if s]
+    for s in a.sizes:
+        if s < 8 or s & (s - 1):
+            p.error(f"--sizes: {s} is not a power of two >= 8")
+    for s in a.steps:
+        if s not in STEPS:
+            p.error(f"--steps: {s!r} is not one of {list(STEPS)}")
+    if a.reps < 1 or a.warmup < 0:
+        p.error("--reps must be >= 1 and --warmup >= 0")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    threads = torch.get_num_threads()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        return _main(a, argv)
+    finally:
+        torch.set_num_threads(threads)  # main() is also called in-process (tests)
+
+
+def _main(a, argv) -> int:
+    device = torch.device("cpu")
+    out = Path(a.out) if a.out else ROOT / "results" / T.device_slug(device) / "stylegan2"
+    t0 = time.perf_counter()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    rows, profiles = run(a)
+    env = {
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "device": f"CPU: {T.cpu_model()}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "fused": rows[0]["fused_backend"] if rows else "",
+        "load_start": load,
+        "load_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan,
+        "elapsed_s": time.perf_counter() - t0,
+        "argv": " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    write(out, rows, env, profiles)
+    print(table(rows))
+    print(f"wrote {out / 'results.csv'} and results.md", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
