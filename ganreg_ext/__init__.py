@@ -11,6 +11,7 @@ from ._dispatch import (
     set_backend,
     use_backend,
 )
+from .ada import AdaptiveAugment, ada_augment, sample_ada_params
 from .augment import cr_augment, diff_augment, sample_cr_params, sample_diffaug_params
 from .bias_act import bias_act
 from .consistency import bcr_loss, consistency_loss, perturb_latent, zcr_discriminator_loss, zcr_generator_loss
@@ -51,5 +52,6 @@ __all__ = [
     "wgan_interpolate", "LeCamRegularizer", "hinge_d_loss", "hinge_g_loss", "lazy_regularization", "lsgan_d_loss",
     "lsgan_g_loss", "ns_d_loss", "ns_g_loss", "wgan_d_loss", "wgan_g_loss", "InstanceNoise", "instance_noise",
     "PathLengthRegularizer", "path_length_noise", "path_length_noise_dot", "path_length_penalty",
+    "AdaptiveAugment", "ada_augment", "sample_ada_params",
     "bias_act", "upfirdn2d", "setup_filter", "upsample2d", "downsample2d", "filter2d", "filtered_lrelu",
 ]  # fmt: skip
