@@ -4,7 +4,7 @@
 // backward is made of the family's other registered ops, called through the dispatcher WITH
 // autograd, so every order of derivative works:
 //   sqnorm ↔ scale ↔ dot,  noise_dot ↔ noise_axpy,  sq_diff_sum → diff_scale ↺,
-//   diff_augment ↔ diff_augment_adj,  cr_augment ↔ cr_augment_adj.
+//   diff_augment ↔ diff_augment_adj,  cr_augment ↔ cr_augment_adj,  ada_augment ↔ ada_augment_adj.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -55,6 +55,10 @@ GANREG_OP(diff_augment_adj_op, "ganreg_C::diff_augment_adj", AugSig)
 using CrSig = at::Tensor(const at::Tensor&, const at::Tensor&);
 GANREG_OP(cr_augment_op, "ganreg_C::cr_augment", CrSig)
 GANREG_OP(cr_augment_adj_op, "ganreg_C::cr_augment_adj", CrSig)
+GANREG_OP(ada_augment_op, "ganreg_C::ada_augment",
+          at::Tensor(const at::Tensor&, const at::Tensor&, const OptT&, const OptT&, bool))
+GANREG_OP(ada_augment_adj_op, "ganreg_C::ada_augment_adj",
+          at::Tensor(const at::Tensor&, const at::Tensor&, const OptT&, const OptT&))
 #undef GANREG_OP
 
 // The gradient of a tensor that entered as `like` (dtype and shape), from one computed in another dtype.
@@ -389,6 +393,28 @@ struct CrAugmentFn : torch::autograd::Function<CrAugmentFn<ADJ>> {
   }
 };
 
+// ------------------------------------------------------------------------------------- ADA
+// Affine in the image for fixed params: the backward of ada_augment is the adjoint kernel, and the
+// adjoint's backward is ada_augment without the colour offset (affine=false). geom/color/cutout are
+// constants (no gradient); color and cutout may be None (saved as undefined tensors).
+template <bool ADJ>
+struct AdaAugmentFn : torch::autograd::Function<AdaAugmentFn<ADJ>> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& geom, const OptT& color,
+                            const OptT& cutout, bool affine) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({geom, color.value_or(at::Tensor()), cutout.value_or(at::Tensor())});
+    return ADJ ? ada_augment_adj_op().call(x, geom, color, cutout)
+               : ada_augment_op().call(x, geom, color, cutout, affine);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list gout) {
+    const auto s = ctx->get_saved_variables();
+    auto opt = [](const at::Tensor& t) { return t.defined() ? OptT(t) : OptT(); };
+    at::Tensor d = ADJ ? ada_augment_op().call(gout[0], s[0], opt(s[1]), opt(s[2]), false)
+                       : ada_augment_adj_op().call(gout[0], s[0], opt(s[1]), opt(s[2]));
+    return {d, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 // ---------------------------------------------------------------------------------- bias_act
 // y = clamp(gain·f(x + b)); ∂/∂x = bias_act_grad([gy], order 1); the vjp of bias_act_grad(mults, k)
 // is bias_act_grad(mults \ m_i ∪ {u}, k) for each multiplier and bias_act_grad(mults ∪ {u}, k+1) for
@@ -563,6 +589,11 @@ TORCH_LIBRARY_IMPL(ganreg_C, Autograd, m) {
   });
   m.impl("cr_augment", [](const at::Tensor& x, const at::Tensor& ip) { return CrAugmentFn<false>::apply(x, ip); });
   m.impl("cr_augment_adj", [](const at::Tensor& x, const at::Tensor& ip) { return CrAugmentFn<true>::apply(x, ip); });
+  m.impl("ada_augment", [](const at::Tensor& x, const at::Tensor& geom, const OptT& color, const OptT& cutout,
+                           bool affine) { return AdaAugmentFn<false>::apply(x, geom, color, cutout, affine); });
+  m.impl("ada_augment_adj", [](const at::Tensor& g, const at::Tensor& geom, const OptT& color, const OptT& cutout) {
+    return AdaAugmentFn<true>::apply(g, geom, color, cutout, false);
+  });
   m.impl("bias_act", [](const at::Tensor& x, const OptT& b, int64_t dim, int64_t act, double alpha, double gain,
                         double clamp) { return BiasActFn::apply(x, b, dim, act, alpha, gain, clamp); });
   m.impl("bias_act_grad", [](const OptT& x, const OptT& b, const OptT& y, at::TensorList mults, int64_t dim,

@@ -92,6 +92,8 @@ TORCH_LIBRARY(ganreg_C, m) {
   m.def("bias_act(Tensor x, Tensor? b, int dim, int act, float alpha, float gain, float clamp) -> Tensor");
   m.def("bias_act_grad(Tensor? x, Tensor? b, Tensor? y, Tensor[] mults, int dim, int act, float alpha, float gain, float clamp, int order) -> Tensor");
   m.def("upfirdn2d(Tensor x, Tensor f, int[] up, int[] down, int[] padding, bool flip_filter, float gain) -> Tensor");
+  m.def("ada_augment(Tensor x, Tensor geom, Tensor? color, Tensor? cutout, bool affine) -> Tensor");
+  m.def("ada_augment_adj(Tensor g, Tensor geom, Tensor? color, Tensor? cutout) -> Tensor");
   // test hook: elements [offset, offset+numel) of the SPEC §3 stream (CPU), scalar or vector path
   m.def("normal_stream(int seed, int offset, int numel, bool scalar) -> Tensor", &ganreg::cpu::normal_stream);
   m.def("set_poison(bool flag) -> ()", &ganreg::set_poison);
