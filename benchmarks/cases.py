@@ -63,7 +63,7 @@ class Case:
     primary: bool = True  # the family's largest size (quick sweeps compile only this one)
     # torch.compile of the integer-Philox reference takes > 14 min on a busy 2-core CPU: off by
     # default (--compile-noise); its compiled randn_like baseline (compile_<extra>) is run instead
-    compile_slow: bool = False
+    compile_slow: bool | str = False  # a str: the reason shown
     modes: tuple = MODES
     # double backward: dbl(inputs, call) -> scalar loss whose gradient w.r.t. the leaves is timed;
     # ``call(inputs)`` is the implementation (eager, compiled or fused). None: does not apply.
@@ -306,6 +306,169 @@ def diff_augment_case(shape) -> Case:
     return Case("diff_augment", "diff_augment", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 2 * n, "fwdbwd": 4 * n})
 
 
+# ADA's usual eager pipe (the paper's description, as StyleGAN2-ADA runs it): reflect-pad → 2×
+# upsample (12-tap low-pass) → grid_sample (bilinear) → 2× downsample → colour matrix → cutout.
+_ADA_LOWPASS = None
+
+
+def _ada_lowpass() -> Tensor:
+    """12-tap Kaiser-windowed sinc half-band low-pass (the resampling filter of the eager chain)."""
+    global _ADA_LOWPASS
+    if _ADA_LOWPASS is None:
+        t = torch.arange(12, dtype=torch.float64) - 5.5
+        f = torch.sinc(t / 2) * torch.kaiser_window(12, periodic=False, beta=6.0, dtype=torch.float64)
+        _ADA_LOWPASS = (f / f.sum()).float()
+    return _ADA_LOWPASS
+
+
+def ada_margin(geom: Tensor, H: int, W: int, taps: int = 12) -> tuple[int, int, int, int]:
+    """Reflect-padding margin ``(left, right, top, bottom)`` covering every mapped output corner plus
+    the filter, clamped to ``size − 1`` (computed once per input, outside the timed call)."""
+    corners = torch.tensor([[0, 0, 1], [W - 1, 0, 1], [0, H - 1, 1], [W - 1, H - 1, 1]], dtype=torch.float32)
+    uv = torch.einsum("bij,kj->bki", geom.float().cpu(), corners)  # [B, 4, 2]
+    lo, hi = uv.amin((0, 1)), uv.amax((0, 1))
+    m = [-lo[0], hi[0] - (W - 1), -lo[1], hi[1] - (H - 1)]
+    lim = (W - 1, W - 1, H - 1, H - 1)
+    return tuple(int(min(max(0.0, math.ceil(float(v))) + taps // 4, cap)) for v, cap in zip(m, lim))
+
+
+def ada_grid_sample_chain(x: Tensor, params: dict, margin) -> Tensor:
+    """Eager ADA as usually implemented (one kernel after another, full-size temporaries)."""
+    import torch.nn.functional as F
+
+    B, C, H, W = x.shape
+    ml, mr, mt, mb = margin
+    f = _ada_lowpass().to(x.device)
+    xp = F.pad(x, [ml, mr, mt, mb], mode="reflect")
+    xu = gx.upsample2d(xp, f, up=2, backend="reference")  # input pixel u ↔ index 2(u + ml) + 0.5
+    Hu, Wu = xu.shape[2:]
+    g = params["geom"].to(x.dtype)
+    # output grid at 2× resolution: pixel X ↔ output coordinate (X − 0.5)/2
+    ys = (torch.arange(2 * H, device=x.device, dtype=x.dtype) - 0.5) / 2
+    xs = (torch.arange(2 * W, device=x.device, dtype=x.dtype) - 0.5) / 2
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    u = g[:, 0, 0, None, None] * xx + g[:, 0, 1, None, None] * yy + g[:, 0, 2, None, None]
+    v = g[:, 1, 0, None, None] * xx + g[:, 1, 1, None, None] * yy + g[:, 1, 2, None, None]
+    iu, iv = 2 * (u + ml) + 0.5, 2 * (v + mt) + 0.5  # upsampled pixel-centre indices
+    grid = torch.stack([(2 * iu + 1) / Wu - 1, (2 * iv + 1) / Hu - 1], -1)
+    xs2 = F.grid_sample(xu, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    y = gx.downsample2d(xs2, f, down=2, backend="reference")
+    m = params["color"].to(x.dtype)
+    y = torch.einsum("boc,bchw->bohw", m[:, :C, :C], y) + m[:, :C, C, None, None]
+    if "cutout" in params:
+        from ganreg_ext.reference.ada import cutout_keep
+
+        y = y * cutout_keep(params["cutout"], H, W, x.dtype)
+    return y
+
+
+def ada_case(shape) -> Case:
+    """ADA ``bgc`` + cutout at p = 0.6 (a typical late-training strength): the fused one-pass pipe
+    against the usual eager grid_sample chain (headline baseline) and its ``torch.compile``."""
+    n = math.prod(shape)
+    B, _, H, W = shape
+
+    def make(dev, dt, gen):
+        x = _randn(shape, dev, dt, gen)
+        params = gx.sample_ada_params(B, H, W, 0.6, "bgc", device=dev, generator=gen, cutout=True)
+        margin = ada_margin(params["geom"], H, W)
+        return Inputs([x], kw={"params": params, "margin": margin}, grad_out=_randn(shape, dev, dt, gen, requires_grad=False))
+
+    def fn(inp, backend):
+        return gx.ada_augment(inp.leaves[0], inp.kw["params"], backend=backend)
+
+    def chain(inp):
+        return ada_grid_sample_chain(inp.leaves[0], inp.kw["params"], inp.kw["margin"])
+
+    return Case(
+        "ada", "ada_augment", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 2 * n, "fwdbwd": 4 * n},
+        extra={"grid_sample_chain": chain}, baseline="grid_sample_chain", dbl=dbl_through,
+        modes=MODES + ("dbl",),
+        compile_slow="skipped: the gather-based reference is not what anyone runs; see compile_grid_sample_chain",
+    )  # fmt: skip
+
+
+# StyleGAN blocks (issue 14): one layer's worth of bias+act, FIR up/downsampling and filtered_lrelu at
+# StyleGAN2 layer shapes; double backward = R1 through the block (``dbl_through``).
+
+
+def bias_act_case(shape) -> Case:
+    """``bias_act(x, b, act="lrelu")`` (gain √2) on a feature map ``[B, C, H, W]``."""
+    n = math.prod(shape)
+
+    def make(dev, dt, gen):
+        x, b = _randn(shape, dev, dt, gen), _randn((shape[1],), dev, dt, gen)
+        return Inputs([x, b], grad_out=_randn(shape, dev, dt, gen, requires_grad=False))
+
+    def fn(inp, backend):
+        return gx.bias_act(inp.leaves[0], inp.leaves[1], act="lrelu", backend=backend)
+
+    return Case(
+        "bias_act", "bias_act", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 3 * n, "fwdbwd": 4 * n},
+        dbl=dbl_through, modes=MODES + ("dbl",),
+    )  # fmt: skip
+
+
+def _fir_case(shape, family: str) -> Case:
+    n = math.prod(shape)
+    up = family == "upsample2d"
+    out_n = n * 4 if up else n // 4
+
+    def make(dev, dt, gen):
+        x = _randn(shape, dev, dt, gen)
+        oshape = (*shape[:2], shape[2] * 2, shape[3] * 2) if up else (*shape[:2], shape[2] // 2, shape[3] // 2)
+        return Inputs(
+            [x], kw={"f": gx.setup_filter([1, 3, 3, 1], device=dev)}, grad_out=_randn(oshape, dev, dt, gen, requires_grad=False)
+        )
+
+    def fn(inp, backend):
+        op = gx.upsample2d if up else gx.downsample2d
+        return op(inp.leaves[0], inp.kw["f"], backend=backend)
+
+    io = n + out_n
+    return Case(
+        family,
+        family,
+        _label(shape),
+        n,
+        make,
+        fn,
+        {"fwd": io, "bwd": io, "fwdbwd": 2 * io},
+        dbl=dbl_through,
+        modes=MODES + ("dbl",),
+    )
+
+
+def upsample2d_case(shape) -> Case:
+    """``upsample2d(x, [1,3,3,1])`` (2×, StyleGAN2's synthesis upsampling) on ``[B, C, H, W]``."""
+    return _fir_case(shape, "upsample2d")
+
+
+def downsample2d_case(shape) -> Case:
+    """``downsample2d(x, [1,3,3,1])`` (2×, StyleGAN2's discriminator downsampling) on ``[B, C, H, W]``."""
+    return _fir_case(shape, "downsample2d")
+
+
+def filtered_lrelu_case(shape) -> Case:
+    """StyleGAN3's ``filtered_lrelu``: 2× up (12-tap), bias + lrelu + clamp 256, 2× down, on ``[B, C, H, W]``."""
+    n = math.prod(shape)
+
+    def make(dev, dt, gen):
+        x, b = _randn(shape, dev, dt, gen), _randn((shape[1],), dev, dt, gen)
+        f = gx.setup_filter(_ada_lowpass(), device=dev)
+        return Inputs([x, b], kw={"f": f}, grad_out=_randn(shape, dev, dt, gen, requires_grad=False))
+
+    def fn(inp, backend):
+        x, b = inp.leaves
+        f = inp.kw["f"]
+        return gx.filtered_lrelu(x, f, f, b, up=2, down=2, padding=11, clamp=256.0, backend=backend)
+
+    return Case(
+        "filtered_lrelu", "filtered_lrelu", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 2 * n, "fwdbwd": 4 * n},
+        dbl=dbl_through, modes=MODES + ("dbl",),
+    )  # fmt: skip
+
+
 def instance_noise_case(shape) -> Case:
     n = math.prod(shape)
 
@@ -336,6 +499,11 @@ BUILDERS: dict[str, Callable] = {
     "cr_augment": cr_augment_case,
     "diff_augment": diff_augment_case,
     "instance_noise": instance_noise_case,
+    "ada": ada_case,
+    "bias_act": bias_act_case,
+    "upsample2d": upsample2d_case,
+    "downsample2d": downsample2d_case,
+    "filtered_lrelu": filtered_lrelu_case,
 }
 TRAIN_OPS = ("train_d_r1", "train_g_pl")  # real use patterns (benchmarks/train.py)
 ALL_OPS = tuple(BUILDERS) + ("overhead",) + TRAIN_OPS
@@ -346,7 +514,8 @@ ALIASES = {
     "pl": ("pl_noise_dot", "pl_penalty"),
     "cr": ("bcr", "zcr", "cr_augment"),
     "consistency": ("bcr", "zcr"),
-    "augment": ("cr_augment", "diff_augment"),
+    "augment": ("cr_augment", "diff_augment", "ada"),
+    "blocks": ("bias_act", "upsample2d", "downsample2d", "filtered_lrelu"),
     "train": TRAIN_OPS,
     "sweep": tuple(BUILDERS) + TRAIN_OPS,
     "all": ALL_OPS,
@@ -428,6 +597,9 @@ def sizes(family: str, device: str, quick: bool, tiny: bool = False) -> list:
         aug = [ODD, (64, 3, 32, 32), (32, 3, 64, 64), (32, 3, 128, 128), (32, 3, 256, 256)]
         aug += [(16, 3, 512, 512), (16, 3, 1024, 1024)] if gpu else [(8, 3, 512, 512)]
         noise = pl_img if gpu else [ODD, (8, 3, 64, 64), (16, 3, 128, 128)]
+    blocks = [(2, 512, 64, 64), (2, 128, 256, 256)] if not gpu else [(16, 512, 64, 64), (16, 128, 256, 256), (8, 32, 1024, 1024)]
+    if not quick:
+        blocks = [(2, 512, 16, 16)] + blocks + ([(1, 32, 1024, 1024)] if not gpu else [])
     table = {
         "r1": img + ([(64, 512, 4, 4), [(32, 3, 256, 256), (32, 512, 4, 4)]] if not quick else [(64, 512, 4, 4)]),
         "wgan_gp": img,
@@ -441,6 +613,12 @@ def sizes(family: str, device: str, quick: bool, tiny: bool = False) -> list:
         "cr_augment": aug,
         "diff_augment": aug,
         "instance_noise": noise,
+        "ada": [ODD, (32, 3, 64, 64), (8, 3, 256, 256)] + ([(32, 3, 256, 256), (16, 3, 512, 512)] if gpu else []),
+        # StyleGAN2 config-f layer shapes: 512 channels up to 64 px, 128 at 256 px, 32 at 1024 px
+        "bias_act": blocks,
+        "upsample2d": [(B_, C_, H_ // 2, W_ // 2) for B_, C_, H_, W_ in blocks],
+        "downsample2d": blocks,
+        "filtered_lrelu": blocks[:-1] if not gpu else blocks,
     }
     return table[family]
 

@@ -192,6 +192,8 @@ class Runner:
         """Why ``torch.compile`` is not run for ``case`` (None: run it); ``philox_ok``: for the
         compiled randn_like baselines, which compile fast."""
         a = self.args
+        if isinstance(case.compile_slow, str) and not philox_ok:
+            return case.compile_slow
         if case.compile_slow and not a.compile_noise and not philox_ok:
             return (
                 "skipped: compiling the integer-Philox reference takes > 10 min on a 2-core CPU (--compile-noise runs it); "
