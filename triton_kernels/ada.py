@@ -1,0 +1,342 @@
+"""ADA family (adaptive discriminator augmentation): the fused pipe and the exact adjoint of its
+linear part. Semantics: ``ganreg_ext/reference/ada.py`` (module docstring); schemas and autograd:
+``ganreg_ext/ops/ada.py``.
+
+Per sample ``b``, output pixel ``(x, y)`` (column, row), channel ``o``::
+
+    (u, v) = geom[b] · (x, y, 1)
+    r_c    = Σ_j wy_j · Σ_i wx_i · x[b, c, R_H(j), R_W(i)]
+    y[o]   = keep · (Σ_c color[b, o, c] · r_c + affine · color[b, o, C])
+
+Resampling: the Keys cubic (a = −0.5) stretched by ``kx = clamp(hypot(g00, g01), 1, 4)`` (``ky``
+from row 1), taps ``i = floor(u − 2kx) + 1 + t`` for ``t < ceil(4kx)`` — a per-sample scalar loop
+bound, since one program handles one sample × ``BLOCK_P`` output pixels — weights normalised to
+sum 1 per axis (first a pass summing them, then each weight divided by the sum, as the reference
+does), indices reflected with period ``2(n − 1)``. The stretch's ``hypot`` is evaluated in float64
+and rounded (correctly rounded for float32 parameters), divisions are IEEE round-to-nearest
+(``tl.div_rn`` in float32: Triton's plain ``/`` is approximate there), so the identity map gives
+weights exactly ``[0, 1, 0, 0]`` and reproduces ``x`` bitwise, and flips, 90° rotations and
+integer shifts move pixels exactly.
+
+Colour: ``C ≤ 4`` channels when a matrix is given (``MIXC = C``, a constexpr: the mixing is
+unrolled, all channels in one ``[CB, BLOCK_P]`` tile); without one any ``C``, in channel blocks of
+``CB``. Cutout: a multiplication by the 0/1 mask, as the reference (NaN and inf propagate alike).
+
+Inputs are read in place through their four strides (contiguous, channels_last, any strided or
+expanded view); the small parameter tables are made contiguous. Coordinates, weights and sums are
+in float32 (float64 for float64 inputs); outputs are contiguous NCHW in the input dtype. The
+forward sums in a fixed per-pixel order (bitwise reproducible; its tile is autotuned on GPU, keyed
+by the size class). The adjoint scatters with atomics (see :func:`ada_augment_adj`).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ganreg_ext._contract import acc_dtype, empty
+
+from ._utils import autotuned, ceil_div, cfg, helper, launcher, pick, size_class, tl_dtype
+from .augment import _cb, _grid, _pixels
+
+KMAX = tl.constexpr(4.0)  # largest filter stretch (reference.ada.KMAX)
+MAX_COLOR_CHANNELS = 4  # colour matrices [B, C, C + 1] with C ≤ 4 (the mixing is unrolled)
+TILE_GPU = [cfg(4, BLOCK_P=128), cfg(4, BLOCK_P=256), cfg(8, BLOCK_P=512)]
+TILE_INTERP = cfg(4, BLOCK_P=512)  # interpreted: few programs
+ADJ_P = pick(256, 512)  # the adjoint's fixed tile (atomics: an autotuner rerun would add twice)
+ADJ_WARPS = 4
+
+
+# ------------------------------------------------------------------------------- jit helpers
+
+
+@helper
+def _div(a, b, ACC: tl.constexpr):
+    """``a / b`` rounded to nearest (``b`` broadcast to ``a``'s shape first)."""
+    d = tl.zeros_like(a) + b
+    if ACC == tl.float32:
+        q = tl.div_rn(a, d)
+    else:
+        q = a / d  # float64 division is IEEE
+    return q
+
+
+@helper
+def _keys(s):
+    """Keys' cubic convolution kernel (a = −0.5), the reference's operation order."""
+    a = tl.abs(s)
+    a2 = a * a
+    a3 = a2 * a
+    near = 1.5 * a3 - 2.5 * a2 + 1.0
+    far = -0.5 * a3 + 2.5 * a2 - 4.0 * a + 2.0
+    return tl.where(a <= 1.0, near, tl.where(a < 2.0, far, 0.0))
+
+
+@helper
+def _reflect(i, n):
+    """Reflect padding, periodic with period ``2(n − 1)`` (``n == 1`` → 0): always in ``[0, n)``."""
+    per = tl.maximum(2 * (n - 1), 1)
+    m = i % per
+    m = tl.where(m < 0, m + per, m)
+    return tl.where(m >= n, 2 * (n - 1) - m, m)
+
+
+@helper
+def _axis(gb, xf, yf, ACC: tl.constexpr):
+    """One axis of the map, from its row ``gb`` of ``geom``: positions ``pos`` ``[BLOCK_P]``, the
+    stretch ``k`` (broadcast), the first tap (float and int), the tap count (a scalar) and the sum of
+    the unnormalised weights."""
+    g0 = tl.load(gb + 0).to(ACC)
+    g1 = tl.load(gb + 1).to(ACC)
+    g2 = tl.load(gb + 2).to(ACC)
+    pos = g0 * xf + g1 * yf + g2
+    a = g0.to(tl.float64)
+    c = g1.to(tl.float64)
+    h = tl.sqrt(a * a + c * c).to(ACC)  # hypot: products exact in float64, IEEE sqrt there
+    k = tl.minimum(tl.maximum(h, 1.0), KMAX)
+    first = tl.floor(pos - 2.0 * k) + 1.0
+    n = tl.ceil(4.0 * k).to(tl.int32)
+    kv = tl.zeros_like(pos) + k
+    tot = tl.zeros_like(pos)
+    for t in range(0, n):
+        tot += _keys(_div(pos - (first + t), kv, ACC))
+    return pos, kv, first, first.to(tl.int32), n, tot
+
+
+@helper
+def _weight(pos, kv, first, t, tot, ACC: tl.constexpr):
+    """Normalised weight of tap ``t``."""
+    return _div(_keys(_div(pos - (first + t), kv, ACC)), tot, ACC)
+
+
+@helper
+def _keep(cut_ptr, b, row, col, H, W, ACC: tl.constexpr):
+    """1 outside the sample's cutout rectangle, 0 inside (``[BLOCK_P]``, ``ACC``)."""
+    cx = tl.load(cut_ptr + b * 3 + 0).to(ACC)
+    cy = tl.load(cut_ptr + b * 3 + 1).to(ACC)
+    half = tl.load(cut_ptr + b * 3 + 2).to(ACC) * 0.5
+    xs = _div(col.to(ACC) + 0.5, W, ACC)
+    ys = _div(row.to(ACC) + 0.5, H, ACC)
+    out = (tl.abs(xs - cx) >= half) | (tl.abs(ys - cy) >= half)
+    return out.to(ACC)
+
+
+# ----------------------------------------------------------------------------------- kernels
+
+
+@autotuned(TILE_GPU, TILE_INTERP, key=["MIXC", "CB", "size_class"])
+@triton.jit
+def _ada_fwd_kernel(
+    x_ptr,
+    out_ptr,
+    geom_ptr,
+    color_ptr,
+    cut_ptr,
+    C,
+    H,
+    W,
+    sxb,
+    sxc,
+    sxh,
+    sxw,
+    size_class,
+    MIXC: tl.constexpr,
+    AFFINE: tl.constexpr,
+    CUT: tl.constexpr,
+    ACC: tl.constexpr,
+    CB: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
+    """One sample × ``BLOCK_P`` output pixels: resample, mix (``MIXC`` channels, 0 = no matrix),
+    cut out; every channel block of ``CB``."""
+    b, p, pm, row, col = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    xf = col.to(ACC)
+    yf = row.to(ACC)
+    u, kx, fx, ix0, nx, sx = _axis(geom_ptr + b * 6, xf, yf, ACC)
+    v, ky, fy, iy0, ny, sy = _axis(geom_ptr + b * 6 + 3, xf, yf, ACC)
+    if CUT:
+        keep = _keep(cut_ptr, b, row, col, H, W, ACC)
+    HW = H * W
+    for c0 in range(0, C, CB):
+        cc = c0 + tl.arange(0, CB)
+        cm = (cc < C)[:, None] & pm[None, :]
+        base = x_ptr + b * sxb + cc.to(tl.int64)[:, None] * sxc
+        acc = tl.zeros([CB, BLOCK_P], ACC)
+        for j in range(0, ny):
+            wy = _weight(v, ky, fy, j, sy, ACC)
+            rowp = base + (_reflect(iy0 + j, H).to(tl.int64) * sxh)[None, :]
+            racc = tl.zeros([CB, BLOCK_P], ACC)
+            for i in range(0, nx):
+                wx = _weight(u, kx, fx, i, sx, ACC)
+                ix = _reflect(ix0 + i, W)
+                xv = tl.load(rowp + (ix.to(tl.int64) * sxw)[None, :], mask=cm, other=0).to(ACC)
+                racc += xv * wx[None, :]
+            acc += racc * wy[None, :]
+        if MIXC:  # y[o] = Σ_c color[o, c]·r_c (+ color[o, C]), unrolled over c; here c0 == 0
+            cb = color_ptr + b * (MIXC * (MIXC + 1)) + cc * (MIXC + 1)  # row o = cc
+            om = cc < MIXC
+            y = tl.zeros([CB, BLOCK_P], ACC)
+            for c in tl.static_range(MIXC):
+                rc = tl.sum(tl.where((cc == c)[:, None], acc, 0.0), 0)
+                y += tl.load(cb + c, mask=om, other=0).to(ACC)[:, None] * rc[None, :]
+            if AFFINE:
+                y += tl.load(cb + MIXC, mask=om, other=0).to(ACC)[:, None]
+            acc = y
+        if CUT:
+            acc = acc * keep[None, :]
+        dst = out_ptr + (b * C + cc.to(tl.int64))[:, None] * HW + p[None, :]
+        tl.store(dst, acc.to(out_ptr.dtype.element_ty), mask=cm)
+
+
+@triton.jit
+def _ada_adj_kernel(
+    g_ptr,
+    out_ptr,
+    geom_ptr,
+    color_ptr,
+    cut_ptr,
+    C,
+    H,
+    W,
+    sgb,
+    sgc,
+    sgh,
+    sgw,
+    MIXC: tl.constexpr,
+    CUT: tl.constexpr,
+    ACC: tl.constexpr,
+    CB: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
+    """One sample × ``BLOCK_P`` output pixels ``p``: ``h_c = keep·Σ_o color[o, c]·g[o, p]``, added
+    to the taps of ``p`` with weights ``wx·wy`` in the zeroed ``out`` (``ACC``, contiguous NCHW).
+    Zero contributions are not issued (adding 0 changes nothing; NaN and inf still are)."""
+    b, p, pm, row, col = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    xf = col.to(ACC)
+    yf = row.to(ACC)
+    u, kx, fx, ix0, nx, sx = _axis(geom_ptr + b * 6, xf, yf, ACC)
+    v, ky, fy, iy0, ny, sy = _axis(geom_ptr + b * 6 + 3, xf, yf, ACC)
+    if CUT:
+        keep = _keep(cut_ptr, b, row, col, H, W, ACC)
+    src = g_ptr + b * sgb + row.to(tl.int64) * sgh + col.to(tl.int64) * sgw
+    for c0 in range(0, C, CB):
+        cc = c0 + tl.arange(0, CB)
+        cm = (cc < C)[:, None] & pm[None, :]
+        h = tl.load(src[None, :] + cc.to(tl.int64)[:, None] * sgc, mask=cm, other=0).to(ACC)
+        if MIXC:  # h[c] = Σ_o color[o, c]·g[o], unrolled over o; here c0 == 0
+            cb = color_ptr + b * (MIXC * (MIXC + 1)) + cc  # column c = cc
+            om = cc < MIXC
+            hm = tl.zeros([CB, BLOCK_P], ACC)
+            for o in tl.static_range(MIXC):
+                go = tl.sum(tl.where((cc == o)[:, None], h, 0.0), 0)
+                hm += tl.load(cb + o * (MIXC + 1), mask=om, other=0).to(ACC)[:, None] * go[None, :]
+            h = hm
+        if CUT:
+            h = h * keep[None, :]
+        dst = out_ptr + (b * C + cc.to(tl.int64))[:, None] * (H * W)
+        for j in range(0, ny):
+            wy = _weight(v, ky, fy, j, sy, ACC)
+            rowd = dst + (_reflect(iy0 + j, H).to(tl.int64) * W)[None, :]
+            for i in range(0, nx):
+                wx = _weight(u, kx, fx, i, sx, ACC)
+                ix = _reflect(ix0 + i, W)
+                val = h * (wy * wx)[None, :]
+                tl.atomic_add(rowd + ix.to(tl.int64)[None, :], val, mask=cm & (val != 0), sem="relaxed")
+
+
+# --------------------------------------------------------------------------------- launchers
+
+
+def _check(x, geom, color, cutout, name: str) -> tuple[int, int, int, int]:
+    if x.dim() != 4:
+        raise ValueError(f"{name}: the image must be 4-D NCHW, got shape {tuple(x.shape)}")
+    B, C, H, W = x.shape
+    if tuple(geom.shape) != (B, 2, 3):
+        raise ValueError(f"{name}: geom must be [{B}, 2, 3], got {tuple(geom.shape)}")
+    if color is not None:
+        if C > MAX_COLOR_CHANNELS or tuple(color.shape) != (B, C, C + 1):
+            raise ValueError(
+                f"{name}: color must be [B, C, C + 1] with C <= {MAX_COLOR_CHANNELS} "
+                f"(got {tuple(color.shape)} for an image of shape {tuple(x.shape)})"
+            )
+    if cutout is not None and tuple(cutout.shape) != (B, 3):
+        raise ValueError(f"{name}: cutout must be [{B}, 3], got {tuple(cutout.shape)}")
+    for t in (geom, color, cutout):
+        if t is not None and t.device != x.device:
+            raise ValueError(f"{name}: parameters on {t.device}, the image on {x.device}")
+    return B, C, H, W
+
+
+@launcher
+def ada_augment(x, geom, color, cutout, affine):
+    """ADA pipe of ``x`` ``[B, C, H, W]`` (any strides, float16/bfloat16/float32/float64): resample
+    each sample through ``geom`` ``[B, 2, 3]`` (output pixel → input position), mix channels by
+    ``color`` ``[B, C, C + 1]`` (``C ≤ 4``; plus its last column when ``affine``; None: identity),
+    zero ``cutout`` ``[B, 3]`` = ``(cx, cy, size)`` rectangles (None: none) → contiguous NCHW in
+    ``x``'s dtype. One launch; math in float32 (float64 for float64); no host sync."""
+    B, C, H, W = _check(x, geom, color, cutout, "ada_augment")
+    out = empty((B, C, H, W), x.dtype, x.device)
+    if out.numel() == 0:
+        return out
+    geom = geom.contiguous()  # tiny per-sample tables, read row-major
+    mixc = 0 if color is None else C
+    _ada_fwd_kernel[_grid(B, H, W)](
+        x,
+        out,
+        geom,
+        geom if color is None else color.contiguous(),  # placeholder pointers, never read
+        geom if cutout is None else cutout.contiguous(),
+        C,
+        H,
+        W,
+        *x.stride(),
+        size_class(out.numel()),
+        MIXC=mixc,
+        AFFINE=bool(affine) and mixc > 0,
+        CUT=cutout is not None,
+        ACC=tl_dtype(acc_dtype(x.dtype)),
+        CB=_cb(C),
+    )
+    return out
+
+
+@launcher
+def ada_augment_adj(g, geom, color, cutout):
+    """The exact adjoint of the linear part of :func:`ada_augment` (``affine=False``) applied to
+    ``g`` ``[B, C, H, W]`` (any strides): ``gx[b, c] = Σ_p keep(p)·Σ_o color[b, o, c]·g[b, o, p]``
+    scattered to the taps of output pixel ``p`` with weights ``wx·wy`` (reflection included) →
+    contiguous NCHW in ``g``'s dtype.
+
+    The scatter is ``tl.atomic_add`` into a zeroed float32 (float64 for float64 ``g``) buffer,
+    converted to ``g``'s dtype at the end. On a GPU the order of the atomic adds is not fixed, so the
+    result is not bitwise reproducible (like torch's ``grid_sample`` backward); float64 sums round
+    far below float32 precision. Under the interpreter the order is fixed."""
+    B, C, H, W = _check(g, geom, color, cutout, "ada_augment_adj")
+    acc = acc_dtype(g.dtype)
+    if g.numel() == 0:
+        return empty((B, C, H, W), g.dtype, g.device)
+    buf = torch.zeros((B, C, H, W), dtype=acc, device=g.device)
+    geom = geom.contiguous()
+    _ada_adj_kernel[(B * ceil_div(H * W, ADJ_P),)](
+        g,
+        buf,
+        geom,
+        geom if color is None else color.contiguous(),
+        geom if cutout is None else cutout.contiguous(),
+        C,
+        H,
+        W,
+        *g.stride(),
+        MIXC=0 if color is None else C,
+        CUT=cutout is not None,
+        ACC=tl_dtype(acc),
+        CB=_cb(C),
+        BLOCK_P=ADJ_P,
+        num_warps=ADJ_WARPS,
+    )
+    if g.dtype == acc:
+        return buf
+    out = empty((B, C, H, W), g.dtype, g.device)
+    out.copy_(buf)
+    return out
