@@ -1,5 +1,7 @@
 """The demo (``python -m ganreg_ext.demo``): a short CPU run writes every output, R1 and path length
-change the training step's parameter updates, and ``--resume`` repeats the exact next step."""
+change the training step's parameter updates, ``--resume`` repeats the exact next step, the networks'
+blocks follow the ``backend`` setting, the digits FD is calibrated, ``--compare`` overlays two
+backends' runs, and the GPU preset runs on a CPU when forced."""
 
 import os
 import warnings
@@ -67,6 +69,8 @@ def test_demo_cli_writes_outputs(tmp_path):
             "40",
             "--timing-reps",
             "1",
+            "--bcr",
+            "1",
             "--threads",
             "1",
             "--no-progress",
@@ -94,9 +98,14 @@ def test_demo_cli_writes_outputs(tmp_path):
     assert lines[0].startswith("step,loss_G,loss_D") and len(lines) == 1 + 3
     assert [r["step"] for r in res["scores"]] == [0, 2, 3]  # step 0 is evaluated too
     assert all(1.0 - 1e-6 <= r["score"] <= 10.0 and 0.0 < r["confidence"] <= 1.0 for r in res["scores"])
+    assert all(np.isfinite(r["fd"]) and r["fd"] > r["real_fd"] >= 0 for r in res["scores"])
+    header = (out / "scores.csv").read_text().splitlines()[0].split(",")
+    assert {"score", "fd", "real_fd"} <= set(header)
+    assert "FD" in (out / "scores.txt").read_text()
     timing = (out / "timing.md").read_text()
     assert "D step + R1" in timing and "G step + path length" in timing and "torch.compile" in timing
     assert "D step + DiffAugment + bCR" in timing
+    assert "| reference |" in timing and "| cpu |" in timing
     ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert ckpt["step"] == 3 and {"G", "D", "G_ema", "opt_G", "opt_D", "pl_reg", "rng"} <= set(ckpt)
     assert "pl_mean" in ckpt["pl_reg"] and float(ckpt["pl_reg"]["pl_mean"]) > 0
@@ -232,3 +241,137 @@ def test_digits_score_is_calibrated():
     assert blobs < 1.3 and digits > 7.0
     untrained = _trainer().sample(300, seed=0)
     assert sc(untrained)[0] < 2.0
+
+
+def test_frechet_distance_formula():
+    """``frechet_distance`` equals FID's formula with scipy's ``sqrtm`` and is 0 for equal statistics."""
+    import scipy.linalg
+
+    from ganreg_ext.demo.score import feature_stats, frechet_distance
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 6)), rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) + 0.5
+    (m1, s1), (m2, s2) = feature_stats(a), feature_stats(b)
+    want = np.square(m1 - m2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(want, rel=1e-6)
+    assert frechet_distance(m1, s1, m1, s1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_digits_fd_is_calibrated():
+    """FD(real, real) ≈ 0 < FD(held-out real) ≪ FD(blurred digits) < FD(noise); one class alone is far."""
+    from ganreg_ext.demo.data import digits_8x8
+    from ganreg_ext.demo.score import DigitsScorer, non_digits
+
+    torch.set_num_threads(1)
+    sc = DigitsScorer(16, seed=1, n_outliers=600)
+    digits, labels = load_digits_images(16), torch.as_tensor(digits_8x8()[1])
+    assert sc.fd(digits) < 0.2  # the whole set holds the reference split
+    assert 0 < sc.real_fd < 3.0
+    fd_blur = sc.fd(torch.nn.functional.avg_pool2d(digits, 3, 1, 1))
+    fd_noise = sc.fd(non_digits(500, 16, seed=5))
+    assert sc.real_fd < fd_blur < fd_noise and fd_noise > 100 and sc.noise_fd > 100
+    assert sc.fd(digits[labels == 0]) > 50  # one digit only: a collapsed generator
+    score, _, fd = sc.evaluate(digits[labels < 5])  # half the classes: still a decent score, a clear FD
+    assert score > 4 and fd > 10
+
+
+def test_networks_use_the_blocks_of_the_backend(monkeypatch):
+    """G and D route every bias + activation and FIR resampling through ``gx.bias_act`` / ``gx.upfirdn2d``
+    with the backend they are given: ``reference`` runs the eager blocks, ``cpu`` the fused ones;
+    both compute the same function, and R1 through the fused blocks matches the reference (double backward)."""
+    import sys
+
+    seen = []
+
+    def spy(module):
+        real = module.fused
+
+        def fused(op, backend, device):
+            f = real(op, backend, device)
+            seen.append((op, backend, f is not None))
+            return f
+
+        monkeypatch.setattr(module, "fused", fused)
+
+    spy(sys.modules["ganreg_ext.bias_act"])  # the package's names are the functions
+    spy(sys.modules["ganreg_ext.upfirdn2d"])
+    torch.set_num_threads(1)
+    t = _trainer()
+    z = torch.randn(4, t.cfg.z_dim)
+    out = {}
+    for b in ("reference", "cpu"):
+        seen.clear()
+        img = t.G(z, b)
+        logits = t.D(img, b)
+        ops = {op for op, _, _ in seen}
+        assert ops == {"bias_act", "upfirdn2d"}, ops
+        assert all(be == b and fused == (b != "reference") for _, be, fused in seen), seen
+        x = img.detach().requires_grad_(True)
+        t.D.requires_grad_(True)
+        t.D.zero_grad(set_to_none=True)
+        gx.r1_penalty(gx.input_gradients(t.D(x, b), x), backend=b).backward()
+        # a parameter R1 does not depend on (the last bias) may be linked by one backend only: zeros
+        out[b] = (img, logits, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in t.D.parameters()])
+    torch.testing.assert_close(out["cpu"][0], out["reference"][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["cpu"][1], out["reference"][1], rtol=1e-4, atol=1e-5)
+    for g_f, g_r in zip(out["cpu"][2], out["reference"][2]):
+        torch.testing.assert_close(g_f, g_r, rtol=1e-3, atol=1e-5)
+
+
+def _compare_args(out, backends, steps=3):
+    return [
+        "--compare",
+        str(steps),
+        "--compare-backends",
+        backends,
+        "--size",
+        "16",
+        "--batch",
+        "4",
+        "--width",
+        "16",
+        "--bcr",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+
+
+def test_compare_identical_backends_coincide(tmp_path):
+    """--compare with the same backend twice: identical curves (drift exactly 0), plot and CSV written."""
+    res = main(_compare_args(tmp_path / "same", "reference,reference"))
+    assert (tmp_path / "same" / "compare.png").stat().st_size > 0
+    lines = (tmp_path / "same" / "compare.csv").read_text().splitlines()
+    assert lines[0].startswith("step,loss_G_reference") and len(lines) == 1 + 3
+    assert {"loss_G", "loss_D", "r1", "pl", "bcr"} <= set(res["drift"])
+    assert res["max_drift"] == 0.0
+    a, b = (res["curves"][x] for x in ("reference", "reference"))
+    assert np.array_equal(a["loss_D"], b["loss_D"], equal_nan=True)
+
+
+def test_compare_fused_vs_reference_drift_is_small(tmp_path):
+    """The fused backend (ops and blocks) reproduces the reference run up to float32 round-off."""
+    res = main(_compare_args(tmp_path / "fused", "reference,auto", steps=2))
+    assert (tmp_path / "fused" / "compare.png").is_file()
+    assert 0 <= res["max_drift"] < 1e-3, res["drift"]
+
+
+def test_gpu_preset_runs_on_cpu():
+    """The GPU preset (larger networks, 32×32) builds and takes a training step on a CPU when forced."""
+    from ganreg_ext.demo.train import PRESETS, resolve_config
+
+    torch.set_num_threads(1)
+    cfg = Config(preset="gpu", device="cpu", batch=8)
+    r = resolve_config(cfg)
+    assert r.size == PRESETS["gpu"]["size"] > PRESETS["cpu"]["size"] and r.width == PRESETS["gpu"]["width"]
+    assert r.steps == PRESETS["gpu"]["steps"] and r.batch == 8
+    assert resolve_config(Config(device="cpu")).preset == "cpu"
+    t = Trainer(cfg, load_digits_images(r.size))
+    out = t.train_step()
+    assert np.isfinite(out["loss_G"]) and np.isfinite(out["r1"]) and np.isfinite(out["pl"])
+    assert t.sample(2, seed=0).shape == (2, 1, r.size, r.size)

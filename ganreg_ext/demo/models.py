@@ -1,18 +1,24 @@
-"""A small StyleGAN2-flavoured GAN for the demo (generic in channels and resolution).
+"""A small StyleGAN2 for the demo, built on the package's fused blocks (generic in channels and
+resolution).
 
-* Mapping network ``z → w`` (normalized ``z``, equalized-lr MLP with lr multiplier 0.01), broadcast
-  to ``ws`` ``[B, num_ws, w_dim]`` (one row per layer, so path length regularization sees a
-  StyleGAN-shaped ``ws``).
+* Mapping network ``z → w`` (normalized ``z``, equalized-lr MLP, lr multiplier ``mapping_lr_mul``),
+  broadcast to ``ws`` ``[B, num_ws, w_dim]`` (one row per layer as NVlabs: ``num_ws = 2·log2(size) − 2``,
+  so path length regularization sees a StyleGAN-shaped ``ws``).
 * Synthesis network: learned 4×4 constant, modulated 3×3 convolutions with weight demodulation
-  (non-fused form: modulate the input, one shared conv, demodulate the output, which is the
-  fast form on CPU), bilinear upsampling, skip-architecture ``toRGB`` layers.
-* Residual discriminator (``fromRGB``, residual blocks with average-pool downsampling and a
-  ``1/sqrt(2)`` merge, minibatch standard deviation, two dense layers).
+  (applied to the activations: ``conv(x·s, W)·d``, the fast form on CPU), the 2× upsampling conv
+  as StyleGAN2 computes it (stride-2 transposed conv, then ``gx.filter2d`` with the ``[1, 3, 3, 1]``
+  FIR filter), skip-architecture ``toRGB`` layers whose running image is ``gx.upsample2d``-ed.
+* Residual discriminator: ``fromRGB``; per resolution a 3×3 conv, then ``gx.downsample2d`` (FIR) + 3×3
+  conv, the skip ``gx.downsample2d`` + 1×1 conv, both scaled by ``√½``; at 4×4 minibatch standard
+  deviation, 3×3 conv, two dense layers.
 
-Everything uses equalized learning rate (runtime weight scaling) and leaky ReLU 0.2 with gain
-``sqrt(2)``, as StyleGAN2. Simplifications compared with NVlabs (kept small for a CPU demo): no
-per-pixel noise inputs, no style mixing, no FIR resampling filters, no ``w_avg``/truncation.
-Every op here is twice differentiable (R1 and path length need double backward).
+Every bias + activation is ``gx.bias_act`` (lrelu 0.2, gain √2) and every resampling
+``gx.upsample2d``/``gx.downsample2d``/``gx.filter2d``; each ``forward`` takes ``backend`` and hands it
+to every block, so ``backend="reference"`` runs the eager reference blocks and a fused backend the
+fused ones (the same weights compute the same function either way). Everything is twice
+differentiable (R1 and path length need the double backward); the fused blocks' backward and
+double backward are themselves fused ops. Equalized learning rate everywhere. Left out (a CPU demo):
+per-pixel noise inputs, style mixing, ``w_avg``/truncation, ``conv_clamp``.
 """
 
 from __future__ import annotations
@@ -23,44 +29,52 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SQRT2 = math.sqrt(2.0)
+import ganreg_ext as gx
+
+SQRT_HALF = math.sqrt(0.5)
 
 
-def lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.2) * SQRT2
+def fir_filter() -> torch.Tensor:
+    return gx.setup_filter([1, 3, 3, 1])
 
 
 class EqLinear(nn.Module):
-    """Dense layer with equalized learning rate (``weight · lr_mul/sqrt(fan_in)`` at runtime)."""
+    """Dense layer with equalized learning rate: ``bias_act(x·(W·lr_mul/√in)ᵀ, b·lr_mul, act)``."""
 
-    def __init__(self, in_f: int, out_f: int, bias_init: float = 0.0, lr_mul: float = 1.0, act: bool = False):
+    def __init__(self, in_f: int, out_f: int, bias_init: float = 0.0, lr_mul: float = 1.0, act: str = "linear"):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_f, in_f) / lr_mul)
         self.bias = nn.Parameter(torch.full([out_f], float(bias_init)))
         self.w_gain = lr_mul / math.sqrt(in_f)
-        self.b_gain = lr_mul
+        self.lr_mul = lr_mul
         self.act = act
 
-    def forward(self, x):
-        x = F.linear(x, self.weight * self.w_gain, self.bias * self.b_gain)
-        return lrelu(x) if self.act else x
+    def forward(self, x, backend=None):
+        return gx.bias_act(x.matmul((self.weight * self.w_gain).t()), self.bias * self.lr_mul, act=self.act, backend=backend)
 
 
 class EqConv2d(nn.Module):
-    """Conv with equalized learning rate; optional 2× average-pool downsampling after the conv."""
+    """Conv with equalized learning rate; optional FIR 2× downsampling (``gx.downsample2d``) before
+    the conv; ``gx.bias_act`` with gain ``gain`` (× √2 for lrelu). Without a bias the output is
+    linear and ``gain`` folds into the weight."""
 
-    def __init__(self, in_ch: int, out_ch: int, k: int, bias: bool = True, act: bool = True, down: bool = False):
+    def __init__(
+        self, in_ch: int, out_ch: int, k: int, bias: bool = True, act: str = "lrelu", down: bool = False, gain: float = 1.0
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, k, k))
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
-        self.gain = 1 / math.sqrt(in_ch * k * k)
-        self.act, self.down, self.pad = act, down, k // 2
+        self.w_gain = (1 if bias else gain) / math.sqrt(in_ch * k * k)
+        self.act, self.down, self.pad, self.gain = act, down, k // 2, gain
 
-    def forward(self, x):
-        x = F.conv2d(x, self.weight * self.gain, self.bias, padding=self.pad)
+    def forward(self, x, f, backend=None):
         if self.down:
-            x = F.avg_pool2d(x, 2)
-        return lrelu(x) if self.act else x
+            x = gx.downsample2d(x, f, backend=backend)
+        x = F.conv2d(x, self.weight * self.w_gain, padding=self.pad)
+        if self.bias is None:
+            return x
+        act_gain = math.sqrt(2) if self.act == "lrelu" else 1.0
+        return gx.bias_act(x, self.bias, act=self.act, gain=act_gain * self.gain, backend=backend)
 
 
 class MappingNetwork(nn.Module):
@@ -68,38 +82,44 @@ class MappingNetwork(nn.Module):
         super().__init__()
         self.num_ws = num_ws
         dims = [z_dim] + [w_dim] * layers
-        self.net = nn.Sequential(*[EqLinear(a, b, lr_mul=lr_mul, act=True) for a, b in zip(dims[:-1], dims[1:])])
+        self.net = nn.ModuleList([EqLinear(a, b, lr_mul=lr_mul, act="lrelu") for a, b in zip(dims[:-1], dims[1:])])
 
-    def forward(self, z):
-        z = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)  # normalize 2nd moment
-        w = self.net(z)
+    def forward(self, z, backend=None):
+        w = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)  # normalize 2nd moment
+        for layer in self.net:
+            w = layer(w, backend)
         return w.unsqueeze(1).repeat(1, self.num_ws, 1)
 
 
 class ModulatedConv(nn.Module):
-    """StyleGAN2 modulated conv: ``s = A(w)``; ``y = demod · conv(x·s, W)`` (+ bias, lrelu)."""
+    """StyleGAN2 modulated conv: ``s = A(w)``; ``y = bias_act(d·conv(x·s, W), b)``, with
+    ``d = (Σ (W·s)² + 1e-8)^(-1/2)`` (demodulation) or, for toRGB, styles scaled by ``1/√fan_in``
+    and no demodulation. ``up``: the conv upsamples 2× (transposed conv, then the FIR filter)."""
 
-    def __init__(self, in_ch: int, out_ch: int, k: int, w_dim: int, demodulate: bool = True, act: bool = True, up: bool = False):
+    def __init__(
+        self, in_ch: int, out_ch: int, k: int, w_dim: int, demodulate: bool = True, act: str = "lrelu", up: bool = False
+    ):
         super().__init__()
         self.affine = EqLinear(w_dim, in_ch, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, k, k))
         self.bias = nn.Parameter(torch.zeros(out_ch))
-        self.gain = 1 / math.sqrt(in_ch * k * k)
+        self.s_gain = 1 / math.sqrt(in_ch * k * k)
         self.demodulate, self.act, self.up, self.pad = demodulate, act, up, k // 2
 
-    def forward(self, x, w):
-        s = self.affine(w)  # [B, in]
+    def forward(self, x, w, f, backend=None):
+        s = self.affine(w, backend)  # [B, in]
         if not self.demodulate:  # toRGB: NVlabs scales the styles instead of demodulating
-            s = s * self.gain
-        if self.up:
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        weight = self.weight * (self.gain if self.demodulate else 1.0)
-        x = F.conv2d(x * s[:, :, None, None], weight, padding=self.pad)
+            s = s * self.s_gain
+        x = x * s[:, :, None, None]
+        if self.up:  # = zero insertion + conv with W (one 3×3 conv at the low resolution), then FIR
+            x = F.conv_transpose2d(x, self.weight.transpose(0, 1).flip([2, 3]), stride=2)
+            x = gx.filter2d(x, f, padding=[-1, 0, -1, 0], gain=4, backend=backend)  # 2H + 1 → 2H
+        else:
+            x = F.conv2d(x, self.weight, padding=self.pad)
         if self.demodulate:
-            d = torch.rsqrt((weight.square().sum([2, 3])[None] * s.square()[:, None, :]).sum(2) + 1e-8)  # [B, out]
+            d = torch.rsqrt(s.square().matmul(self.weight.square().sum([2, 3]).t()) + 1e-8)  # [B, out]
             x = x * d[:, :, None, None]
-        x = x + self.bias[None, :, None, None]
-        return lrelu(x) if self.act else x
+        return gx.bias_act(x, self.bias, act=self.act, backend=backend)
 
 
 def channels_at(res: int, width: int) -> int:
@@ -116,7 +136,7 @@ class SynthesisNetwork(nn.Module):
         c4 = channels_at(4, width)
         self.const = nn.Parameter(torch.randn(c4, 4, 4))
         self.conv4 = ModulatedConv(c4, c4, 3, w_dim)
-        self.rgb4 = ModulatedConv(c4, channels, 1, w_dim, demodulate=False, act=False)
+        self.rgb4 = ModulatedConv(c4, channels, 1, w_dim, demodulate=False, act="linear")
         self.blocks = nn.ModuleList()
         res, c_in = 8, c4
         while res <= size:
@@ -126,39 +146,44 @@ class SynthesisNetwork(nn.Module):
                     [
                         ModulatedConv(c_in, c, 3, w_dim, up=True),
                         ModulatedConv(c, c, 3, w_dim),
-                        ModulatedConv(c, channels, 1, w_dim, demodulate=False, act=False),
+                        ModulatedConv(c, channels, 1, w_dim, demodulate=False, act="linear"),
                     ]
                 )
             )
             res, c_in = res * 2, c
-        self.num_ws = 2 + 3 * len(self.blocks)
+        self.num_ws = 2 + 2 * len(self.blocks)  # NVlabs: conv layers + the last toRGB
+        self.register_buffer("f", fir_filter())
 
-    def forward(self, ws):
-        ws = ws.unbind(1)
-        x = self.const[None].expand(ws[0].shape[0], -1, -1, -1)
-        x = self.conv4(x, ws[0])
-        img = self.rgb4(x, ws[1])
-        i = 2
-        for conv0, conv1, torgb in self.blocks:
-            x = conv0(x, ws[i])
-            x = conv1(x, ws[i + 1])
-            img = F.interpolate(img, scale_factor=2, mode="bilinear", align_corners=False) + torgb(x, ws[i + 2])
-            i += 3
+    def forward(self, ws, backend=None):
+        x = self.const[None].expand(ws.shape[0], -1, -1, -1)
+        x = self.conv4(x, ws[:, 0], self.f, backend)
+        img = self.rgb4(x, ws[:, 1], self.f, backend)
+        for i, (conv0, conv1, torgb) in enumerate(self.blocks):
+            x = conv0(x, ws[:, 2 * i + 1], self.f, backend)
+            x = conv1(x, ws[:, 2 * i + 2], self.f, backend)
+            img = gx.upsample2d(img, self.f, backend=backend) + torgb(x, ws[:, 2 * i + 3], self.f, backend)
         return img
 
 
 class Generator(nn.Module):
     def __init__(
-        self, z_dim: int = 64, w_dim: int = 64, size: int = 32, channels: int = 1, width: int = 64, mapping_layers: int = 2
+        self,
+        z_dim: int = 64,
+        w_dim: int = 64,
+        size: int = 32,
+        channels: int = 1,
+        width: int = 64,
+        mapping_layers: int = 2,
+        mapping_lr_mul: float = 0.01,
     ):
         super().__init__()
         self.z_dim, self.w_dim, self.size, self.channels = z_dim, w_dim, size, channels
         self.synthesis = SynthesisNetwork(w_dim, size, channels, width)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, mapping_layers)
+        self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, mapping_layers, mapping_lr_mul)
 
-    def forward(self, z):
-        return self.synthesis(self.mapping(z))
+    def forward(self, z, backend=None):
+        return self.synthesis(self.mapping(z, backend), backend)
 
 
 class MinibatchStd(nn.Module):
@@ -177,11 +202,11 @@ class DiscriminatorBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.conv0 = EqConv2d(c_in, c_in, 3)
-        self.conv1 = EqConv2d(c_in, c_out, 3, down=True)
-        self.skip = EqConv2d(c_in, c_out, 1, bias=False, act=False, down=True)
+        self.conv1 = EqConv2d(c_in, c_out, 3, down=True, gain=SQRT_HALF)
+        self.skip = EqConv2d(c_in, c_out, 1, bias=False, down=True, gain=SQRT_HALF)
 
-    def forward(self, x):
-        return (self.skip(x) + self.conv1(self.conv0(x))) * (1 / SQRT2)
+    def forward(self, x, f, backend=None):
+        return self.skip(x, f, backend) + self.conv1(self.conv0(x, f, backend), f, backend)
 
 
 class Discriminator(nn.Module):
@@ -192,14 +217,17 @@ class Discriminator(nn.Module):
         while res > 4:
             blocks.append(DiscriminatorBlock(channels_at(res, width), channels_at(res // 2, width)))
             res //= 2
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.ModuleList(blocks)
         c4 = channels_at(4, width)
         self.mbstd = MinibatchStd()
         self.conv = EqConv2d(c4 + 1, c4, 3)
-        self.fc = EqLinear(c4 * 16, c4, act=True)
+        self.fc = EqLinear(c4 * 16, c4, act="lrelu")
         self.out = EqLinear(c4, 1)
+        self.register_buffer("f", fir_filter())
 
-    def forward(self, img):
-        x = self.blocks(self.from_rgb(img))
-        x = self.conv(self.mbstd(x))
-        return self.out(self.fc(x.flatten(1))).squeeze(1)  # [B] logits
+    def forward(self, img, backend=None):
+        x = self.from_rgb(img, self.f, backend)
+        for block in self.blocks:
+            x = block(x, self.f, backend)
+        x = self.conv(self.mbstd(x), self.f, backend)
+        return self.out(self.fc(x.flatten(1), backend), backend).squeeze(1)  # [B] logits

@@ -66,8 +66,11 @@ def read_csv(path: str) -> dict[str, np.ndarray]:
     return out
 
 
-def plot_curves(metrics_csv: str, scores_csv: str, path: str, real_score: float | None = None) -> None:
-    """Losses, penalties, ``pl_mean`` and the digits score over steps, one PNG (matplotlib Agg)."""
+def plot_curves(
+    metrics_csv: str, scores_csv: str, path: str, real_score: float | None = None, real_fd: float | None = None
+) -> None:
+    """Losses, penalties, ``pl_mean``, the digits score and the digits FD over steps, one PNG
+    (matplotlib Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +78,7 @@ def plot_curves(metrics_csv: str, scores_csv: str, path: str, real_score: float 
 
     m = read_csv(metrics_csv)
     s = read_csv(scores_csv) if os.path.exists(scores_csv) else {}
-    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    fig, axes = plt.subplots(1, 5, figsize=(22, 3.8))
     if m:
         step = m["step"]
 
@@ -102,17 +105,67 @@ def plot_curves(metrics_csv: str, scores_csv: str, path: str, real_score: float 
         ax = axes[2]
         ax.plot(step, m["pl_mean"])
         ax.set_title("pl_mean (running mean of path lengths)")
+    has = s and len(s.get("step", [])) and np.isfinite(s.get("score", [np.nan])).any()
     ax = axes[3]
-    if s and len(s.get("step", [])):
+    if has:
         ax.plot(s["step"], s["score"], "o-", label="generated (G_ema)")
         if real_score is not None:
-            ax.axhline(real_score, color="k", ls="--", label=f"real digits ({real_score:.2f})")
+            ax.axhline(real_score, color="k", ls="--", label=f"real digits, held out ({real_score:.2f})")
         ax.set_ylim(0.8, 10.2)
         ax.legend()
-    ax.set_title("digits score exp(H(E p) − E H(p))")
+    ax.set_title("digits score exp(H(E p) − E H(p)) ↑")
+    ax = axes[4]
+    if has and "fd" in s and np.isfinite(s["fd"]).any():
+        ax.plot(s["step"], s["fd"], "o-", color="C3", label="generated (G_ema)")
+        if real_fd is not None:
+            ax.axhline(max(real_fd, 1e-3), color="k", ls="--", label=f"real digits, held out ({real_fd:.2f})")
+        ax.set_yscale("log")
+        ax.legend()
+    ax.set_title("digits FD (Fréchet distance, classifier logits) ↓")
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+COMPARE_TITLES = {
+    "loss_G": "G loss (Gmain)",
+    "loss_D": "D loss (Dmain)",
+    "r1": "R1 penalty (lazy, Dreg)",
+    "pl": "path length penalty (lazy, Greg)",
+    "pl_mean": "pl_mean",
+    "bcr": "bCR",
+}
+
+
+def plot_compare(runs: dict, backends: list, names: list, drift: dict, secs: dict, path: str) -> None:
+    """The ``--compare`` plot: per quantity the two backends' curves overlaid (the first a thick
+    line, the second dots on it), each panel titled with its relative drift."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in COMPARE_TITLES if k in drift]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
+    a, b = backends
+    for ax, k in zip(axes[0], keys):
+        for x, name, style in ((a, names[0], dict(lw=3, alpha=0.45)), (b, names[1], dict(lw=0, marker=".", ms=3))):
+            v = runs[x][k]
+            ok = np.isfinite(v)
+            ax.plot(np.flatnonzero(ok), v[ok], label=f"{name} ({secs[x]:.0f} s)", **style)
+        ax.set_title(f"{COMPARE_TITLES[k]}\nmax rel. drift {drift[k]:.1e}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    worst = max(drift.values()) if drift else 0.0
+    fig.suptitle(
+        f"Same seed, same first {len(runs[a][keys[0]])} steps: backend {names[1]} vs {names[0]} — "
+        f"max relative drift {worst:.1e} (max_k |b_k − a_k| / max_k |a_k|)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

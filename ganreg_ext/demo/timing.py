@@ -5,8 +5,11 @@ region, so the R1/PL steps stay eager)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import statistics
+import sys
 import time
 import warnings
 
@@ -17,10 +20,10 @@ from ganreg_ext._dispatch import resolve
 
 
 def auto_backend(device: torch.device) -> str:
-    """What ``auto`` resolves to for the penalty ops on ``device`` (no warning)."""
+    """What ``auto`` resolves to for the penalty ops and the blocks on ``device`` (no warning)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gx.BackendWarning)
-        names = {resolve(op, "auto", device) for op in ("sqnorm", "noise_dot")}
+        names = {resolve(op, "auto", device) for op in ("sqnorm", "noise_dot", "bias_act", "upfirdn2d")}
     return names.pop() if len(names) == 1 else "+".join(sorted(names))
 
 
@@ -29,22 +32,44 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _cpu_peak_mib(fn) -> float:
-    """Peak of the running sum of torch CPU allocations during ``fn`` (profiler memory events,
-    attributed to the innermost op), relative to the start, MiB."""
+@contextlib.contextmanager
+def _quiet_fds():
+    """Silence file descriptors 1 and 2 (the profiler's native code prints ``USDT … profiler_start``
+    / ``profiler_stop`` and device-probe lines there, past Python's ``sys.stdout``)."""
+    saved = []
+    try:
+        for s in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                s.flush()
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(null, fd)
+        os.close(null)
+    except OSError:  # no real file descriptors (a captured stream): nothing to silence
+        pass
+    try:
+        yield
+    finally:
+        for fd, old in saved:
+            os.dup2(old, fd)
+            os.close(old)
+
+
+def _cpu_peak_mib(fn) -> float | None:
+    """Extra torch CPU memory at the peak of ``fn`` (MiB): the profiler's allocation (+) and free (−)
+    records replayed in time order. PyTorch keeps no CPU allocator statistics and the max RSS only
+    grows, so this is the way to see a step's peak; the profiler's console lines are silenced."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    deltas = []
-    for e in prof.events():
-        if not e.cpu_memory_usage:
-            continue
-        own = e.cpu_memory_usage - sum(c.cpu_memory_usage for c in e.cpu_children)
-        if own:
-            deltas.append((e.time_range.start, own))
+    try:
+        with _quiet_fds(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+        events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    except Exception:  # noqa: BLE001 - a profiler without memory records: report nothing rather than a guess
+        return None
     cur = peak = 0
-    for _, d in sorted(deltas):
+    for _, d in sorted(events):
         cur += d
         peak = max(peak, cur)
     return peak / 2**20
@@ -104,7 +129,7 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
         def fn():
             params_zero()
             x = real.detach().requires_grad_(True)
-            logits = D(trainer.augment(x, aug, backend))
+            logits = D(trainer.augment(x, aug, backend), backend)
             grads = gx.input_gradients(logits, x)
             r1 = gx.r1_penalty(grads, cfg.r1_gamma, backend=backend) * cfg.r1_interval
             (logits.mean() * 0 + r1).backward()
@@ -117,8 +142,8 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
 
         def fn():
             params_zero()
-            ws = G.mapping(z_pl)
-            img = G.synthesis(ws)
+            ws = G.mapping(z_pl, backend)
+            img = G.synthesis(ws, backend)
             (reg(img, ws, seed=1234) * cfg.pl_interval).backward()
 
         return fn
@@ -135,7 +160,7 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
     D.requires_grad_(True)
 
     with torch.no_grad():
-        fake = G(z)
+        fake = G(z, auto)
     cr = (trainer.sample_cr(B, gen), trainer.sample_cr(B, gen)) if cfg.bcr > 0 else None
 
     def d_bcr_step(backend):
@@ -184,7 +209,7 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
     D.requires_grad_(False)
     params_zero()
 
-    mem = "peak MiB (CUDA allocator)" if dev.type == "cuda" else "peak MiB (torch CPU allocations, profiler)"
+    mem = "peak MiB (CUDA allocator)" if dev.type == "cuda" else "peak MiB (torch CPU allocations)"
     lines = [
         f"| step | backend | ms / step (median of {reps}) | {mem} |",
         "|---|---|---:|---:|",
@@ -193,12 +218,16 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
         if r["ms"] is None:
             lines.append(f"| {r['step']} | {r['backend']} | {r.get('note', 'n/a')} | |")
         else:
-            lines.append(f"| {r['step']} | {r['backend']} | {r['ms']:.1f} | {r['mib']:.1f} |")
+            mib = "n/a" if r["mib"] is None else f"{r['mib']:.1f}"
+            lines.append(f"| {r['step']} | {r['backend']} | {r['ms']:.1f} | {mib} |")
     ref = {r["step"]: r["ms"] for r in rows if r["backend"] == "reference"}
     notes = [
         "",
         f"Device: {device_name(dev)}; torch {torch.__version__}; ganreg_ext backends here: {gx.available_backends()}; "
         f"`auto` → `{auto}`.",
+        "`reference` runs every op eagerly: the penalties, DiffAugment/bCR and the networks' blocks (`bias_act`, "
+        "FIR up/downsampling); the fused backend runs all of them fused (convolutions and matmuls are PyTorch's "
+        "either way). "
         "Steps time forward + input/`ws` gradients (create_graph) + penalty + backward, without the optimizer step "
         "(identical for both backends). R1 includes DiffAugment of the real batch (its double backward too); "
         "the DiffAugment + bCR step is the main D step (losses on augmented reals and fakes, bCR's two extra D "

@@ -1,11 +1,16 @@
-"""``python -m ganreg_ext.demo``: train a small StyleGAN2-flavoured GAN with the package's fused
-regularizers (lazy R1, lazy path length, DiffAugment, bCR) and show what they buy.
+"""``python -m ganreg_ext.demo``: train a small StyleGAN2 with the package's fused regularizers (lazy R1,
+lazy path length, DiffAugment, bCR) and fused blocks (``bias_act``, FIR ``upfirdn2d``) and show what
+they buy.
 
 Each step runs the NVlabs phases ``Gmain``, ``Greg`` (every ``pl_interval`` steps), ``Dmain``,
 ``Dreg`` (every ``r1_interval`` steps), each with its own optimizer step; the regularized phases
 multiply their penalty by the interval and both Adam optimizers use
 ``gx.lazy_regularization(interval, lr, betas)``. All randomness of step ``k`` comes from a
-generator seeded with ``(seed, k)``, so a resumed run repeats the exact next step.
+generator seeded with ``(seed, k)``, so a resumed run repeats the exact next step, and two runs
+from the same seed draw the same numbers (``--compare`` runs the same steps on two backends).
+
+Settings left at ``None`` come from a preset (``--preset``): ``cpu`` (a 2-core CPU, ≤ 5 minutes of
+training) or ``gpu`` (larger and longer); ``auto`` picks by device.
 """
 
 from __future__ import annotations
@@ -33,6 +38,34 @@ LOSSES = {
     "hinge": (gx.hinge_d_loss, gx.hinge_g_loss),
 }
 
+# Settings a preset fills in when they are left at None (measured choices: docs/demo/README.md).
+PRESETS = {
+    "cpu": dict(
+        size=16,
+        steps=2000,
+        batch=32,
+        width=32,
+        lr=0.0025,
+        r1_gamma=0.1,
+        augment="color,translation,cutout",
+        bcr=0.0,
+        ema_kimg=5.0,
+        eval_every=250,
+    ),
+    "gpu": dict(
+        size=32,
+        steps=6000,
+        batch=64,
+        width=128,
+        lr=0.0025,
+        r1_gamma=0.1,
+        augment="color,translation,cutout",
+        bcr=0.0,
+        ema_kimg=10.0,
+        eval_every=500,
+    ),
+}
+
 # Flags that may differ on --resume (everything else comes from the checkpoint).
 RUNTIME_FLAGS = ("steps", "out", "device", "backend", "eval_every", "timing", "timing_reps", "compile", "progress", "threads")
 
@@ -40,56 +73,93 @@ RUNTIME_FLAGS = ("steps", "out", "device", "backend", "eval_every", "timing", "t
 @dataclasses.dataclass
 class Config:
     data: str = "digits"  # "digits" (sklearn, no download) or a folder of images
-    size: int = 32
-    steps: int = 800
-    batch: int = 32
+    preset: str = "auto"  # "auto" (by device), "cpu" or "gpu": fills the settings left at None
+    size: int | None = None
+    steps: int | None = None
+    batch: int | None = None
     loss: str = "ns"
-    r1_gamma: float = 1.0
+    r1_gamma: float | None = None
     r1_interval: int = 16
     pl_weight: float = 2.0
     pl_interval: int = 4
     pl_decay: float = 0.01
-    augment: str = "color,translation,cutout"
-    bcr: float = 1.0
+    augment: str | None = None  # the D-input augmentation: a DiffAugment policy or "none" (build_augment)
+    bcr: float | None = None
     bcr_batch: int = 8
     bcr_flip: bool = False
-    lr: float = 0.0025
-    width: int = 32
+    lr: float | None = None
+    d_lr: float = 0.0  # 0: lr
+    beta1: float = 0.0
+    beta2: float = 0.99
+    width: int | None = None
+    d_width: int = 0  # 0: width
     z_dim: int = 64
     w_dim: int = 64
-    ema_kimg: float = 10.0
+    mapping_layers: int = 2
+    mapping_lr_mul: float = 0.01
+    ema_kimg: float | None = None
     ema_rampup: float = 0.05
     backend: str = "auto"
     device: str = ""
     seed: int = 0
     out: str = ""
-    eval_every: int = 200
+    eval_every: int | None = None
     n_eval: int = 1000
     timing: bool = True
     timing_reps: int = 10
     compile: str = "auto"
     progress: bool = True
     threads: int = 0  # 0: torch's default, or 1 when the machine is already busy
+    compare: int = 0  # > 0: only the drop-in comparison of this many steps (compare.png)
+    compare_backends: str = "reference,auto"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_config(cfg: Config) -> Config:
+    """``cfg`` with the device and every setting left at ``None`` filled from its preset."""
+    device = cfg.device or default_device()
+    preset = cfg.preset
+    if preset == "auto":
+        preset = "gpu" if torch.device(device).type == "cuda" else "cpu"
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be auto, {' or '.join(PRESETS)}, got {cfg.preset!r}")
+    fill = {k: v for k, v in PRESETS[preset].items() if getattr(cfg, k) is None}
+    cfg = dataclasses.replace(cfg, device=device, preset=preset, **fill)
+    if cfg.augment.strip().lower() in ("", "none", "off"):
+        cfg.augment = "none"
+    return cfg
 
 
 def parse_args(argv=None) -> tuple[Config, str | None]:
-    c = Config()
+    c, cpu, gpu = Config(), PRESETS["cpu"], PRESETS["gpu"]
     p = argparse.ArgumentParser(
         prog="python -m ganreg_ext.demo",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+
+    def preset(key, help=""):
+        return f"{help + '; ' if help else ''}default from the preset: cpu {cpu[key]!r}, gpu {gpu[key]!r}"
+
     p.add_argument("--data", default=c.data, help='"digits" (scikit-learn, bundled) or a folder of images')
-    p.add_argument("--size", type=int, default=c.size, help="image resolution (power of two >= 8)")
-    p.add_argument("--steps", type=int, default=c.steps, help="total training steps (a resumed run continues to this)")
-    p.add_argument("--batch", type=int, default=c.batch)
+    p.add_argument(
+        "--preset", choices=("auto", *PRESETS), default=c.preset, help="settings for a 2-core CPU or a GPU (auto: by device)"
+    )
+    p.add_argument("--size", type=int, default=None, help=preset("size", "image resolution (power of two >= 8)"))
+    p.add_argument(
+        "--steps", type=int, default=None, help=preset("steps", "total training steps (a resumed run continues to this)")
+    )
+    p.add_argument("--batch", type=int, default=None, help=preset("batch"))
     p.add_argument("--loss", choices=sorted(LOSSES), default=c.loss)
-    p.add_argument("--r1-gamma", type=float, default=c.r1_gamma, help="R1 gamma (0 turns R1 off)")
+    p.add_argument("--r1-gamma", type=float, default=None, help=preset("r1_gamma", "R1 gamma (0 turns R1 off)"))
     p.add_argument("--r1-interval", type=int, default=c.r1_interval)
     p.add_argument("--pl-weight", type=float, default=c.pl_weight, help="path length weight (0 turns it off)")
     p.add_argument("--pl-interval", type=int, default=c.pl_interval)
-    p.add_argument("--augment", default=c.augment, metavar="POLICY", help='DiffAugment policy, "none" to disable')
-    p.add_argument("--bcr", type=float, default=c.bcr, help="bCR weight (lambda_real = lambda_fake); 0 = off")
+    p.add_argument("--augment", default=None, metavar="POLICY", help=preset("augment", 'DiffAugment policy, "none" to disable'))
+    p.add_argument("--bcr", type=float, default=None, help=preset("bcr", "bCR weight (lambda_real = lambda_fake); 0 = off"))
     p.add_argument(
         "--bcr-batch",
         type=int,
@@ -99,9 +169,18 @@ def parse_args(argv=None) -> tuple[Config, str | None]:
     p.add_argument(
         "--bcr-flip", action="store_true", help="bCR's T also flips horizontally (off: digits are not mirror-symmetric)"
     )
-    p.add_argument("--lr", type=float, default=c.lr)
-    p.add_argument("--width", type=int, default=c.width, help="feature maps at 4x4 and 8x8 (halved per octave above)")
-    p.add_argument("--backend", default=c.backend, help="ganreg_ext backend for every op (auto, reference, cpu, cuda, triton)")
+    p.add_argument("--lr", type=float, default=None, help=preset("lr", "Adam learning rate of G (and D unless --d-lr)"))
+    p.add_argument("--d-lr", type=float, default=c.d_lr, help="Adam learning rate of D (0: --lr)")
+    p.add_argument("--beta1", type=float, default=c.beta1, help="Adam beta1 (before lazy-regularization scaling)")
+    p.add_argument("--beta2", type=float, default=c.beta2, help="Adam beta2 (before lazy-regularization scaling)")
+    p.add_argument(
+        "--width", type=int, default=None, help=preset("width", "feature maps at 4x4 and 8x8 (halved per octave above)")
+    )
+    p.add_argument("--d-width", type=int, default=c.d_width, help="D's width (0: --width)")
+    p.add_argument("--ema-kimg", type=float, default=None, help=preset("ema_kimg", "half-life of G_ema in thousands of images"))
+    p.add_argument(
+        "--backend", default=c.backend, help="ganreg_ext backend for every op and block (auto, reference, cpu, cuda, triton)"
+    )
     p.add_argument("--device", default=c.device, help="default: cuda if available else cpu")
     p.add_argument("--seed", type=int, default=c.seed)
     p.add_argument("--out", default=c.out, help="run directory (default runs/<data>-<loss>-<time>)")
@@ -113,7 +192,12 @@ def parse_args(argv=None) -> tuple[Config, str | None]:
         metavar="CHECKPOINT",
         help="resume from CHECKPOINT (default: <out>/checkpoint.pt)",
     )
-    p.add_argument("--eval-every", type=int, default=c.eval_every, help="steps between evaluations (grid + score + checkpoint)")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        help=preset("eval_every", "steps between evaluations (grid, score, FD, checkpoint)"),
+    )
     p.add_argument("--n-eval", type=int, default=c.n_eval, help="samples scored per evaluation")
     p.add_argument("--timing-reps", type=int, default=c.timing_reps)
     p.add_argument("--no-timing", dest="timing", action="store_false", help="skip the timing table")
@@ -130,12 +214,20 @@ def parse_args(argv=None) -> tuple[Config, str | None]:
         default=c.threads,
         help="CPU threads for torch (0: torch's default, 1 if the load average already exceeds the core count)",
     )
+    p.add_argument(
+        "--compare",
+        type=int,
+        nargs="?",
+        const=100,
+        default=c.compare,
+        metavar="N",
+        help="drop-in proof instead of training: the first N steps (default 100) once per backend of "
+        "--compare-backends from the same seed, curves overlaid in compare.png",
+    )
+    p.add_argument("--compare-backends", default=c.compare_backends, metavar="A,B", help="the two backends --compare runs")
     a = p.parse_args(argv)
     resume = a.__dict__.pop("resume")
-    cfg = Config(**{k: v for k, v in vars(a).items()})
-    if cfg.augment.strip().lower() in ("", "none", "off"):
-        cfg.augment = "none"
-    return cfg, resume
+    return Config(**vars(a)), resume
 
 
 def set_threads(n: int) -> int:
@@ -147,30 +239,52 @@ def set_threads(n: int) -> int:
     return n
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load_data(cfg: Config) -> torch.Tensor:
     from .data import load_digits_images, load_folder
 
     return load_digits_images(cfg.size) if cfg.data == "digits" else load_folder(cfg.data, cfg.size)
 
 
+class DiffAugment:
+    """DiffAugment (``gx.diff_augment``) with a policy (``color``, ``translation``, ``cutout``);
+    parameters drawn on the CPU from the step's generator, moved to the device."""
+
+    def __init__(self, policy: str, size: int, device: torch.device):
+        self.policy, self.size, self.device = policy, size, device
+
+    def sample(self, B: int, gen: torch.Generator) -> dict:
+        p = gx.sample_diffaug_params(B, self.size, self.size, self.policy, device="cpu", generator=gen)
+        return {k: v.to(self.device) for k, v in p.items()}
+
+    def __call__(self, x, params, backend):
+        return gx.diff_augment(x, self.policy, params=params, backend=backend)
+
+
+def build_augment(cfg: Config, device: torch.device):
+    """The D-input augmentation (``--augment``), chosen here and nowhere else: ``None`` for "none",
+    else an object with ``sample(B, generator) → params`` and ``__call__(x, params, backend)``
+    (an ``nn.Module`` one is checkpointed with the networks)."""
+    if cfg.augment == "none":
+        return None
+    return DiffAugment(cfg.augment, cfg.size, device)
+
+
 class Trainer:
     def __init__(self, cfg: Config, data: torch.Tensor):
-        self.cfg = cfg
-        self.device = torch.device(cfg.device or default_device())
+        cfg = self.cfg = resolve_config(cfg)
+        self.device = torch.device(cfg.device)
         self.data = data.to(self.device)
         channels = data.shape[1]
         torch.manual_seed(cfg.seed)  # model initialization
-        self.G = Generator(cfg.z_dim, cfg.w_dim, cfg.size, channels, cfg.width).to(self.device)
-        self.D = Discriminator(cfg.size, channels, cfg.width).to(self.device)
+        self.G = Generator(cfg.z_dim, cfg.w_dim, cfg.size, channels, cfg.width, cfg.mapping_layers, cfg.mapping_lr_mul)
+        self.G = self.G.to(self.device)
+        self.D = Discriminator(cfg.size, channels, cfg.d_width or cfg.width).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.aug = build_augment(cfg, self.device)
         self.d_loss, self.g_loss = LOSSES[cfg.loss]
         # Lazy regularization: Adam settings for a network whose penalty runs every `interval` steps.
-        g_lr, g_betas = gx.lazy_regularization(cfg.pl_interval, cfg.lr, (0.0, 0.99))
-        d_lr, d_betas = gx.lazy_regularization(cfg.r1_interval, cfg.lr, (0.0, 0.99))
+        g_lr, g_betas = gx.lazy_regularization(cfg.pl_interval, cfg.lr, (cfg.beta1, cfg.beta2))
+        d_lr, d_betas = gx.lazy_regularization(cfg.r1_interval, cfg.d_lr or cfg.lr, (cfg.beta1, cfg.beta2))
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=g_lr, betas=g_betas, eps=1e-8)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=d_lr, betas=d_betas, eps=1e-8)
         self.pl_reg = gx.PathLengthRegularizer(decay=cfg.pl_decay, weight=cfg.pl_weight, backend=cfg.backend).to(self.device)
@@ -185,33 +299,29 @@ class Trainer:
         return torch.randn(*shape, generator=gen).to(self.device)
 
     def sample_augment(self, B: int, gen: torch.Generator):
-        """DiffAugment parameters (drawn on CPU from ``gen``, moved to the device); None when off."""
-        if self.cfg.augment == "none":
-            return None
-        H = W = self.cfg.size
-        p = gx.sample_diffaug_params(B, H, W, self.cfg.augment, device="cpu", generator=gen)
-        return {k: v.to(self.device) for k, v in p.items()}
+        """Augmentation parameters for ``B`` images; None when off."""
+        return None if self.aug is None else self.aug.sample(B, gen)
 
     def augment(self, x, params, backend=None):
         if params is None:
             return x
-        return gx.diff_augment(x, self.cfg.augment, params=params, backend=backend or self.cfg.backend)
+        return self.aug(x, params, backend or self.cfg.backend)
 
     def real_batch(self, B: int, gen):
         return self.data[torch.randint(0, len(self.data), (B,), generator=gen).to(self.device)]
 
     # -- one training step --------------------------------------------------------------------------
     def train_step(self) -> dict:
-        cfg, G, D, step = self.cfg, self.G, self.D, self.step
+        cfg, G, D, step, be = self.cfg, self.G, self.D, self.step, self.cfg.backend
         gen = self.step_generator(step)
         B = cfg.batch
         out = {"step": step}
 
-        # Gmain: non-saturating (or lsgan/hinge) G loss through DiffAugment of the fakes.
+        # Gmain: non-saturating (or lsgan/hinge) G loss through the augmentation of the fakes.
         G.requires_grad_(True)
         D.requires_grad_(False)
-        fake = G(self.randn(B, cfg.z_dim, gen=gen))
-        loss_G = self.g_loss(D(self.augment(fake, self.sample_augment(B, gen))))
+        fake = G(self.randn(B, cfg.z_dim, gen=gen), be)
+        loss_G = self.g_loss(D(self.augment(fake, self.sample_augment(B, gen)), be))
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self.opt_G.step()
@@ -219,8 +329,8 @@ class Trainer:
 
         # Greg: lazy path length regularization on B // 2 samples, ×interval.
         if cfg.pl_weight > 0 and step % cfg.pl_interval == 0:
-            ws = G.mapping(self.randn(max(1, B // 2), cfg.z_dim, gen=gen))
-            img = G.synthesis(ws)
+            ws = G.mapping(self.randn(max(1, B // 2), cfg.z_dim, gen=gen), be)
+            img = G.synthesis(ws, be)
             seed = int(torch.randint(0, 2**62, (1,), generator=gen))
             pl = self.pl_reg(img, ws, seed=seed)
             self.opt_G.zero_grad(set_to_none=True)
@@ -233,7 +343,7 @@ class Trainer:
         G.requires_grad_(False)
         D.requires_grad_(True)
         with torch.no_grad():
-            fake = G(self.randn(B, cfg.z_dim, gen=gen))
+            fake = G(self.randn(B, cfg.z_dim, gen=gen), be)
         real = self.real_batch(B, gen)
         aug_r, aug_f = self.sample_augment(B, gen), self.sample_augment(B, gen)
         cr = (self.sample_cr(B, gen), self.sample_cr(B, gen)) if cfg.bcr > 0 else None
@@ -250,9 +360,9 @@ class Trainer:
         # Dreg: lazy R1 on the (augmented) reals, gradients w.r.t. the un-augmented input, ×interval.
         if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
             x = real.detach().requires_grad_(True)
-            logits = D(self.augment(x, self.sample_augment(B, gen)))
+            logits = D(self.augment(x, self.sample_augment(B, gen)), be)
             grads = gx.input_gradients(logits, x)
-            r1 = gx.r1_penalty(grads, cfg.r1_gamma, backend=cfg.backend)
+            r1 = gx.r1_penalty(grads, cfg.r1_gamma, backend=be)
             self.opt_D.zero_grad(set_to_none=True)
             (logits.mean() * 0 + r1 * cfg.r1_interval).backward()
             self.opt_D.step()
@@ -264,19 +374,21 @@ class Trainer:
         return out
 
     def d_main_loss(self, real, fake, aug_r, aug_f, cr=None, backend=None, D=None):
-        """D loss on DiffAugmented reals and fakes, plus bCR when ``cr`` (two ``sample_cr`` draws):
-        ``λ·mse(D(x), D(T(x)))`` on reals and fakes, x the D input (after DiffAugment) and T
-        ``gx.cr_augment``, for every s-th sample (``bcr_stride``). ``D`` defaults to ``self.D`` (the
-        timing table passes a compiled one). Returns (loss, d_real, d_fake, bcr)."""
+        """D loss on augmented reals and fakes, plus bCR when ``cr`` (two ``sample_cr`` draws):
+        ``λ·mse(D(x), D(T(x)))`` on reals and fakes, x the D input (after the augmentation) and T
+        ``gx.cr_augment``, for every s-th sample (``bcr_stride``). ``backend`` defaults to the
+        config's; ``D`` to ``self.D`` (the timing table passes a compiled one). Returns
+        (loss, d_real, d_fake, bcr)."""
         D, cfg = self.D if D is None else D, self.cfg
-        real_in, fake_in = self.augment(real, aug_r, backend), self.augment(fake, aug_f, backend)
-        d_real, d_fake = D(real_in), D(fake_in)
+        b = backend or cfg.backend
+        real_in, fake_in = self.augment(real, aug_r, b), self.augment(fake, aug_f, b)
+        d_real, d_fake = D(real_in, b), D(fake_in, b)
         loss, bcr = self.d_loss(d_real, d_fake), None
         if cr is not None:
-            s, b = self.bcr_stride(real.shape[0]), backend or cfg.backend
+            s = self.bcr_stride(real.shape[0])
             real_t = gx.cr_augment(real_in[::s], params=cr[0], backend=b)
             fake_t = gx.cr_augment(fake_in[::s], params=cr[1], backend=b)
-            bcr = gx.bcr_loss(d_real[::s], D(real_t), d_fake[::s], D(fake_t), cfg.bcr, cfg.bcr, backend=b)
+            bcr = gx.bcr_loss(d_real[::s], D(real_t, b), d_fake[::s], D(fake_t, b), cfg.bcr, cfg.bcr, backend=b)
             loss = loss + bcr
         return loss, d_real, d_fake, bcr
 
@@ -311,13 +423,13 @@ class Trainer:
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.cfg.z_dim, generator=gen)
         net = self.G_ema if ema else self.G
-        return torch.cat([net(z[i : i + chunk].to(self.device)).cpu() for i in range(0, n, chunk)])
+        return torch.cat([net(z[i : i + chunk].to(self.device), self.cfg.backend).cpu() for i in range(0, n, chunk)])
 
     def state_dict(self) -> dict:
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {
+        sd = {
             "step": self.step,
             "config": dataclasses.asdict(self.cfg),
             "G": self.G.state_dict(),
@@ -329,11 +441,16 @@ class Trainer:
             "last": dict(self.last),
             "rng": rng,
         }
+        if isinstance(self.aug, torch.nn.Module):
+            sd["augment"] = self.aug.state_dict()
+        return sd
 
     def load_state_dict(self, sd: dict) -> None:
         self.step = int(sd["step"])
         for name in ("G", "D", "G_ema", "opt_G", "opt_D", "pl_reg"):
             getattr(self, name).load_state_dict(sd[name])
+        if isinstance(self.aug, torch.nn.Module) and "augment" in sd:
+            self.aug.load_state_dict(sd["augment"])
         self.last = dict(sd.get("last", self.last))
         rng = sd["rng"]
         torch.set_rng_state(rng["torch"])
@@ -349,7 +466,7 @@ class Trainer:
 
 
 METRIC_FIELDS = ["step", "loss_G", "loss_D", "d_real", "d_fake", "r1", "pl", "pl_mean", "bcr", "sec"]
-SCORE_FIELDS = ["step", "score", "confidence", "real_score", "real_confidence"]
+SCORE_FIELDS = ["step", "score", "confidence", "fd", "real_score", "real_confidence", "real_fd"]
 
 
 def main(argv=None) -> dict:
@@ -362,35 +479,48 @@ def main(argv=None) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         saved = dict(ckpt["config"])
         for k in RUNTIME_FLAGS:
-            saved[k] = getattr(cfg, k)
+            if getattr(cfg, k) is not None:
+                saved[k] = getattr(cfg, k)
         saved["out"] = cfg.out or os.path.dirname(os.path.abspath(path))
-        cfg = Config(**saved)
+        cfg = Config(**{k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
     if not cfg.out:
         name = f"{'digits' if cfg.data == 'digits' else os.path.basename(os.path.normpath(cfg.data))}-{cfg.loss}"
-        cfg.out = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    cfg.device = cfg.device or default_device()
+        cfg.out = os.path.join("runs", f"{name}{'-compare' if cfg.compare else ''}-{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg = resolve_config(cfg)
     os.makedirs(cfg.out, exist_ok=True)
+    if cfg.compare > 0:
+        return compare(cfg)
     return run(cfg, ckpt)
+
+
+def _console(cfg: Config):
+    """(say, threads, chosen backend name); prints the header line. Library warnings are reported
+    once here instead of between the progress bar's lines."""
+    from tqdm import tqdm
+
+    from .timing import auto_backend
+
+    say = tqdm.write
+    device = torch.device(cfg.device)
+    threads = set_threads(cfg.threads) if device.type == "cpu" else torch.get_num_threads()
+    auto = auto_backend(device)
+    say(
+        f"ganreg_ext demo → {cfg.out}  (preset {cfg.preset}, device {device}, backend {cfg.backend}"
+        f"{f' → {auto}' if cfg.backend == 'auto' else ''}; available: {gx.available_backends()}; {threads} CPU threads)"
+    )
+    if auto == "reference" and cfg.backend == "auto":
+        say("  note: no fused backend is built for this device; auto uses the reference (eager PyTorch) ops")
+    warnings.filterwarnings("ignore", category=gx.BackendWarning)  # reported once above
+    warnings.filterwarnings("ignore", module="sklearn")
+    return say, threads, auto
 
 
 def run(cfg: Config, ckpt: dict | None = None) -> dict:
     from tqdm import tqdm
 
+    cfg = resolve_config(cfg)
     t_start = time.perf_counter()
-    say = tqdm.write
-    device = torch.device(cfg.device)
-    threads = set_threads(cfg.threads) if device.type == "cpu" else torch.get_num_threads()
-    from .timing import auto_backend
-
-    auto = auto_backend(device)
-    chosen = auto if cfg.backend == "auto" else cfg.backend
-    say(
-        f"ganreg_ext demo → {cfg.out}  (device {device}, backend {cfg.backend}"
-        f"{f' → {auto}' if cfg.backend == 'auto' else ''}; available: {gx.available_backends()}; {threads} CPU threads)"
-    )
-    if chosen == "reference" and cfg.backend == "auto":
-        say("  note: no fused backend is built for this device; auto uses the reference (eager PyTorch) ops")
-    warnings.filterwarnings("ignore", category=gx.BackendWarning)  # reported once above
+    say, threads, auto = _console(cfg)
 
     data = load_data(cfg)
     trainer = Trainer(cfg, data)
@@ -403,7 +533,8 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
     say(
         f"data: {tuple(data.shape)} in [{data.min():.2f}, {data.max():.2f}]; G {_count(trainer.G)} params, "
         f"D {_count(trainer.D)} params, num_ws {trainer.G.num_ws}; steps {cfg.steps}, batch {cfg.batch}, loss {cfg.loss}, "
-        f"R1 γ={cfg.r1_gamma}/{cfg.r1_interval}, PL w={cfg.pl_weight}/{cfg.pl_interval}, augment {cfg.augment}, bCR {cfg.bcr}"
+        f"lr {cfg.lr}, R1 γ={cfg.r1_gamma}/{cfg.r1_interval}, PL w={cfg.pl_weight}/{cfg.pl_interval}, "
+        f"augment {cfg.augment}, bCR {cfg.bcr}, G_ema {cfg.ema_kimg} kimg"
     )
 
     scorer = None
@@ -413,8 +544,8 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
         scorer = DigitsScorer(cfg.size, cfg.seed)
         say(
             f"digits scorer: logistic regression + a 'not a digit' class, held-out accuracy {scorer.test_accuracy:.3f}; "
-            f"real digits score {scorer.real_score:.2f} (confidence {scorer.real_confidence:.3f}), "
-            f"random blobs {scorer.noise_score:.2f}"
+            f"held-out real digits: score {scorer.real_score:.2f}, FD {scorer.real_fd:.2f}; "
+            f"random blobs: score {scorer.noise_score:.2f}, FD {scorer.noise_fd:.0f}"
         )
     metrics = report.CsvLog(os.path.join(cfg.out, "metrics.csv"), METRIC_FIELDS, resume_step)
     # an evaluation at step k happens after k steps: keep it when resuming at k
@@ -427,16 +558,21 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
         report.save_grid(grid, os.path.join(cfg.out, f"samples_{step:06d}.png"), nrow=8)
         row = {"step": step}
         if scorer is not None:
-            s, conf = scorer(trainer.sample(cfg.n_eval, seed=cfg.seed + 999))
-            row.update(score=s, confidence=conf, real_score=scorer.real_score, real_confidence=scorer.real_confidence)
-            say(
-                f"[step {step:5d}] digits score {s:.2f} (confidence {conf:.3f})   real data: {scorer.real_score:.2f} "
-                f"({scorer.real_confidence:.3f})"
+            s, conf, fd = scorer.evaluate(trainer.sample(cfg.n_eval, seed=cfg.seed + 999))
+            row.update(
+                score=s,
+                confidence=conf,
+                fd=fd,
+                real_score=scorer.real_score,
+                real_confidence=scorer.real_confidence,
+                real_fd=scorer.real_fd,
             )
+            say(f"[step {step:5d}] digits score {s:5.2f} (confidence {conf:.3f}), digits FD {fd:7.2f}")
             results["scores"].append(row)
         scores.write(row)
         return grid
 
+    t_train = 0.0
     if trainer.step == 0:
         evaluate()
     bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not cfg.progress, dynamic_ncols=True, mininterval=1.0, unit="it")
@@ -445,6 +581,7 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
         t = time.perf_counter()
         row = trainer.train_step()
         row["sec"] = time.perf_counter() - t
+        t_train += row["sec"]
         metrics.write(row)
         if trainer.step % 5 == 0 or trainer.step == cfg.steps:
             extra = {"bcr": f"{row['bcr']:.3g}"} if "bcr" in row else {}
@@ -453,7 +590,6 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
                 D=f"{row['loss_D']:.3f}",
                 r1=f"{trainer.last['r1']:.3g}",
                 pl=f"{trainer.last['pl']:.3g}",
-                pl_mean=f"{row['pl_mean']:.3f}",
                 **extra,
                 refresh=False,
             )
@@ -471,9 +607,14 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
         os.path.join(cfg.out, "scores.csv"),
         os.path.join(cfg.out, "curves.png"),
         scorer.real_score if scorer else None,
+        scorer.real_fd if scorer else None,
     )
-    t_train = time.perf_counter() - t_start
-    say(f"training done: step {trainer.step}, {t_train:.1f} s since start")
+    results["train_s"] = t_train
+    results["wall_train_s"] = time.perf_counter() - t_start
+    say(
+        f"training done: step {trainer.step}; {t_train:.1f} s in training steps, "
+        f"{results['wall_train_s']:.1f} s since start (set-up and evaluations included)"
+    )
 
     if cfg.timing:
         from .timing import timing_table
@@ -486,14 +627,14 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
     all_scores = report.read_csv(os.path.join(cfg.out, "scores.csv")) if scorer is not None else {}
     if all_scores and len(all_scores["step"]) and np.isfinite(all_scores["score"]).any():
         ok = np.flatnonzero(np.isfinite(all_scores["score"]))  # first and last evaluation, resumed runs included
-        first, last = ({k: all_scores[k][i] for k in ("step", "score", "confidence")} for i in (ok[0], ok[-1]))
-        first["step"], last["step"] = int(first["step"]), int(last["step"])
+        first, last = ({k: all_scores[k][i] for k in ("step", "score", "confidence", "fd")} for i in (ok[0], ok[-1]))
         txt = (
-            f"digits score (exp(H(mean p) - mean H(p)), 1..10; mean top-class confidence in brackets)\n"
-            f"step {first['step']:>6}: {first['score']:.2f} ({first['confidence']:.3f})\n"
-            f"step {last['step']:>6}: {last['score']:.2f} ({last['confidence']:.3f})\n"
-            f"real digits (held out): {scorer.real_score:.2f} ({scorer.real_confidence:.3f})\n"
-            f"random blobs (held out): {scorer.noise_score:.2f} ({scorer.noise_confidence:.3f})\n"
+            "digits score: exp(H(mean p) - mean H(p)), 1..10, higher is better (mean top-class confidence in brackets);\n"
+            "digits FD: Frechet distance to the real digits in the classifier's logit space, lower is better\n"
+            f"step {int(first['step']):>6}: score {first['score']:5.2f} ({first['confidence']:.3f})  FD {first['fd']:8.2f}\n"
+            f"step {int(last['step']):>6}: score {last['score']:5.2f} ({last['confidence']:.3f})  FD {last['fd']:8.2f}\n"
+            f"real digits (held out): score {scorer.real_score:5.2f} ({scorer.real_confidence:.3f})  FD {scorer.real_fd:8.2f}\n"
+            f"random blobs (held out): score {scorer.noise_score:5.2f} ({scorer.noise_confidence:.3f})  FD {scorer.noise_fd:8.2f}\n"
         )
         with open(os.path.join(cfg.out, "scores.txt"), "w") as f:
             f.write(txt)
@@ -504,6 +645,59 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
         f"{', timing.md' if cfg.timing else ''}; wall time {results['wall_s']:.1f} s"
     )
     return results
+
+
+COMPARE_KEYS = ("loss_G", "loss_D", "r1", "pl", "pl_mean", "bcr")
+
+
+def compare(cfg: Config) -> dict:
+    """Drop-in proof: the first ``cfg.compare`` steps twice from the same seed (same weights, same
+    random numbers), once per backend of ``cfg.compare_backends``; per step the losses and penalties
+    of both runs in ``compare.csv``, overlaid in ``compare.png``, with their drift
+    ``max_k |a_k − b_k| / max_k |a_k|`` (a the first backend's curve)."""
+    from tqdm import tqdm
+
+    cfg = resolve_config(cfg)
+    say, threads, auto = _console(cfg)
+    backends = [b.strip() for b in cfg.compare_backends.split(",")]
+    if len(backends) != 2:
+        raise SystemExit(f"--compare-backends needs two backends, got {cfg.compare_backends!r}")
+    data = load_data(cfg)
+    runs, secs = {}, {}
+    for b in backends:
+        trainer = Trainer(dataclasses.replace(cfg, backend=b), data)
+        rows = []
+        label = f"{b} → {auto}" if b == "auto" else b
+        t0 = time.perf_counter()
+        for _ in tqdm(range(cfg.compare), desc=f"backend {label}", disable=not cfg.progress, dynamic_ncols=True, leave=False):
+            rows.append(trainer.train_step())
+        secs[b] = time.perf_counter() - t0
+        say(f"backend {label}: {cfg.compare} steps in {secs[b]:.1f} s ({secs[b] / cfg.compare * 1e3:.0f} ms per step)")
+        runs[b] = {k: np.array([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in COMPARE_KEYS}
+    a, b = (runs[x] for x in backends)
+    drift = {}
+    for k in COMPARE_KEYS:
+        ok = np.isfinite(a[k]) & np.isfinite(b[k])
+        if ok.any():
+            scale = np.abs(a[k][ok]).max()
+            diff = np.abs(a[k][ok] - b[k][ok]).max()
+            drift[k] = float(diff / scale) if scale > 0 else float(diff)
+    path_csv = os.path.join(cfg.out, "compare.csv")
+    with open(path_csv, "w") as f:
+        cols = [f"{k}_{x}" for k in COMPARE_KEYS for x in backends]
+        f.write(",".join(["step"] + cols) + "\n")
+        for i in range(cfg.compare):
+            vals = [runs[x][k][i] for k in COMPARE_KEYS for x in backends]
+            f.write(",".join([str(i)] + ["" if not np.isfinite(v) else f"{v:.9g}" for v in vals]) + "\n")
+    names = [f"{x} → {auto}" if x == "auto" else x for x in backends]
+    report.plot_compare(runs, backends, names, drift, secs, os.path.join(cfg.out, "compare.png"))
+    worst = max(drift.values()) if drift else 0.0
+    lines = [f"drop-in check ({cfg.compare} steps, same seed): max relative drift {names[1]} vs {names[0]}"]
+    lines += [f"  {k:8s} {v:.2e}" for k, v in drift.items()]
+    lines.append(f"  worst    {worst:.2e}; {names[0]} {secs[backends[0]]:.1f} s, {names[1]} {secs[backends[1]]:.1f} s")
+    say("\n".join(lines))
+    say(f"outputs in {cfg.out}: compare.png, compare.csv")
+    return {"out": cfg.out, "drift": drift, "max_drift": worst, "seconds": secs, "curves": runs, "backends": backends}
 
 
 def _count(m) -> str:
