@@ -147,6 +147,7 @@ OPS = {
     "augment": ("diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj"),
     "bias_act": ("bias_act", "bias_act_grad"),
     "upfirdn2d": ("upfirdn2d",),
+    "ada": ("ada_augment", "ada_augment_adj"),
 }
 """Every fused op, by family: each fused backend has all of them (CI checks it)."""
 

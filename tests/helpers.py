@@ -21,6 +21,7 @@ FAMILIES = {
     "noise": ("noise_dot", "noise_axpy"),
     "consistency": ("sq_diff_sum", "diff_scale"),
     "augment": ("diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj"),
+    "ada": ("ada_augment", "ada_augment_adj"),
 }
 GN, NOISE, CONS = FAMILIES["gradnorm"], FAMILIES["noise"], FAMILIES["consistency"]
 DA, CR = FAMILIES["augment"][:2], FAMILIES["augment"][2:]

@@ -48,6 +48,8 @@ def _sample_args(op: str, device) -> list[tuple]:
         return torch.randn(shape, dtype=dtype, device=device).requires_grad_()
 
     inv = torch.tensor(0.5, device=device)
+    ap = gx.sample_ada_params(B, 7, 6, 0.9, generator=g, cutout=True)
+    ada = (ap["geom"].to(device), ap["color"][:, :3].contiguous().to(device), ap["cutout"].to(device))
     return {
         "sqnorm": [
             ([rg(B, 2, 4, 4), rg(B, 5)], inv, 0.5, 0),
@@ -77,6 +79,8 @@ def _sample_args(op: str, device) -> list[tuple]:
             (rg(B, 4, 5, 5), rg(4), None, [rg(B, 4, 5, 5)], 1, 3, 0.0, 1.0, -1.0, 1),
             (None, None, torch.randn(B, 6, device=device), [rg(B, 6), rg(B, 6)], 1, 2, 0.2, 2**0.5, -1.0, 1),
         ],
+        "ada_augment": [(rg(B, 3, 7, 6), *ada, True), (rg(B, 3, 7, 6), ada[0], None, None, False)],
+        "ada_augment_adj": [(rg(B, 3, 7, 6), *ada), (rg(B, 3, 7, 6), ada[0], None, ada[2])],
         "upfirdn2d": [
             (rg(B, 2, 7, 6), torch.rand(4, device=device), [2, 2], [1, 1], [2, 1, 2, 1], False, 4.0),
             (rg(1, 3, 8, 9), torch.rand(3, 4, device=device), [1, 1], [2, 2], [1, 1, 0, 2], True, 1.0),
@@ -121,6 +125,7 @@ def _public_first_order(g, img, a, b, ws, plg, backend):
         gx.zcr_generator_loss(img, img.flip(0), backend=backend),
         gx.diff_augment(img, params=p["diffaug"], backend=backend),
         gx.cr_augment(img, params=p["cr"], backend=backend),
+        gx.ada_augment(img, p["ada"], backend=backend),
         gx.wgan_interpolate(img, img.flip(0), alpha=p["alpha"]),
         gx.lsgan_d_loss(a, b) + gx.hinge_d_loss(a, b) + gx.ns_g_loss(a) + gx.wgan_d_loss(a, b),
     )
@@ -128,7 +133,7 @@ def _public_first_order(g, img, a, b, ws, plg, backend):
 
 _PARAMS: dict = {}
 PUBLIC_OPS = ("sqnorm", "scale", "dot", "noise_dot", "noise_axpy", "sq_diff_sum", "diff_scale",
-              "diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj")  # fmt: skip
+              "diff_augment", "diff_augment_adj", "cr_augment", "cr_augment_adj", "ada_augment", "ada_augment_adj")  # fmt: skip
 
 
 @pytest.mark.parametrize("backend", FUSED_BACKENDS or ["<none>"])
@@ -142,6 +147,9 @@ def test_compile_fullgraph_public_ops(backend, device):
         diffaug={k: v.to(device) for k, v in gx.sample_diffaug_params(4, 8, 8, generator=g).items()},
         cr={k: v.to(device) for k, v in gx.sample_cr_params(4, 8, 8, generator=g).items()},
         alpha=torch.rand(4, generator=g).to(device),
+        ada=gx.sample_ada_params(
+            4, 8, 8, 0.8, device=device, generator=torch.Generator(device=device).manual_seed(3), cutout=True
+        ),
     )
     shapes = ((4, 3, 8, 8), (4, 3, 8, 8), (4, 2), (4, 2), None, (4, 3, 6))
     inputs = [None if s is None else torch.randn(s, device=device) for s in shapes]

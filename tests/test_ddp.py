@@ -112,6 +112,15 @@ WORKER = textwrap.dedent(
             optG.zero_grad(set_to_none=True)
             loss_g.backward()
             optG.step()
+        # ---- ADA controller: each rank updates with its own real logits; p is synchronized
+        ada = gx.AdaptiveAugment(interval=2, kimg=0.02, backend=backend).to(dev)
+        rec["ada_p"], rec["ada_aug"] = [], []
+        for step in range(2 * STEPS):
+            _, real, _ = data(step)
+            ada.update(real[rank * B : (rank + 1) * B].sum(1) - 2.0 * (step % 3 == 0))
+            rec["ada_p"].append(cpu(ada.p))
+        img = torch.tanh(torch.randn(B, 3, H, W, generator=torch.Generator().manual_seed(rank))).to(dev)
+        rec["ada_aug"] = cpu(ada(img, generator=torch.Generator(device=dev).manual_seed(9)))
         rec["G"] = [cpu(p) for p in G.parameters()]
         rec["D"] = [cpu(p) for p in D.parameters()]
         rec["pl2_mean"] = cpu(pl2.pl_mean)
@@ -247,6 +256,32 @@ def test_ddp_training_with_r1_and_pl(ddp_results):
                 assert torch.isfinite(a).all(), f"{backend}: {net} diverged"
                 torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=f"{backend}: DDP replicas of {net} drifted apart")
         assert torch.equal(r0["pl2_mean"], r1["pl2_mean"]) and r0["pl2_mean"] > 0
+
+
+def test_ada_p_identical_on_ranks_and_by_hand(ddp_results):
+    """AdaptiveAugment(sync=True): the sign statistic is all-reduced, so p is the same on both ranks
+    and equals ADA's rule applied to the concatenated batch."""
+    p, acc, n = 0.0, 0.0, 0
+    want = []
+    for step in range(2 * STEPS):
+        g = torch.Generator().manual_seed(1000 + step)
+        torch.randn(2 * B, NUM_WS, W_DIM, generator=g)
+        real = torch.randn(2 * B, 5, generator=g) + 1.0
+        logits = real.sum(1) - 2.0 * (step % 3 == 0)
+        acc += float(torch.sign(logits).sum())
+        n += 2 * B
+        if (step + 1) % 2 == 0:
+            r = acc / n
+            p = min(max(p + (1.0 if r > 0.6 else -1.0 if r < 0.6 else 0.0) * n / 20.0, 0.0), 1.0)
+            acc, n = 0.0, 0
+        want.append(p)
+    assert 0 < max(want) and len(set(want)) > 1  # the trajectory moves
+    for backend in _backends(ddp_results):
+        r0, r1 = ddp_results[0][backend], ddp_results[1][backend]
+        for step in range(2 * STEPS):
+            assert torch.equal(r0["ada_p"][step], r1["ada_p"][step]), f"{backend}: ADA p differs between ranks at {step}"
+            assert abs(float(r0["ada_p"][step]) - want[step]) < 1e-6, (backend, step, float(r0["ada_p"][step]), want[step])
+        assert torch.isfinite(r0["ada_aug"]).all() and r0["ada_aug"].shape == (B, 3, H, W)
 
 
 def test_every_backend_ran(ddp_results):

@@ -95,6 +95,22 @@ def _calls(backend: str, device: str):
     yield "diff_augment", lambda x: gx.diff_augment(x, params=dp, **kw).sum(), [rg(4, 3, 8, 8)], list(dp.values())
     yield "cr_augment", lambda x: gx.cr_augment(x, params=cp, **kw).sum(), [rg(4, 3, 8, 8)], list(cp.values())
     yield "lecam", lambda a, b: lecam(a, b), [rg(4), rg(4)], [lecam.ema_real, lecam.ema_fake]
+    if backend != "reference":  # the eager reference sizes its gather from the params (a host read)
+        ap = gx.sample_ada_params(4, 8, 8, t(0.3), device=device, cutout=True)
+        ada = gx.AdaptiveAugment(interval=1, p=0.2, backend=backend).to(device)
+
+        def ada_step(x):  # augment with the buffer p, then the controller's update (adjusts p)
+            y = ada(x)
+            ada.update(y.detach().mean((1, 2, 3)))
+            return y.sum()
+
+        yield (
+            "ada_augment",
+            lambda x: gx.ada_augment(x, ap, **kw).sum(),
+            [rg(4, 3, 8, 8)],
+            [v for v in ap.values() if isinstance(v, torch.Tensor)],
+        )
+        yield "AdaptiveAugment", ada_step, [rg(4, 3, 8, 8)], [ada.p, ada.r_t, ada._stat]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
