@@ -12,7 +12,10 @@ Resampling: the Keys cubic (a = −0.5) stretched by ``kx = clamp(hypot(g00, g01
 from row 1), taps ``i = floor(u − 2kx) + 1 + t`` for ``t < ceil(4kx)`` — a per-sample scalar loop
 bound, since one program handles one sample × ``BLOCK_P`` output pixels — weights normalised to
 sum 1 per axis (first a pass summing them, then each weight divided by the sum, as the reference
-does), indices reflected with period ``2(n − 1)``. The stretch's ``hypot`` is evaluated in float64
+does), indices reflected with period ``2(n − 1)``. The x taps go ``TAPS`` (8, a fixed constant,
+never tuned: it sets the summation order) at a time: their weights and reflected columns are
+computed once per step and serve every row ``j`` (a ``[CB, BLOCK_P, TAPS]`` gather per row, summed
+over the taps, times ``wy_j``); one step covers ``kx ≤ 2``. The stretch's ``hypot`` is evaluated in float64
 and rounded (correctly rounded for float32 parameters), divisions are IEEE round-to-nearest
 (``tl.div_rn`` in float32: Triton's plain ``/`` is approximate there), so the identity map gives
 weights exactly ``[0, 1, 0, 0]`` and reproduces ``x`` bitwise, and flips, 90° rotations and
@@ -38,14 +41,21 @@ import triton.language as tl
 from ganreg_ext._contract import acc_dtype, empty
 
 from ._utils import autotuned, ceil_div, cfg, helper, launcher, pick, size_class, tl_dtype
-from .augment import _cb, _grid, _pixels
+from .augment import _grid, _pixels
 
 KMAX = tl.constexpr(4.0)  # largest filter stretch (reference.ada.KMAX)
 MAX_COLOR_CHANNELS = 4  # colour matrices [B, C, C + 1] with C ≤ 4 (the mixing is unrolled)
-TILE_GPU = [cfg(4, BLOCK_P=128), cfg(4, BLOCK_P=256), cfg(8, BLOCK_P=512)]
+TAPS = tl.constexpr(8)  # x taps per vector step: one step covers kx <= 2 (a fixed order, never tuned)
+# tiles of ≤ 16 gathered elements ([CB ≤ 4, BLOCK_P, TAPS]) per thread: no float64 spills on sm_90
+TILE_GPU = [cfg(2, BLOCK_P=32), cfg(4, BLOCK_P=64), cfg(8, BLOCK_P=128)]
 TILE_INTERP = cfg(4, BLOCK_P=512)  # interpreted: few programs
-ADJ_P = pick(256, 512)  # the adjoint's fixed tile (atomics: an autotuner rerun would add twice)
+ADJ_P = pick(64, 512)  # the adjoint's fixed tile (atomics: an autotuner rerun would add twice)
 ADJ_WARPS = 4
+
+
+def _cb(C: int) -> int:
+    """Channel block: every channel of a colour-mixed image (C ≤ 4) at once, else blocks of 4."""
+    return min(triton.next_power_of_2(C), MAX_COLOR_CHANNELS)
 
 
 # ------------------------------------------------------------------------------- jit helpers
@@ -99,15 +109,23 @@ def _axis(gb, xf, yf, ACC: tl.constexpr):
     n = tl.ceil(4.0 * k).to(tl.int32)
     kv = tl.zeros_like(pos) + k
     tot = tl.zeros_like(pos)
-    for t in range(0, n):
-        tot += _keys(_div(pos - (first + t), kv, ACC))
+    for t0 in range(0, n, TAPS):
+        t = t0 + tl.arange(0, TAPS)
+        w = _keys(_div(pos[:, None] - (first[:, None] + t[None, :]), kv[:, None], ACC))
+        tot += tl.sum(tl.where((t < n)[None, :], w, 0.0), 1)
     return pos, kv, first, first.to(tl.int32), n, tot
 
 
 @helper
-def _weight(pos, kv, first, t, tot, ACC: tl.constexpr):
-    """Normalised weight of tap ``t``."""
-    return _div(_keys(_div(pos - (first + t), kv, ACC)), tot, ACC)
+def _weight(pos, kv, first, j, tot, ACC: tl.constexpr):
+    """Normalised weight ``[BLOCK_P]`` of the scalar tap ``j``."""
+    return _div(_keys(_div(pos - (first + j), kv, ACC)), tot, ACC)
+
+
+@helper
+def _weights(pos, kv, first, t, tot, ACC: tl.constexpr):
+    """Normalised weights ``[BLOCK_P, TAPS]`` of the taps ``t`` ``[TAPS]``."""
+    return _div(_keys(_div(pos[:, None] - (first[:, None] + t[None, :]), kv[:, None], ACC)), tot[:, None], ACC)
 
 
 @helper
@@ -161,18 +179,17 @@ def _ada_fwd_kernel(
     for c0 in range(0, C, CB):
         cc = c0 + tl.arange(0, CB)
         cm = (cc < C)[:, None] & pm[None, :]
-        base = x_ptr + b * sxb + cc.to(tl.int64)[:, None] * sxc
+        base = x_ptr + b * sxb + cc.to(tl.int64)[:, None, None] * sxc
         acc = tl.zeros([CB, BLOCK_P], ACC)
-        for j in range(0, ny):
-            wy = _weight(v, ky, fy, j, sy, ACC)
-            rowp = base + (_reflect(iy0 + j, H).to(tl.int64) * sxh)[None, :]
-            racc = tl.zeros([CB, BLOCK_P], ACC)
-            for i in range(0, nx):
-                wx = _weight(u, kx, fx, i, sx, ACC)
-                ix = _reflect(ix0 + i, W)
-                xv = tl.load(rowp + (ix.to(tl.int64) * sxw)[None, :], mask=cm, other=0).to(ACC)
-                racc += xv * wx[None, :]
-            acc += racc * wy[None, :]
+        for t0 in range(0, nx, TAPS):  # TAPS x taps at a time: their weights and columns serve every row
+            t = t0 + tl.arange(0, TAPS)
+            wx = _weights(u, kx, fx, t, sx, ACC)  # [BLOCK_P, TAPS]
+            cols = base + (_reflect(ix0[:, None] + t[None, :], W).to(tl.int64) * sxw)[None, :, :]
+            m3 = cm[:, :, None] & (t < nx)[None, None, :]
+            for j in range(0, ny):
+                wy = _weight(v, ky, fy, j, sy, ACC)
+                xv = tl.load(cols + (_reflect(iy0 + j, H).to(tl.int64) * sxh)[None, :, None], mask=m3, other=0)
+                acc += tl.sum(xv.to(ACC) * wx[None, :, :], 2) * wy[None, :]
         if MIXC:  # y[o] = Σ_c color[o, c]·r_c (+ color[o, C]), unrolled over c; here c0 == 0
             cb = color_ptr + b * (MIXC * (MIXC + 1)) + cc * (MIXC + 1)  # row o = cc
             om = cc < MIXC
@@ -234,15 +251,17 @@ def _ada_adj_kernel(
             h = hm
         if CUT:
             h = h * keep[None, :]
-        dst = out_ptr + (b * C + cc.to(tl.int64))[:, None] * (H * W)
-        for j in range(0, ny):
-            wy = _weight(v, ky, fy, j, sy, ACC)
-            rowd = dst + (_reflect(iy0 + j, H).to(tl.int64) * W)[None, :]
-            for i in range(0, nx):
-                wx = _weight(u, kx, fx, i, sx, ACC)
-                ix = _reflect(ix0 + i, W)
-                val = h * (wy * wx)[None, :]
-                tl.atomic_add(rowd + ix.to(tl.int64)[None, :], val, mask=cm & (val != 0), sem="relaxed")
+        dst = out_ptr + (b * C + cc.to(tl.int64))[:, None, None] * (H * W)
+        for t0 in range(0, nx, TAPS):
+            t = t0 + tl.arange(0, TAPS)
+            wx = _weights(u, kx, fx, t, sx, ACC)  # [BLOCK_P, TAPS]
+            cols = dst + _reflect(ix0[:, None] + t[None, :], W).to(tl.int64)[None, :, :]
+            m3 = cm[:, :, None] & (t < nx)[None, None, :]
+            for j in range(0, ny):
+                wy = _weight(v, ky, fy, j, sy, ACC)
+                val = h[:, :, None] * (wy[:, None] * wx)[None, :, :]
+                ptr = cols + (_reflect(iy0 + j, H).to(tl.int64) * W)[None, :, None]
+                tl.atomic_add(ptr, val, mask=m3 & (val != 0), sem="relaxed")
 
 
 # --------------------------------------------------------------------------------- launchers
