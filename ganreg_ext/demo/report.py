@@ -140,31 +140,40 @@ COMPARE_TITLES = {
 }
 
 
-def plot_compare(runs: dict, backends: list, names: list, drift: dict, secs: dict, path: str) -> None:
-    """The ``--compare`` plot: per quantity the two backends' curves overlaid (the first a thick
-    line, the second dots on it), each panel titled with its relative drift."""
+def plot_compare(runs: dict, names: dict, drift: dict, drift0: dict, secs: dict, path: str) -> None:
+    """The ``--compare`` plot: per quantity the curves of backend a (thick line), backend b (dots)
+    and the control (a with the weights moved by one ulp, thin grey line), each panel titled with
+    b's and the control's drift from a."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in COMPARE_TITLES if k in drift]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
-    a, b = backends
+    keys = [k for k in COMPARE_TITLES if k in drift["b"]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4.0), squeeze=False)
+    styles = {
+        "a": dict(lw=3.5, alpha=0.4, color="C0"),
+        "b": dict(lw=0, marker=".", ms=3.5, color="C3"),
+        "control": dict(lw=0.8, color="0.35", ls="--"),
+    }
     for ax, k in zip(axes[0], keys):
-        for x, name, style in ((a, names[0], dict(lw=3, alpha=0.45)), (b, names[1], dict(lw=0, marker=".", ms=3))):
+        for x in ("a", "b", "control"):
             v = runs[x][k]
             ok = np.isfinite(v)
-            ax.plot(np.flatnonzero(ok), v[ok], label=f"{name} ({secs[x]:.0f} s)", **style)
-        ax.set_title(f"{COMPARE_TITLES[k]}\nmax rel. drift {drift[k]:.1e}", fontsize=10)
+            ax.plot(np.flatnonzero(ok), v[ok], label=f"{names[x]} ({secs[x]:.0f} s)", **styles[x])
+        ax.set_title(
+            f"{COMPARE_TITLES[k]}\ndrift: {names['b']} {drift['b'][k]:.1e}, control {drift['control'][k]:.1e}", fontsize=9
+        )
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    worst = max(drift.values()) if drift else 0.0
+    worst = {x: max(d.values(), default=0.0) for x, d in drift.items()}
+    steps = len(runs["a"][keys[0]]) if keys else 0
     fig.suptitle(
-        f"Same seed, same first {len(runs[a][keys[0]])} steps: backend {names[1]} vs {names[0]} — "
-        f"max relative drift {worst:.1e} (max_k |b_k − a_k| / max_k |a_k|)",
-        fontsize=11,
+        f"Drop-in check, same seed, first {steps} steps: {names['b']} vs {names['a']}: max relative drift "
+        f"{worst['b']:.1e} (step 0, identical weights: {max(drift0.values(), default=0.0):.0e}); control "
+        f"({names['control']}): {worst['control']:.1e}.  drift = max_k |x_k − a_k| / max_k |a_k|",
+        fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
