@@ -6,9 +6,12 @@
 // weights are computed once and used for every channel, then the colour matrix and the cutout.
 // Adjoint: one thread per output pixel of g, scatter-adding wx·wy·h_c (h_c = keep·Σ_o color[o, c]·g_o)
 // into a zeroed accumulator (the output itself for float32/float64, else a float32 buffer converted
-// at the end) with atomicAdd. The order of the atomic additions is unspecified, so in float32 the
-// adjoint (the forward's backward) is NOT bitwise deterministic from run to run (like torch's
-// grid_sample backward); exactly-zero contributions are skipped (they cannot change the sum).
+// at the end) with atomicAdd. The order of the atomic additions is unspecified, so the adjoint (the
+// forward's backward) is NOT bitwise reproducible from run to run: last-bit differences in float32
+// (float64 accumulation for float64 g: the same, far below float32 precision), like torch's
+// grid_sample backward; under torch.use_deterministic_algorithms(True) it raises (warns with
+// warn_only=True), as torch's atomic kernels do. Exactly-zero contributions are skipped (adding ±0
+// never changes a sum that starts at +0).
 #include <torch/library.h>
 
 #include "common/ada.h"
@@ -160,6 +163,7 @@ at::Tensor ada_impl(const at::Tensor& x, const at::Tensor& geom, const OptT& col
       ada_forward_kernel<T, A><<<grid, kThreads, 0, stream.stream()>>>(x.const_data_ptr<T>(), a, out.data_ptr<T>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     } else {
+      at::globalContext().alertNotDeterministic("ganreg_C::ada_augment_adj (CUDA: atomicAdd scatter)");
       constexpr bool same = std::is_same_v<T, A>;
       at::Tensor acc = same ? out.zero_()
                             : at::zeros(x.sizes(), x.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous));
