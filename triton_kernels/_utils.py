@@ -188,6 +188,22 @@ def scalar_as(x, DT: tl.constexpr):
 
 
 @helper
+def fsum(x, axis):
+    """``tl.sum(x, axis)`` of a float tensor: the same reduction (``tl.reduce`` with Triton's sum
+    combiner), without ``tl.sum``'s own jit frame, which the interpreter re-patches (~7 ms) on every
+    call; use it in loops."""
+    return tl.reduce(x, axis, tl.standard._sum_combine)
+
+
+@helper
+def full_like(x, value):
+    """``x``'s shape and dtype filled with ``value`` (a scalar, tensor or Python number): the
+    builtin ``tl.full`` plus a broadcast add, where ``tl.zeros_like`` (a jit function) would be
+    re-patched by the interpreter on every call."""
+    return tl.full(x.shape, 0, x.dtype) + value
+
+
+@helper
 def offset4(i, n1, n2, n3, st0, st1, st2, st3, NDIM: tl.constexpr):
     """Element offset of flat index ``i`` (int64) in a right-aligned ≤4-dim layout: dims
     ``4-NDIM .. 3`` with sizes ``n*`` (``n0`` implied) and strides ``st*``, dim 3 innermost."""

@@ -40,7 +40,7 @@ import triton.language as tl
 
 from ganreg_ext._contract import acc_dtype, empty
 
-from ._utils import autotuned, ceil_div, cfg, helper, launcher, pick, size_class, tl_dtype
+from ._utils import autotuned, ceil_div, cfg, fsum, full_like, helper, launcher, pick, size_class, tl_dtype
 from .augment import _grid, _pixels
 
 KMAX = tl.constexpr(4.0)  # largest filter stretch (reference.ada.KMAX)
@@ -64,7 +64,7 @@ def _cb(C: int) -> int:
 @helper
 def _div(a, b, ACC: tl.constexpr):
     """``a / b`` rounded to nearest (``b`` broadcast to ``a``'s shape first)."""
-    d = tl.zeros_like(a) + b
+    d = full_like(a, b)
     if ACC == tl.float32:
         q = tl.div_rn(a, d)
     else:
@@ -107,12 +107,12 @@ def _axis(gb, xf, yf, ACC: tl.constexpr):
     k = tl.minimum(tl.maximum(h, 1.0), KMAX)
     first = tl.floor(pos - 2.0 * k) + 1.0
     n = tl.ceil(4.0 * k).to(tl.int32)
-    kv = tl.zeros_like(pos) + k
-    tot = tl.zeros_like(pos)
+    kv = full_like(pos, k)
+    tot = full_like(pos, 0)
     for t0 in range(0, n, TAPS):
         t = t0 + tl.arange(0, TAPS)
         w = _keys(_div(pos[:, None] - (first[:, None] + t[None, :]), kv[:, None], ACC))
-        tot += tl.sum(tl.where((t < n)[None, :], w, 0.0), 1)
+        tot += fsum(tl.where((t < n)[None, :], w, 0.0), 1)
     return pos, kv, first, first.to(tl.int32), n, tot
 
 
@@ -189,13 +189,13 @@ def _ada_fwd_kernel(
             for j in range(0, ny):
                 wy = _weight(v, ky, fy, j, sy, ACC)
                 xv = tl.load(cols + (_reflect(iy0 + j, H).to(tl.int64) * sxh)[None, :, None], mask=m3, other=0)
-                acc += tl.sum(xv.to(ACC) * wx[None, :, :], 2) * wy[None, :]
+                acc += fsum(xv.to(ACC) * wx[None, :, :], 2) * wy[None, :]
         if MIXC:  # y[o] = Σ_c color[o, c]·r_c (+ color[o, C]), unrolled over c; here c0 == 0
             cb = color_ptr + b * (MIXC * (MIXC + 1)) + cc * (MIXC + 1)  # row o = cc
             om = cc < MIXC
             y = tl.zeros([CB, BLOCK_P], ACC)
             for c in tl.static_range(MIXC):
-                rc = tl.sum(tl.where((cc == c)[:, None], acc, 0.0), 0)
+                rc = fsum(tl.where((cc == c)[:, None], acc, 0.0), 0)
                 y += tl.load(cb + c, mask=om, other=0).to(ACC)[:, None] * rc[None, :]
             if AFFINE:
                 y += tl.load(cb + MIXC, mask=om, other=0).to(ACC)[:, None]
@@ -246,7 +246,7 @@ def _ada_adj_kernel(
             om = cc < MIXC
             hm = tl.zeros([CB, BLOCK_P], ACC)
             for o in tl.static_range(MIXC):
-                go = tl.sum(tl.where((cc == o)[:, None], h, 0.0), 0)
+                go = fsum(tl.where((cc == o)[:, None], h, 0.0), 0)
                 hm += tl.load(cb + o * (MIXC + 1), mask=om, other=0).to(ACC)[:, None] * go[None, :]
             h = hm
         if CUT:
