@@ -79,18 +79,24 @@ GANREG_HD A ada_tap_floor(A pos, A k) {
   return ada_floor(pos - A(2) * k);
 }
 
+// Reflected input index of tap t of a window whose floor(pos − 2k) is fl: from the tap position as a
+// float, (fl + 1) + t, like the reference (the same as the integer fl + 1 + t below 2^24 (float32)).
+template <typename A>
+GANREG_HD int64_t ada_tap_index(A fl, int t, int64_t n) {
+  return ada_reflect(ada_index((fl + A(1)) + static_cast<A>(t)), n);
+}
+
 // One axis: the T normalised weights w[t] and reflected indices idx[t] (in [0, n)) of position pos.
 template <typename A, typename I>
 GANREG_HD void ada_axis_taps(A pos, A k, int T, int64_t n, A* w, I* idx) {
   const A fl = ada_tap_floor(pos, k);
-  const int64_t i0 = ada_index(fl) + 1;
   A sum = A(0);
   for (int t = 0; t < T; ++t) {
     const A i = (fl + A(1)) + static_cast<A>(t);
     const A v = ada_keys<A>((pos - i) / k);
     w[t] = v;
     sum += v;
-    idx[t] = static_cast<I>(ada_reflect(i0 + t, n));
+    idx[t] = static_cast<I>(ada_reflect(ada_index(i), n));
   }
   for (int t = 0; t < T; ++t) w[t] = w[t] / sum;
 }

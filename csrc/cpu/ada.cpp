@@ -94,6 +94,7 @@ struct Taps {
   int64_t oy[kAdaMaxTaps * KP];
   int64_t ox[kAdaMaxTaps];  // the reflected x offsets of one lane (scalar path)
   int64_t ix0[KP];
+  A fx[KP];  // floor(u − 2kx) per lane
 
   // the normalised weights of one axis (ada_axis_taps lane-wise); returns floor(pos − 2k) per lane
   static V weights(const V& pos, A k, int T, A* w) {
@@ -117,15 +118,15 @@ struct Taps {
     const A Y = static_cast<A>(y);
     const V u = V(s.g00) * X + V(s.g01 * Y) + V(s.g02);  // (g00·x + g01·y) + g02, as ada_u
     const V v = V(s.g10) * X + V(s.g11 * Y) + V(s.g12);
-    weights(u, s.kx, s.tx, wx).store(f);
-    for (int l = 0; l < m; ++l) ix0[l] = ada_index(f[l]) + 1;
+    weights(u, s.kx, s.tx, wx).store(fx);
+    for (int l = 0; l < m; ++l) ix0[l] = ada_index(fx[l]) + 1;
     weights(v, s.ky, s.ty, wy).store(f);
     for (int l = 0; l < m; ++l) {
       const int64_t i0 = ada_index(f[l]) + 1;
       if (i0 >= 0 && i0 + s.ty <= H) {
         for (int t = 0; t < s.ty; ++t) oy[t * KP + l] = (i0 + t) * Wp;
       } else {
-        for (int t = 0; t < s.ty; ++t) oy[t * KP + l] = ada_reflect(i0 + t, H) * Wp;
+        for (int t = 0; t < s.ty; ++t) oy[t * KP + l] = ada_tap_index(f[l], t, H) * Wp;
       }
     }
     const int span = ((s.tx + KP - 1) / KP) * KP;
@@ -144,7 +145,7 @@ struct Taps {
 
   // the reflected x offsets of lane l (scalar path)
   void x_offsets(int l, int tx, int64_t W) {
-    for (int t = 0; t < tx; ++t) ox[t] = ada_reflect(ix0[l] + t, W);
+    for (int t = 0; t < tx; ++t) ox[t] = ada_tap_index(fx[l], t, W);
   }
 
   // Σ_j wy_j · Σ_t wx_t · xc[oy_j + ox_t] for lane l (scalar; x_offsets(l) first). xc: column 0.
