@@ -15,7 +15,9 @@ sum 1 per axis (first a pass summing them, then each weight divided by the sum, 
 does), indices reflected with period ``2(n − 1)``. The x taps go ``TAPS`` (8, a fixed constant,
 never tuned: it sets the summation order) at a time: their weights and reflected columns are
 computed once per step and serve every row ``j`` (a ``[CB, BLOCK_P, TAPS]`` gather per row, summed
-over the taps, times ``wy_j``); one step covers ``kx ≤ 2``. The stretch's ``hypot`` is evaluated in float64
+over the taps, times ``wy_j``); one step covers ``kx ≤ 2``. The rows' weights and reflected indices
+are computed ``TAPS`` at a time too, as ``[BLOCK_P, TAPS]`` tiles from which each row picks its
+column (an exact select-and-sum), so the loops run few, cheap operations. The stretch's ``hypot`` is evaluated in float64
 and rounded (correctly rounded for float32 parameters), divisions are IEEE round-to-nearest
 (``tl.div_rn`` in float32: Triton's plain ``/`` is approximate there), so the identity map gives
 weights exactly ``[0, 1, 0, 0]`` and reproduces ``x`` bitwise, and flips, 90° rotations and
@@ -117,12 +119,6 @@ def _axis(gb, xf, yf, ACC: tl.constexpr):
 
 
 @helper
-def _weight(pos, kv, first, j, tot, ACC: tl.constexpr):
-    """Normalised weight ``[BLOCK_P]`` of the scalar tap ``j``."""
-    return _div(_keys(_div(pos - (first + j), kv, ACC)), tot, ACC)
-
-
-@helper
 def _weights(pos, kv, first, t, tot, ACC: tl.constexpr):
     """Normalised weights ``[BLOCK_P, TAPS]`` of the taps ``t`` ``[TAPS]``."""
     return _div(_keys(_div(pos[:, None] - (first[:, None] + t[None, :]), kv[:, None], ACC)), tot[:, None], ACC)
@@ -186,10 +182,16 @@ def _ada_fwd_kernel(
             wx = _weights(u, kx, fx, t, sx, ACC)  # [BLOCK_P, TAPS]
             cols = base + (_reflect(ix0[:, None] + t[None, :], W).to(tl.int64) * sxw)[None, :, :]
             m3 = cm[:, :, None] & (t < nx)[None, None, :]
-            for j in range(0, ny):
-                wy = _weight(v, ky, fy, j, sy, ACC)
-                xv = tl.load(cols + (_reflect(iy0 + j, H).to(tl.int64) * sxh)[None, :, None], mask=m3, other=0)
-                acc += fsum(xv.to(ACC) * wx[None, :, :], 2) * wy[None, :]
+            for s0 in range(0, ny, TAPS):  # rows TAPS at a time: weights and offsets as tiles, one picked per row
+                s = s0 + tl.arange(0, TAPS)
+                wyt = _weights(v, ky, fy, s, sy, ACC)
+                iyt = _reflect(iy0[:, None] + s[None, :], H)  # int32: half the registers of offsets
+                for j in range(0, tl.minimum(ny - s0, TAPS)):
+                    sel = (tl.arange(0, TAPS) == j)[None, :]
+                    wy = fsum(tl.where(sel, wyt, 0.0), 1)
+                    ry = fsum(tl.where(sel, iyt, 0), 1).to(tl.int64) * sxh
+                    xv = tl.load(cols + ry[None, :, None], mask=m3, other=0)
+                    acc += fsum(xv.to(ACC) * wx[None, :, :], 2) * wy[None, :]
         if MIXC:  # y[o] = Σ_c color[o, c]·r_c (+ color[o, C]), unrolled over c; here c0 == 0
             cb = color_ptr + b * (MIXC * (MIXC + 1)) + cc * (MIXC + 1)  # row o = cc
             om = cc < MIXC
@@ -257,11 +259,16 @@ def _ada_adj_kernel(
             wx = _weights(u, kx, fx, t, sx, ACC)  # [BLOCK_P, TAPS]
             cols = dst + _reflect(ix0[:, None] + t[None, :], W).to(tl.int64)[None, :, :]
             m3 = cm[:, :, None] & (t < nx)[None, None, :]
-            for j in range(0, ny):
-                wy = _weight(v, ky, fy, j, sy, ACC)
-                val = h[:, :, None] * (wy[:, None] * wx)[None, :, :]
-                ptr = cols + (_reflect(iy0 + j, H).to(tl.int64) * W)[None, :, None]
-                tl.atomic_add(ptr, val, mask=m3 & (val != 0), sem="relaxed")
+            for s0 in range(0, ny, TAPS):
+                s = s0 + tl.arange(0, TAPS)
+                wyt = _weights(v, ky, fy, s, sy, ACC)
+                iyt = _reflect(iy0[:, None] + s[None, :], H)
+                for j in range(0, tl.minimum(ny - s0, TAPS)):
+                    sel = (tl.arange(0, TAPS) == j)[None, :]
+                    wy = fsum(tl.where(sel, wyt, 0.0), 1)
+                    val = h[:, :, None] * (wy[:, None] * wx)[None, :, :]
+                    ptr = cols + (fsum(tl.where(sel, iyt, 0), 1).to(tl.int64) * W)[None, :, None]
+                    tl.atomic_add(ptr, val, mask=m3 & (val != 0), sem="relaxed")
 
 
 # --------------------------------------------------------------------------------- launchers
