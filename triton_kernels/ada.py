@@ -36,6 +36,8 @@ by the size class). The adjoint scatters with atomics (see :func:`ada_augment_ad
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import triton
 import triton.language as tl
@@ -339,6 +341,11 @@ def ada_augment_adj(g, geom, color, cutout):
     result is not bitwise reproducible (like torch's ``grid_sample`` backward); float64 sums round
     far below float32 precision. Under the interpreter the order is fixed."""
     B, C, H, W = _check(g, geom, color, cutout, "ada_augment_adj")
+    if g.is_cuda and torch.are_deterministic_algorithms_enabled():  # as the CUDA kernel (and torch's own atomics)
+        msg = "ganreg_triton::ada_augment_adj adds with atomics and is not deterministic on a GPU"
+        if not torch.is_deterministic_algorithms_warn_only_enabled():
+            raise RuntimeError(msg + "; turn off torch.use_deterministic_algorithms or use the cpu backend")
+        warnings.warn(msg, stacklevel=2)
     acc = acc_dtype(g.dtype)
     if g.numel() == 0:
         return empty((B, C, H, W), g.dtype, g.device)
