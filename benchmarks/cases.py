@@ -383,6 +383,7 @@ def ada_case(shape) -> Case:
     return Case(
         "ada", "ada_augment", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 2 * n, "fwdbwd": 4 * n},
         extra={"grid_sample_chain": chain}, baseline="grid_sample_chain", dbl=dbl_through,
+        tol=(1e-3, 1e-3),  # float32 sample positions (≈ 1e-5 px at 256 px) times the image's slope
         modes=MODES + ("dbl",),
         compile_slow="skipped: the gather-based reference is not what anyone runs; see compile_grid_sample_chain",
     )  # fmt: skip
