@@ -40,26 +40,28 @@ LOSSES = {
 
 # Settings a preset fills in when they are left at None (measured choices: docs/demo/README.md).
 PRESETS = {
+    # 2 CPU cores, ≤ 5 minutes of training: 2,200 steps at ~114 ms (quiet 2-core AMD EPYC, 2 threads)
     "cpu": dict(
         size=16,
-        steps=2000,
+        steps=2200,
         batch=32,
         width=32,
-        lr=0.0025,
+        lr=0.01,
         r1_gamma=0.1,
-        augment="color,translation,cutout",
+        augment="translation",
         bcr=0.0,
         ema_kimg=5.0,
-        eval_every=250,
+        eval_every=200,
     ),
+    # a GPU: twice the resolution, 4× the width, twice the batch, ~3× the steps (not tuned on a GPU)
     "gpu": dict(
         size=32,
         steps=6000,
         batch=64,
         width=128,
-        lr=0.0025,
+        lr=0.005,
         r1_gamma=0.1,
-        augment="color,translation,cutout",
+        augment="translation,cutout",
         bcr=0.0,
         ema_kimg=10.0,
         eval_every=500,
