@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ganreg_ext as gx
-from ganreg_ext.demo import Config, Trainer, main
+from ganreg_ext.demo import Config, Trainer, main, report
 from ganreg_ext.demo.data import load_digits_images
 
 pytestmark = pytest.mark.timeout(300)
@@ -380,3 +380,30 @@ def test_gpu_preset_runs_on_cpu():
     out = t.train_step()
     assert np.isfinite(out["loss_G"]) and np.isfinite(out["r1"]) and np.isfinite(out["pl"])
     assert t.sample(2, seed=0).shape == (2, 1, r.size, r.size)
+
+
+def test_cli_ada_logs_p_and_resumes(tmp_path):
+    """--augment ada: D's inputs go through gx.AdaptiveAugment, p and r_t are logged every step and
+    plotted, and the controller's state is checkpointed (2 steps + resume to 9 equals 9 steps, with
+    p moved by the controller: interval 4, kimg tiny so p must change)."""
+    common = "--size 16 --batch 4 --width 16 --no-timing --no-progress --threads 1 --device cpu --eval-every 100"
+    common = common.split() + ["--augment", "ada", "--ada-kimg", "0.01", "--ada-target", "0.0", "--n-eval", "50"]
+    res = main(common + ["--steps", "9", "--out", str(tmp_path / "full")])
+    main(common + ["--steps", "2", "--out", str(tmp_path / "part")])
+    main(["--resume", str(tmp_path / "part" / "checkpoint.pt"), "--steps", "9", "--no-progress", "--no-timing", "--threads", "1"])
+    full = torch.load(tmp_path / "full" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    part = torch.load(tmp_path / "part" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert full["config"]["augment"] == "ada" and "augment" in full
+    for k, v in full["augment"].items():  # p, r_t, the statistic since the last adjustment, the call count
+        assert torch.allclose(v, part["augment"][k], equal_nan=True) if torch.is_tensor(v) else v == part["augment"][k], k
+    for name in ("G", "D"):
+        for k, v in full[name].items():
+            assert torch.allclose(v, part[name][k], atol=1e-6, rtol=0), (name, k)
+    m = report.read_csv(str(tmp_path / "full" / "metrics.csv"))
+    p, rt = m["ada_p"], m["ada_rt"]
+    assert np.isfinite(p).all() and len(p) == 9
+    assert np.isnan(rt[:3]).all() and np.isfinite(rt[3:]).all()  # first interval completes at call 4
+    step = 4 * 4 / (0.01 * 1000)  # (images in an interval) / (kimg · 1000)
+    want = np.clip(np.sign(rt[3] - 0.0) * step, 0, 1)
+    assert p[:3].tolist() == [0.0] * 3 and p[3] == pytest.approx(want, abs=1e-6)
+    assert res["scores"] and (tmp_path / "full" / "curves.png").is_file()

@@ -7,7 +7,7 @@ resolution).
 * Synthesis network: learned 4×4 constant, modulated 3×3 convolutions with weight demodulation
   (applied to the activations: ``conv(x·s, W)·d``, the fast form on CPU), the 2× upsampling conv
   as StyleGAN2 computes it (stride-2 transposed conv, then ``gx.filter2d`` with the ``[1, 3, 3, 1]``
-  FIR filter), skip-architecture ``toRGB`` layers whose running image is ``gx.upsample2d``-ed.
+  FIR filter, separable), skip-architecture ``toRGB`` layers whose running image is ``gx.upsample2d``-ed.
 * Residual discriminator: ``fromRGB``; per resolution a 3×3 conv, then ``gx.downsample2d`` (FIR) + 3×3
   conv, the skip ``gx.downsample2d`` + 1×1 conv, both scaled by ``√½``; at 4×4 minibatch standard
   deviation, 3×3 conv, two dense layers.
@@ -35,7 +35,9 @@ SQRT_HALF = math.sqrt(0.5)
 
 
 def fir_filter() -> torch.Tensor:
-    return gx.setup_filter([1, 3, 3, 1])
+    """StyleGAN2's ``[1, 3, 3, 1]`` resampling filter in its separable form (the 1-D taps; the ops
+    apply ``f ⊗ f``, the same 4×4 filter in two 4-tap passes, about half the work of the 2-D form)."""
+    return gx.setup_filter([1, 3, 3, 1], separable=True)
 
 
 class EqLinear(nn.Module):

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 
-def save_grid(images: torch.Tensor, path: str, nrow: int | None = None, scale: int = 2) -> None:
-    """``[N, C, H, W]`` in [−1, 1] → one PNG grid (1-pixel gaps), upscaled ``scale``× (nearest)."""
+def save_grid(images: torch.Tensor, path: str, nrow: int | None = None, scale: int | None = None) -> None:
+    """``[N, C, H, W]`` in [−1, 1] → one PNG grid (1-pixel gaps), upscaled ``scale``× (nearest;
+    default: tiles of at least 64 pixels, so 16×16 digits are readable)."""
     from PIL import Image
 
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -24,6 +25,7 @@ def save_grid(images: torch.Tensor, path: str, nrow: int | None = None, scale: i
         grid[:, 1 + r * (H + 1) : 1 + r * (H + 1) + H, 1 + c * (W + 1) : 1 + c * (W + 1) + W] = x[i]
     a = grid.numpy()
     im = Image.fromarray(a[0] if C == 1 else a.transpose(1, 2, 0), "L" if C == 1 else "RGB")
+    scale = max(1, -(-64 // max(H, W))) if scale is None else scale
     if scale > 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
     im.save(path)
@@ -78,7 +80,8 @@ def plot_curves(
 
     m = read_csv(metrics_csv)
     s = read_csv(scores_csv) if os.path.exists(scores_csv) else {}
-    fig, axes = plt.subplots(1, 5, figsize=(22, 3.8))
+    ada = bool(m) and "ada_p" in m and np.isfinite(m["ada_p"]).any()
+    fig, axes = plt.subplots(1, 6 if ada else 5, figsize=(26.4 if ada else 22, 3.8))
     if m:
         step = m["step"]
 
@@ -122,6 +125,15 @@ def plot_curves(
         ax.set_yscale("log")
         ax.legend()
     ax.set_title("digits FD (Fréchet distance, classifier logits) ↓")
+    if ada:
+        ax = axes[5]
+        ax.plot(m["step"], m["ada_p"], label="p (augmentation probability)")
+        ok = np.isfinite(m["ada_rt"])
+        ax.plot(m["step"][ok], m["ada_rt"][ok], label="r_t = E[sign D(x_real)]", alpha=0.8)
+        ax.set_ylim(-1.05, 1.05)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.legend()
+        ax.set_title("ADA controller")
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -85,7 +85,10 @@ class Config:
     pl_weight: float = 2.0
     pl_interval: int = 4
     pl_decay: float = 0.01
-    augment: str | None = None  # the D-input augmentation: a DiffAugment policy or "none" (build_augment)
+    augment: str | None = None  # the D-input augmentation: a DiffAugment policy, "ada" or "none" (build_augment)
+    ada_preset: str = "bgc"  # --augment ada: ADA's transforms (gx.AdaptiveAugment)
+    ada_target: float = 0.6  # --augment ada: target of r_t = E[sign(D(x_real))]
+    ada_kimg: float = 50.0  # --augment ada: p can move 0 → 1 in this many thousand real images
     bcr: float | None = None
     bcr_batch: int = 8
     bcr_flip: bool = False
@@ -132,6 +135,8 @@ def resolve_config(cfg: Config) -> Config:
     cfg = dataclasses.replace(cfg, device=device, preset=preset, **fill)
     if cfg.augment.strip().lower() in ("", "none", "off"):
         cfg.augment = "none"
+    elif cfg.augment.strip().lower() == "ada":
+        cfg.augment = "ada"
     return cfg
 
 
@@ -160,7 +165,20 @@ def parse_args(argv=None) -> tuple[Config, str | None]:
     p.add_argument("--r1-interval", type=int, default=c.r1_interval)
     p.add_argument("--pl-weight", type=float, default=c.pl_weight, help="path length weight (0 turns it off)")
     p.add_argument("--pl-interval", type=int, default=c.pl_interval)
-    p.add_argument("--augment", default=None, metavar="POLICY", help=preset("augment", 'DiffAugment policy, "none" to disable'))
+    p.add_argument(
+        "--augment",
+        default=None,
+        metavar="POLICY",
+        help=preset("augment", 'DiffAugment policy, "ada" (adaptive augmentation, gx.AdaptiveAugment) or "none"'),
+    )
+    p.add_argument("--ada-preset", default=c.ada_preset, help="--augment ada: transforms (b, g, c and combinations)")
+    p.add_argument("--ada-target", type=float, default=c.ada_target, help="--augment ada: target r_t")
+    p.add_argument(
+        "--ada-kimg",
+        type=float,
+        default=c.ada_kimg,
+        help="--augment ada: speed of p (0 → 1 in this many kimg; the paper's 500 is for runs of many Mimg)",
+    )
     p.add_argument("--bcr", type=float, default=None, help=preset("bcr", "bCR weight (lambda_real = lambda_fake); 0 = off"))
     p.add_argument(
         "--bcr-batch",
@@ -262,12 +280,39 @@ class DiffAugment:
         return gx.diff_augment(x, self.policy, params=params, backend=backend)
 
 
-def build_augment(cfg: Config, device: torch.device):
+class ADA(torch.nn.Module):
+    """Adaptive discriminator augmentation (``gx.AdaptiveAugment``): transforms drawn on the CPU from
+    the step's generator with the current ``p``; ``update(d_real)`` after each main D step moves ``p``
+    toward ``r_t = target`` (``p``, ``r_t`` and the controller's state are in the checkpoint)."""
+
+    def __init__(self, cfg: Config, channels: int, device: torch.device):
+        super().__init__()
+        self.size, self.channels = cfg.size, channels
+        self.ada = gx.AdaptiveAugment(target=cfg.ada_target, kimg=cfg.ada_kimg, preset=cfg.ada_preset).to(device)
+
+    def sample(self, B: int, gen: torch.Generator) -> dict:
+        p = float(self.ada.p)  # one host read per draw (the demo logs every step anyway)
+        params = gx.sample_ada_params(
+            B, self.size, self.size, p, self.ada.preset, device="cpu", generator=gen, channels=self.channels
+        )
+        return {k: v.to(self.ada.p.device) if torch.is_tensor(v) else v for k, v in params.items()}
+
+    def forward(self, x, params, backend):
+        return gx.ada_augment(x, params, backend=backend)
+
+    def update(self, d_real: torch.Tensor) -> None:
+        self.ada.update(d_real)
+
+
+def build_augment(cfg: Config, device: torch.device, channels: int = 1):
     """The D-input augmentation (``--augment``), chosen here and nowhere else: ``None`` for "none",
-    else an object with ``sample(B, generator) → params`` and ``__call__(x, params, backend)``
-    (an ``nn.Module`` one is checkpointed with the networks)."""
+    ``ADA`` for "ada", else DiffAugment with that policy — an object with ``sample(B, generator) →
+    params`` and ``__call__(x, params, backend)`` (an ``nn.Module`` one is checkpointed with the
+    networks; one with ``update`` gets D's real logits after each main D step)."""
     if cfg.augment == "none":
         return None
+    if cfg.augment == "ada":
+        return ADA(cfg, channels, device)
     return DiffAugment(cfg.augment, cfg.size, device)
 
 
@@ -282,7 +327,7 @@ class Trainer:
         self.G = self.G.to(self.device)
         self.D = Discriminator(cfg.size, channels, cfg.d_width or cfg.width).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.aug = build_augment(cfg, self.device)
+        self.aug = build_augment(cfg, self.device, channels)
         self.d_loss, self.g_loss = LOSSES[cfg.loss]
         # Lazy regularization: Adam settings for a network whose penalty runs every `interval` steps.
         g_lr, g_betas = gx.lazy_regularization(cfg.pl_interval, cfg.lr, (cfg.beta1, cfg.beta2))
@@ -358,6 +403,9 @@ class Trainer:
         out["loss_D"] = loss_D.item()
         out["d_real"] = d_real.mean().item()
         out["d_fake"] = d_fake.mean().item()
+        if hasattr(self.aug, "update"):
+            self.aug.update(d_real.detach())
+            out["ada_p"], out["ada_rt"] = float(self.aug.ada.p), float(self.aug.ada.r_t)
 
         # Dreg: lazy R1 on the (augmented) reals, gradients w.r.t. the un-augmented input, ×interval.
         if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
@@ -467,7 +515,7 @@ class Trainer:
         os.replace(tmp, path)
 
 
-METRIC_FIELDS = ["step", "loss_G", "loss_D", "d_real", "d_fake", "r1", "pl", "pl_mean", "bcr", "sec"]
+METRIC_FIELDS = ["step", "loss_G", "loss_D", "d_real", "d_fake", "r1", "pl", "pl_mean", "bcr", "ada_p", "ada_rt", "sec"]
 SCORE_FIELDS = ["step", "score", "confidence", "fd", "real_score", "real_confidence", "real_fd"]
 
 
@@ -532,11 +580,12 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
     resume_step = trainer.step if ckpt is not None else None
     with open(os.path.join(cfg.out, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(cfg), f, indent=2)
+    ada = f" ({cfg.ada_preset}, target r_t {cfg.ada_target}, {cfg.ada_kimg} kimg)" if cfg.augment == "ada" else ""
     say(
         f"data: {tuple(data.shape)} in [{data.min():.2f}, {data.max():.2f}]; G {_count(trainer.G)} params, "
         f"D {_count(trainer.D)} params, num_ws {trainer.G.num_ws}; steps {cfg.steps}, batch {cfg.batch}, loss {cfg.loss}, "
         f"lr {cfg.lr}, R1 γ={cfg.r1_gamma}/{cfg.r1_interval}, PL w={cfg.pl_weight}/{cfg.pl_interval}, "
-        f"augment {cfg.augment}, bCR {cfg.bcr}, G_ema {cfg.ema_kimg} kimg"
+        f"augment {cfg.augment}{ada}, bCR {cfg.bcr}, G_ema {cfg.ema_kimg} kimg"
     )
 
     scorer = None
@@ -587,6 +636,8 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
         metrics.write(row)
         if trainer.step % 5 == 0 or trainer.step == cfg.steps:
             extra = {"bcr": f"{row['bcr']:.3g}"} if "bcr" in row else {}
+            if "ada_p" in row:
+                extra["p"] = f"{row['ada_p']:.3f}"
             bar.set_postfix(
                 G=f"{row['loss_G']:.3f}",
                 D=f"{row['loss_D']:.3f}",
