@@ -28,6 +28,11 @@ def _mse(a: Tensor, b: Tensor, weight, name_a: str, name_b: str, backend) -> Ten
     """``weight · mean((a − b)²)`` in one fused op (``weight`` checked by the caller; a tensor
     multiplies the result)."""
     _check_pair(a, b, name_a, name_b)
+    return _weighted_mse(a, b, weight, backend)
+
+
+def _weighted_mse(a: Tensor, b: Tensor, weight, backend) -> Tensor:
+    """:func:`_mse` on arguments the caller has checked."""
     w, w_t = check.split_coefficient(weight)
     op = fused("sq_diff_sum", backend, a.device)
     out = (ref.sq_diff_sum if op is None else op)(a, b, w / a.numel())
@@ -45,7 +50,7 @@ def bcr_loss(real, real_aug, fake, fake_aug, lambda_real: float = 10.0, lambda_f
     _check_pair(fake, fake_aug, "fake", "fake_aug")
     lr = check.coefficient(lambda_real, "lambda_real", real)
     lf = check.coefficient(lambda_fake, "lambda_fake", fake)
-    return _mse(real, real_aug, lr, "real", "real_aug", backend) + _mse(fake, fake_aug, lf, "fake", "fake_aug", backend)
+    return _weighted_mse(real, real_aug, lr, backend) + _weighted_mse(fake, fake_aug, lf, backend)
 
 
 def perturb_latent(z: Tensor, sigma: float = 0.05, generator=None) -> Tensor:

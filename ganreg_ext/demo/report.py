@@ -69,10 +69,15 @@ def read_csv(path: str) -> dict[str, np.ndarray]:
 
 
 def plot_curves(
-    metrics_csv: str, scores_csv: str, path: str, real_score: float | None = None, real_fd: float | None = None
+    metrics_csv: str,
+    scores_csv: str,
+    path: str,
+    real_score: float | None = None,
+    real_fd: float | None = None,
+    ada_target: float | None = None,
 ) -> None:
-    """Losses, penalties, ``pl_mean``, the digits score and the digits FD over steps, one PNG
-    (matplotlib Agg)."""
+    """Losses, penalties, ``pl_mean``, the digits score and the digits FD over steps (and ADA's ``p``
+    and ``r_t`` when logged), one PNG (matplotlib Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,6 +135,8 @@ def plot_curves(
         ax.plot(m["step"], m["ada_p"], label="p (augmentation probability)")
         ok = np.isfinite(m["ada_rt"])
         ax.plot(m["step"][ok], m["ada_rt"][ok], label="r_t = E[sign D(x_real)]", alpha=0.8)
+        if ada_target is not None:
+            ax.axhline(ada_target, color="k", ls="--", label=f"target r_t ({ada_target:g})")
         ax.set_ylim(-1.05, 1.05)
         ax.axhline(0, color="k", lw=0.5)
         ax.legend()

@@ -118,6 +118,7 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
     z_pl = z[: max(1, B // 2)]
     aug = trainer.sample_augment(B, gen)
     aug2 = trainer.sample_augment(B, gen)
+    aug_name = {"none": "", "ada": "ADA"}.get(cfg.augment, "DiffAugment")
     auto = auto_backend(dev)
     rows = []
 
@@ -170,7 +171,7 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
 
         return fn
 
-    what = "D step + DiffAugment" + (" + bCR" if cr is not None else "")
+    what = "D step" + (f" + {aug_name}" if aug_name else "") + (" + bCR" if cr is not None else "")
     for b, (ms, mib) in zip(("reference", auto), measure_interleaved([d_bcr_step("reference"), d_bcr_step(auto)], dev, reps)):
         rows.append(dict(step=f"{what} (B={B})", backend=b, ms=ms, mib=mib))
 
@@ -225,13 +226,13 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
         "",
         f"Device: {device_name(dev)}; torch {torch.__version__}; ganreg_ext backends here: {gx.available_backends()}; "
         f"`auto` → `{auto}`.",
-        "`reference` runs every op eagerly: the penalties, DiffAugment/bCR and the networks' blocks (`bias_act`, "
+        f"`reference` runs every op eagerly: the penalties, {aug_name or 'augmentation'}/bCR and the networks' blocks (`bias_act`, "
         "FIR up/downsampling); the fused backend runs all of them fused (convolutions and matmuls are PyTorch's "
         "either way). "
         "Steps time forward + input/`ws` gradients (create_graph) + penalty + backward, without the optimizer step "
-        "(identical for both backends). R1 includes DiffAugment of the real batch (its double backward too); "
-        "the DiffAugment + bCR step is the main D step (losses on augmented reals and fakes, bCR's two extra D "
-        "passes on its sub-batch).",
+        f"(identical for both backends). R1 includes {aug_name or 'the augmentation (none here)'} of the real batch (its "
+        f"double backward too); the {aug_name or 'unaugmented'} + bCR step is the main D step (losses on augmented reals "
+        "and fakes, bCR's two extra D passes on its sub-batch).",
         "torch.compile applies only to the first-order D step: double backward (R1, path length) cannot run through "
         "a compiled region (PyTorch limitation), so the regularized steps run eagerly with the fused ops.",
     ]

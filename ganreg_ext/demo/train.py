@@ -40,7 +40,7 @@ LOSSES = {
 
 # Settings a preset fills in when they are left at None (measured choices: docs/demo/README.md).
 PRESETS = {
-    # 2 CPU cores, ≤ 5 minutes of training: 2,200 steps at ~114 ms (quiet 2-core AMD EPYC, 2 threads)
+    # 2 CPU cores, ≤ 5 minutes of training: 2,200 steps at ~122 ms (quiet 2-core AMD EPYC, 1 thread)
     "cpu": dict(
         size=16,
         steps=2200,
@@ -114,7 +114,7 @@ class Config:
     timing_reps: int = 10
     compile: str = "auto"
     progress: bool = True
-    threads: int = 0  # 0: torch's default, or 1 when the machine is already busy
+    threads: int = 1  # CPU: 1 (a run repeats exactly on a machine like this one); 0: torch's default, 1 when busy
     compare: int = 0  # > 0: only the drop-in comparison of this many steps (compare.png)
     compare_backends: str = "reference,auto"
 
@@ -232,7 +232,9 @@ def parse_args(argv=None) -> tuple[Config, str | None]:
         "--threads",
         type=int,
         default=c.threads,
-        help="CPU threads for torch (0: torch's default, 1 if the load average already exceeds the core count)",
+        help="CPU threads for torch: 1 by default (the networks are tiny: one thread is within ~10%% of two, and a "
+        "run then repeats exactly on another machine with the same CPU type; the thread count changes float "
+        "summation order, hence the trajectory); 0: torch's default, or 1 if the load average exceeds the core count",
     )
     p.add_argument(
         "--compare",
@@ -661,6 +663,7 @@ def run(cfg: Config, ckpt: dict | None = None) -> dict:
         os.path.join(cfg.out, "curves.png"),
         scorer.real_score if scorer else None,
         scorer.real_fd if scorer else None,
+        cfg.ada_target if cfg.augment == "ada" else None,
     )
     results["train_s"] = t_train
     results["wall_train_s"] = time.perf_counter() - t_start
