@@ -40,7 +40,7 @@ LOSSES = {
 
 # Settings a preset fills in when they are left at None (measured choices: docs/demo/README.md).
 PRESETS = {
-    # 2 CPU cores, ≤ 5 minutes of training: 2,200 steps at ~122 ms (quiet 2-core AMD EPYC, 1 thread)
+    # 2 CPU cores, ≤ 5 minutes of training: 2,200 steps at ~86 ms (quiet 2-core AMD EPYC, 1 thread: 189 s)
     "cpu": dict(
         size=16,
         steps=2200,
@@ -232,7 +232,7 @@ def parse_args(argv=None) -> tuple[Config, str | None]:
         "--threads",
         type=int,
         default=c.threads,
-        help="CPU threads for torch: 1 by default (the networks are tiny: one thread is within ~10%% of two, and a "
+        help="CPU threads for torch: 1 by default (the networks are tiny: one thread is as fast as two, and a "
         "run then repeats exactly on another machine with the same CPU type; the thread count changes float "
         "summation order, hence the trajectory); 0: torch's default, or 1 if the load average exceeds the core count",
     )
