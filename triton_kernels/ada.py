@@ -121,6 +121,14 @@ def _axis(gb, xf, yf, ACC: tl.constexpr):
 
 
 @helper
+def _pick(wyt, iyt, j, TAPS: tl.constexpr):
+    """Row ``j`` of a ``TAPS``-row tile: its weight and reflected index ``[BLOCK_P]`` (an exact
+    select-and-sum over the tile's columns)."""
+    sel = (tl.arange(0, TAPS) == j)[None, :]
+    return fsum(tl.where(sel, wyt, 0.0), 1), fsum(tl.where(sel, iyt, 0), 1).to(tl.int64)
+
+
+@helper
 def _weights(pos, kv, first, t, tot, ACC: tl.constexpr):
     """Normalised weights ``[BLOCK_P, TAPS]`` of the taps ``t`` ``[TAPS]``."""
     return _div(_keys(_div(pos[:, None] - (first[:, None] + t[None, :]), kv[:, None], ACC)), tot[:, None], ACC)
@@ -189,10 +197,8 @@ def _ada_fwd_kernel(
                 wyt = _weights(v, ky, fy, s, sy, ACC)
                 iyt = _reflect(iy0[:, None] + s[None, :], H)  # int32: half the registers of offsets
                 for j in range(0, tl.minimum(ny - s0, TAPS)):
-                    sel = (tl.arange(0, TAPS) == j)[None, :]
-                    wy = fsum(tl.where(sel, wyt, 0.0), 1)
-                    ry = fsum(tl.where(sel, iyt, 0), 1).to(tl.int64) * sxh
-                    xv = tl.load(cols + ry[None, :, None], mask=m3, other=0)
+                    wy, iy = _pick(wyt, iyt, j, TAPS)
+                    xv = tl.load(cols + (iy * sxh)[None, :, None], mask=m3, other=0)
                     acc += fsum(xv.to(ACC) * wx[None, :, :], 2) * wy[None, :]
         if MIXC:  # y[o] = Σ_c color[o, c]·r_c (+ color[o, C]), unrolled over c; here c0 == 0
             cb = color_ptr + b * (MIXC * (MIXC + 1)) + cc * (MIXC + 1)  # row o = cc
@@ -266,10 +272,9 @@ def _ada_adj_kernel(
                 wyt = _weights(v, ky, fy, s, sy, ACC)
                 iyt = _reflect(iy0[:, None] + s[None, :], H)
                 for j in range(0, tl.minimum(ny - s0, TAPS)):
-                    sel = (tl.arange(0, TAPS) == j)[None, :]
-                    wy = fsum(tl.where(sel, wyt, 0.0), 1)
+                    wy, iy = _pick(wyt, iyt, j, TAPS)
                     val = h[:, :, None] * (wy[:, None] * wx)[None, :, :]
-                    ptr = cols + (fsum(tl.where(sel, iyt, 0), 1).to(tl.int64) * W)[None, :, None]
+                    ptr = cols + (iy * W)[None, :, None]
                     tl.atomic_add(ptr, val, mask=m3 & (val != 0), sem="relaxed")
 
 

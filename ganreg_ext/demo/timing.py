@@ -118,7 +118,7 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
     z_pl = z[: max(1, B // 2)]
     aug = trainer.sample_augment(B, gen)
     aug2 = trainer.sample_augment(B, gen)
-    aug_name = {"none": "", "ada": "ADA"}.get(cfg.augment, "DiffAugment")
+    aug_name = getattr(trainer.aug, "name", "")
     auto = auto_backend(dev)
     rows = []
 

@@ -271,6 +271,8 @@ class DiffAugment:
     """DiffAugment (``gx.diff_augment``) with a policy (``color``, ``translation``, ``cutout``);
     parameters drawn on the CPU from the step's generator, moved to the device."""
 
+    name = "DiffAugment"
+
     def __init__(self, policy: str, size: int, device: torch.device):
         self.policy, self.size, self.device = policy, size, device
 
@@ -287,6 +289,8 @@ class ADA(torch.nn.Module):
     the step's generator with the current ``p``; ``update(d_real)`` after each main D step moves ``p``
     toward ``r_t = target`` (``p``, ``r_t`` and the controller's state are in the checkpoint)."""
 
+    name = "ADA"
+
     def __init__(self, cfg: Config, channels: int, device: torch.device):
         super().__init__()
         self.size, self.channels = cfg.size, channels
@@ -302,15 +306,17 @@ class ADA(torch.nn.Module):
     def forward(self, x, params, backend):
         return gx.ada_augment(x, params, backend=backend)
 
-    def update(self, d_real: torch.Tensor) -> None:
+    def update(self, d_real: torch.Tensor) -> dict:
+        """Feed the controller D's real logits; returns ``p`` and ``r_t`` for the log."""
         self.ada.update(d_real)
+        return {"ada_p": float(self.ada.p), "ada_rt": float(self.ada.r_t)}
 
 
 def build_augment(cfg: Config, device: torch.device, channels: int = 1):
     """The D-input augmentation (``--augment``), chosen here and nowhere else: ``None`` for "none",
     ``ADA`` for "ada", else DiffAugment with that policy — an object with ``sample(B, generator) →
     params`` and ``__call__(x, params, backend)`` (an ``nn.Module`` one is checkpointed with the
-    networks; one with ``update`` gets D's real logits after each main D step)."""
+    networks; one with ``update`` gets D's real logits after each main D step; ``name`` labels it)."""
     if cfg.augment == "none":
         return None
     if cfg.augment == "ada":
@@ -406,8 +412,7 @@ class Trainer:
         out["d_real"] = d_real.mean().item()
         out["d_fake"] = d_fake.mean().item()
         if hasattr(self.aug, "update"):
-            self.aug.update(d_real.detach())
-            out["ada_p"], out["ada_rt"] = float(self.aug.ada.p), float(self.aug.ada.r_t)
+            out.update(self.aug.update(d_real.detach()))
 
         # Dreg: lazy R1 on the (augmented) reals, gradients w.r.t. the un-augmented input, ×interval.
         if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
