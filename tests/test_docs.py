@@ -248,3 +248,149 @@ def test_checker_catches_a_wrong_default():
     assert len(r1) == 1 and "'gamma' documented 1.0" in r1[0] and "code 10.0" in r1[0], r1
     assert sq and "parameters documented" in sq[0], sq
     assert missing == ["docs/semantics.md:6 no_such_op: no_such_op does not exist in ganreg_ext"], missing
+
+
+# ---------------------------------------------------------------- README and docs/performance.md (issues 22, 23)
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PERFORMANCE = ROOT / "docs" / "performance.md"
+NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+RESULTS_LINK = re.compile(r"\]\(((?:\.\./)?benchmarks/results/[^)#\s]+\.md)(?:#[^)]*)?\)")
+
+
+def _table_rows(lines: list[str], start: int) -> list[tuple[int, list[str]]]:
+    """The body rows ``(line number, cells)`` of the markdown table whose header is ``lines[start]``."""
+    rows, i = [], start + 2  # skip the header and the |---| line
+    while i < len(lines) and lines[i].lstrip().startswith("|"):
+        rows.append((i + 1, [c.strip() for c in lines[i].strip().strip("|").split("|")]))
+        i += 1
+    return rows
+
+
+def _tables(text: str) -> list[tuple[int, list[str], list[tuple[int, list[str]]]]]:
+    """Every markdown table of ``text``: ``(header line number, header cells, body rows)``."""
+    lines, out, i = text.splitlines(), [], 0
+    while i < len(lines) - 1:
+        if lines[i].lstrip().startswith("|") and re.match(r"^\s*\|[\s:|-]+\|\s*$", lines[i + 1]):
+            rows = _table_rows(lines, i)
+            out.append((i + 1, [c.strip() for c in lines[i].strip().strip("|").split("|")], rows))
+            i += 2 + len(rows)
+        else:
+            i += 1
+    return out
+
+
+def figures_missing(cells: list[str], results_text: str) -> list[str]:
+    """The numbers of ``cells`` (as written: ``1.92``, ``0.000366``, ``2026``) that are not a number of
+    the results file (compared as strings: a figure must be copied, not rounded)."""
+    have = set(NUMBER.findall(results_text))
+    return [n for c in cells for n in NUMBER.findall(RESULTS_LINK.sub("", c)) if n not in have]
+
+
+def _resolve(doc: Path, link: str) -> Path:
+    return (doc.parent / link).resolve()
+
+
+def headline_rows(text: str) -> list[tuple[int, list[str], str]]:
+    """``(line, cells, linked results file)`` of every row of the README's "## Headline results" table."""
+    section = text.split("\n## Headline results\n", 1)
+    assert len(section) == 2, "README.md lost its '## Headline results' section"
+    body = section[1].split("\n## ", 1)[0]
+    offset = text[: text.index("\n## Headline results\n")].count("\n") + 2
+    tables = _tables(body)
+    assert len(tables) == 1, f"README's headline section must hold exactly one table, found {len(tables)}"
+    out = []
+    for line, cells in tables[0][2]:
+        links = RESULTS_LINK.findall(" | ".join(cells))
+        assert len(links) == 1, f"README.md:{line + offset - 1}: a headline row must link exactly one results file"
+        out.append((line + offset - 1, cells, links[0]))
+    return out
+
+
+def check_figures(doc: Path, rows) -> list[str]:
+    problems = []
+    for line, cells, link in rows:
+        path = _resolve(doc, link)
+        if not path.is_file():
+            problems.append(f"{doc.name}:{line}: links {link}, which does not exist")
+            continue
+        missing = figures_missing(cells, path.read_text(encoding="utf-8"))
+        if missing:
+            problems.append(f"{doc.name}:{line}: {missing} not found in {link} (row: {' | '.join(cells)})")
+    return problems
+
+
+def test_readme_headline_figures_are_in_their_results_files():
+    """Issue 22: every figure of the README's headline table is found, as written, in the committed
+    results file its row links (re-run a benchmark → copy the new figures into the row)."""
+    rows = headline_rows(README.read_text(encoding="utf-8"))
+    assert len(rows) >= 5, f"the headline table has {len(rows)} rows"
+    problems = check_figures(README, rows)
+    assert not problems, "README headline figures not in their results files:\n" + "\n".join(problems)
+
+
+def performance_rows(text: str) -> list[tuple[int, list[str], str]]:
+    """The rows of every table of docs/performance.md, each with the last results file linked between
+    the section heading above the table and the table (tables without one: none)."""
+    lines, out = text.splitlines(), []
+    for header_line, _, rows in _tables(text):
+        before = lines[: header_line - 1]
+        heading = max((i for i, ln in enumerate(before) if ln.startswith("#")), default=0)
+        links = RESULTS_LINK.findall("\n".join(before[heading:]))
+        if links:
+            out += [(line, cells, links[-1]) for line, cells in rows]
+    return out
+
+
+def test_performance_tables_are_in_their_results_files():
+    """Every number of every table of docs/performance.md is in the results file linked above it."""
+    rows = performance_rows(PERFORMANCE.read_text(encoding="utf-8"))
+    assert len({link for _, _, link in rows}) >= 4 and len(rows) >= 20, "docs/performance.md lost its tables or their links"
+    problems = check_figures(PERFORMANCE, rows)
+    assert not problems, "docs/performance.md figures not in their results files:\n" + "\n".join(problems)
+
+
+def test_figure_checker_catches_a_changed_figure():
+    """The checker itself: one digit changed in a headline row, or a rounded figure, is reported."""
+    text = README.read_text(encoding="utf-8")
+    (line, cells, link), *_ = headline_rows(text)
+    results = _resolve(README, link).read_text(encoding="utf-8")
+    assert not figures_missing(cells, results)
+    figure = next(n for c in cells[2:] for n in NUMBER.findall(c) if "." in n)
+    have = set(NUMBER.findall(results))
+    changed = next(x for x in (figure[:-1] + str(d) for d in range(10)) if x not in have)  # absent from the file
+    assert figures_missing([c.replace(figure, changed) for c in cells], results) == [changed]
+    assert figures_missing(["×1.23456789"], results) == ["1.23456789"]
+
+
+def _examples(text: str) -> dict[str, str]:
+    """The ```python blocks of the README whose first line is ``# example: <name>``."""
+    return {m.group(1).strip(): m.group(2) for m in re.finditer(r"```python\n# example: ([^\n]+)\n(.*?)```", text, re.S)}
+
+
+README_EXAMPLES = _examples(README.read_text(encoding="utf-8"))
+
+
+def test_readme_has_an_example_per_family():
+    assert set(README_EXAMPLES) >= {"regularizers", "path length", "consistency", "blocks", "ada"}, sorted(README_EXAMPLES)
+    long = {k: len(v.strip().splitlines()) for k, v in README_EXAMPLES.items() if len(v.strip().splitlines()) > 12}
+    assert not long, f"README examples longer than 12 lines: {long}"
+
+
+@pytest.mark.parametrize("name", sorted(README_EXAMPLES))
+def test_readme_example_runs(name):
+    """Each README example runs as written (default backend, CPU tensors) and its backward reaches
+    every parameter of its models (or, without a model, some leaf tensor), with finite values."""
+    torch.manual_seed(0)
+    scope: dict = {}
+    exec(compile(README_EXAMPLES[name], f"README.md example {name!r}", "exec"), scope)
+    modules = [v for v in scope.values() if isinstance(v, torch.nn.Module) and any(True for _ in v.parameters())]
+    leaves = [v for v in scope.values() if isinstance(v, torch.Tensor) and v.is_leaf and v.requires_grad]
+    for m in modules:
+        for p in m.parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+    reached = [t for t in leaves if t.grad is not None]
+    assert modules or reached, f"example {name!r}: its backward reaches no parameter"
+    for t in reached:
+        assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0, name
