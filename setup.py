@@ -7,6 +7,11 @@
 - CPU sources are built with AVX2/FMA when the compiler supports it (GANREG_NO_AVX2=1 turns it off) and
   with OpenMP: ATen's header-only ``at::parallel_for`` is serial in code compiled without ``-fopenmp``
   (the extension then links the libgomp torch already loaded, so ``torch.set_num_threads`` applies).
+
+Metadata (name, version = ganreg_ext.__version__, extras) is in pyproject.toml; the one dependency, torch,
+is set here: a build with native kernels requires the torch ``major.minor`` it was compiled against (the
+C++ ABI of torch changes between minor releases), a pure-Python build (GANREG_SKIP_BUILD=1) any torch the
+project was tested with.
 """
 
 import glob
@@ -75,17 +80,24 @@ def extensions():
     return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=True)}
 
 
+def torch_requirement(native: bool) -> str:
+    """``torch==X.Y.*`` of the torch this build compiles against (native), else the oldest torch tested."""
+    if not native:
+        return "torch>=2.11"
+    import torch
+
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return f"torch=={major}.{minor}.*"
+
+
 ext_modules, cmdclass = extensions()
 
 setup(
-    name="ganreg_ext",
-    version="0.1.0",
-    description="Fused GAN regularizers (R1/R2, WGAN-GP, path length, CR/bCR/zCR, DiffAugment) for PyTorch",
     # the repo-root folder triton_kernels/ is the subpackage ganreg_ext.triton_kernels (never a top-level
     # `triton_kernels`: Triton ships a package of that name); editable installs map it with setuptools' finder
     packages=find_packages(include=["ganreg_ext", "ganreg_ext.*"]) + ["ganreg_ext.triton_kernels"],
     package_dir={"ganreg_ext.triton_kernels": "triton_kernels"},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
-    python_requires=">=3.10",
+    install_requires=[torch_requirement(native=bool(ext_modules))],
 )

@@ -394,3 +394,46 @@ def test_readme_example_runs(name):
     assert modules or reached, f"example {name!r}: its backward reaches no parameter"
     for t in reached:
         assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0, name
+
+
+# ---------------------------------------------------------------- packaging metadata (issue 23)
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_requirements_txt_is_the_union_of_the_extras():
+    """requirements.txt (what the Makefile installs) lists exactly the packages of the extras demo,
+    test and dev (self-references ``ganreg_ext[...]`` resolved), so neither drifts."""
+    extras = _pyproject()["project"]["optional-dependencies"]
+    assert {"test", "demo", "dev"} <= set(extras), sorted(extras)
+    union = {_name(r) for k in ("demo", "test", "dev") for r in extras[k] if _name(r) != "ganreg-ext"}
+    for k in ("test", "dev"):  # each extra pulls the previous one in
+        assert any(_name(r) == "ganreg-ext" for r in extras[k]), f"extra {k!r} no longer includes the others"
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    listed = {_name(ln) for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
+    assert listed == union, f"requirements.txt only: {sorted(listed - union)}; extras only: {sorted(union - listed)}"
+
+
+def test_version_has_one_source():
+    """The version is ganreg_ext.__version__, read by setuptools (pyproject dynamic), written nowhere else."""
+    project = _pyproject()
+    assert "version" in project["project"]["dynamic"] and "version" not in project["project"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "ganreg_ext.__version__"}
+    assert "version=" not in (ROOT / "setup.py").read_text(encoding="utf-8")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", gx.__version__), gx.__version__
+    import importlib.metadata as md
+
+    try:
+        installed = md.version("ganreg_ext")
+    except md.PackageNotFoundError:
+        return  # a source checkout on sys.path, not installed
+    assert installed == gx.__version__, (
+        f"installed metadata says {installed}, ganreg_ext.__version__ {gx.__version__} (reinstall)"
+    )
