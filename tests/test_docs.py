@@ -437,3 +437,84 @@ def test_version_has_one_source():
     assert installed == gx.__version__, (
         f"installed metadata says {installed}, ganreg_ext.__version__ {gx.__version__} (reinstall)"
     )
+
+
+# ---------------------------------------------------------------- docs/ARCHITECTURE.md: the op and family tables (issue 23)
+
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
+SCHEMA_DEF = re.compile(r'm\.def\("([a-z_0-9]+)\((.*?)\) -> [^"]*"\s*(,)?')
+
+
+def schema_ops() -> dict[str, str]:
+    """``{op: argument list}`` of the kernel ops defined in csrc/ops.cpp (``m.def`` without an
+    implementation; the ``m.def(schema, &fn)`` test hooks excluded)."""
+    text = (ROOT / "csrc" / "ops.cpp").read_text(encoding="utf-8")
+    return {m.group(1): m.group(2) for m in SCHEMA_DEF.finditer(text) if m.group(3) is None}
+
+
+def _arch_tables() -> tuple[dict[str, str], dict[str, list[str]]]:
+    """``({op: family}, {family: [paths]})`` from the op table and the family table of ARCHITECTURE.md."""
+    ops, families = {}, {}
+    for _, header, rows in _tables(ARCHITECTURE.read_text(encoding="utf-8")):
+        if header[:2] == ["op", "family"]:
+            for line, cells in rows:
+                assert cells[0].startswith("`") and cells[0].endswith("`"), f"ARCHITECTURE.md:{line}: op cell {cells[0]!r}"
+                assert cells[0].strip("`") not in ops, f"ARCHITECTURE.md:{line}: {cells[0]} listed twice"
+                ops[cells[0].strip("`")] = cells[1]
+        elif header[0] == "family" and "reference" in header:
+            for _, cells in rows:
+                families[cells[0]] = re.findall(r"`([\w./]+\.(?:py|cpp|cu|h))`", " | ".join(cells[1:]))
+    return ops, families
+
+
+def test_architecture_op_table_matches_the_registered_ops():
+    """The op table of docs/ARCHITECTURE.md names exactly the kernel ops of csrc/ops.cpp, of
+    ganreg_ext._dispatch.OPS and of the Python SCHEMAS, each under its family; with the native
+    extension built, each is a registered ``torch.ops.ganreg_C`` op."""
+    from ganreg_ext._dispatch import OPS
+    from ganreg_ext.ops import FAMILIES
+
+    doc, _ = _arch_tables()
+    assert len(doc) >= 18, f"ARCHITECTURE.md's op table lost rows: {sorted(doc)}"
+    dispatch = {op: fam for fam, ops in OPS.items() for op in ops}
+    python = {op: fam for fam, mod in FAMILIES.items() for op in mod.SCHEMAS}
+    cpp = schema_ops()
+    assert set(doc) == set(dispatch), (
+        f"only in ARCHITECTURE.md: {sorted(set(doc) - set(dispatch))}; only in _dispatch.OPS: {sorted(set(dispatch) - set(doc))}"
+    )
+    assert doc == dispatch, {op: (doc[op], dispatch[op]) for op in doc if doc[op] != dispatch[op]}
+    assert set(cpp) == set(doc), (
+        f"csrc/ops.cpp only: {sorted(set(cpp) - set(doc))}; ARCHITECTURE.md only: {sorted(set(doc) - set(cpp))}"
+    )
+    assert python == dispatch, "ganreg_ext/ops/*.SCHEMAS disagree with _dispatch.OPS"
+    if hasattr(torch.ops, "ganreg_C") and hasattr(torch.ops.ganreg_C, "sqnorm"):
+        missing = [op for op in doc if not hasattr(torch.ops.ganreg_C, op)]
+        assert not missing, f"ops of ARCHITECTURE.md not registered in torch.ops.ganreg_C: {missing}"
+
+
+def test_architecture_family_table_paths_exist():
+    """Every family of _dispatch.OPS has a row in the family table, every path in it exists, and every
+    per-family kernel file of the tree (triton_kernels/, csrc/cpu, csrc/cuda, ganreg_ext/ops,
+    ganreg_ext/reference) is named in it."""
+    from ganreg_ext._dispatch import OPS
+
+    _, families = _arch_tables()
+    assert set(families) == set(OPS), f"family table rows {sorted(families)} vs _dispatch.OPS {sorted(OPS)}"
+    named = {p for paths in families.values() for p in paths}
+    missing = sorted(p for p in named if not (ROOT / p).is_file())
+    assert not missing, f"docs/ARCHITECTURE.md names files that do not exist: {missing}"
+    tree = {f"triton_kernels/{f}.py" for f in OPS} | {f"ganreg_ext/ops/{f}.py" for f in OPS}
+    tree |= {str(p.relative_to(ROOT)) for d in ("csrc/cpu", "csrc/cuda", "ganreg_ext/reference") for p in (ROOT / d).iterdir()}
+    tree = {p for p in tree if (ROOT / p).is_file() and Path(p).stem in OPS}  # family files, not helpers
+    assert tree <= named, f"family files missing from ARCHITECTURE.md's family table: {sorted(tree - named)}"
+    for fam, paths in families.items():
+        assert sum(p.startswith("tests/") for p in paths) >= 1, f"family {fam}: no test file named"
+
+
+def test_architecture_checker_catches_a_missing_op():
+    """The schema parser finds the kernel ops and skips the hooks; a dropped op row would be reported."""
+    ops = schema_ops()
+    assert {"sqnorm", "bias_act_grad", "upfirdn2d", "ada_augment_adj"} <= set(ops), sorted(ops)
+    assert not {"build_info", "set_poison", "parallel_threads"} & set(ops)
+    doc, _ = _arch_tables()
+    assert set(doc) - {"sqnorm"} != set(ops)
