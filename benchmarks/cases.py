@@ -1,4 +1,4 @@
-"""Benchmark cases, one builder per op family (SPEC §2–§5), at sizes taken from real GAN training.
+"""Benchmark cases, one builder per op family (docs/semantics.md), at sizes taken from real GAN training.
 
 A :class:`Case` makes its random-normal inputs (never zeros/constants) and calls the *public*
 ``ganreg_ext`` function with a ``backend=`` argument, so every backend (and ``torch.compile`` of the

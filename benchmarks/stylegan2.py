@@ -492,7 +492,7 @@ def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
         "same weights, inputs, noise and seeds (worst parameter in `results.csv`); **f32 floor**: the same error "
         "of the float32 reference against a float64 reference run (what float32 alone costs); **f64 err**: fused "
         "vs reference with the model and inputs in float64 (the math without float32 rounding; the fused "
-        "path-length noise is generated in float32, SPEC §3, hence ~1e-7 and not 1e-15 in the G step). "
+        "path-length noise is generated in float32, docs/semantics.md#path-length-regularization-stylegan2, hence ~1e-7 and not 1e-15 in the G step). "
         "A float32 error far above the floor while the float64 one is small comes from a pre-activation within "
         "rounding of the leaky ReLU's kink (its derivative jumps from 0.2·√2 to √2): which float32 run lands on "
         "which side is a coin toss, and one such element sets the max.",

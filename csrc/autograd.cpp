@@ -228,7 +228,7 @@ struct GradPenaltyFn : torch::autograd::Function<GradPenaltyFn> {
   }
 };
 
-// Path length (SPEC §3): len_b = sqrt(s_b / num_ws), new_mean = m + decay·(E_b len − m),
+// Path length (docs/semantics.md#path-length-regularization-stylegan2): len_b = sqrt(s_b / num_ws), new_mean = m + decay·(E_b len − m),
 // pen_b = (len_b − new_mean)²; the gradient also flows through new_mean; pl_mean m is a constant.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> path_length_forward(const at::Tensor& g, const at::Tensor& pl_mean,
                                                                    double decay) {

@@ -94,7 +94,7 @@ TORCH_LIBRARY(ganreg_C, m) {
   m.def("upfirdn2d(Tensor x, Tensor f, int[] up, int[] down, int[] padding, bool flip_filter, float gain) -> Tensor");
   m.def("ada_augment(Tensor x, Tensor geom, Tensor? color, Tensor? cutout, bool affine) -> Tensor");
   m.def("ada_augment_adj(Tensor g, Tensor geom, Tensor? color, Tensor? cutout) -> Tensor");
-  // test hook: elements [offset, offset+numel) of the SPEC §3 stream (CPU), scalar or vector path
+  // test hook: elements [offset, offset+numel) of the docs/semantics.md#path-length-regularization-stylegan2 stream (CPU), scalar or vector path
   m.def("normal_stream(int seed, int offset, int numel, bool scalar) -> Tensor", &ganreg::cpu::normal_stream);
   m.def("set_poison(bool flag) -> ()", &ganreg::set_poison);
   m.def("new_output_like(Tensor like) -> Tensor", &ganreg::new_output_like_hook);

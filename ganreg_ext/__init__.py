@@ -1,5 +1,5 @@
 """ganreg_ext: fused GAN regularizers (R1/R2, WGAN-GP, Roth, path length, CR/bCR/zCR, DiffAugment,
-instance noise, LeCam) with reference, CPU C++, CUDA and Triton backends. See SPEC and README."""
+instance noise, LeCam) with reference, CPU C++, CUDA and Triton backends. See docs/semantics.md and README.md."""
 
 from . import _source_tree  # noqa: F401  (ganreg_ext.triton_kernels in a source checkout)
 from ._dispatch import (

@@ -1,4 +1,4 @@
-"""Argument validation shared by every op (SPEC §6): each message names the argument."""
+"""Argument validation shared by every op (docs/semantics.md#notation-and-contracts-shared-by-every-op): each message names the argument."""
 
 from __future__ import annotations
 

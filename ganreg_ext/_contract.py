@@ -2,7 +2,7 @@
 the accumulation-dtype rule, the reduction codes, the augment flag bits and the poison-aware
 output allocation used by the Python-launched (Triton) kernels.
 
-Accumulation rule (SPEC §2 "All reductions accumulate in float32 (float64 for float64 inputs)",
+Accumulation rule (docs/semantics.md#notation-and-contracts-shared-by-every-op "All reductions accumulate in float32 (float64 for float64 inputs)",
 made exact for mixed lists): the accumulation dtype of a reduction over a list of tensors is
 float64 if *any* tensor of the list (all operands, for ``dot``) is float64, else float32. Every
 element is converted to that dtype before it is scaled, multiplied or squared; the partial sums and

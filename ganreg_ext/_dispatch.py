@@ -1,4 +1,4 @@
-"""The one place that picks a backend (SPEC §1).
+"""The one place that picks a backend (docs/semantics.md#backends-and-dispatch).
 
 :func:`fused` answers, for an op name, the requested backend and the device type, which registered
 op a public function calls: ``torch.ops.ganreg_C.<op>`` (C++ kernels with C++ autograd; the

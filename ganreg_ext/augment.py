@@ -1,4 +1,4 @@
-"""Differentiable augmentation (SPEC §4): DiffAugment and the CR transform.
+"""Differentiable augmentation (docs/semantics.md#augmentation-diffaugment-and-the-cr-transform): DiffAugment and the CR transform.
 
 Random parameters are drawn by the samplers (small per-sample tensors, torch RNG) and applied by
 one fused kernel forward and one backward (the exact adjoint). Given the same parameters every

@@ -1,4 +1,4 @@
-"""Fused bias + activation + gain + clamp (SPEC §7): StyleGAN2's ``bias_act`` with a fused backward
+"""Fused bias + activation + gain + clamp (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu): StyleGAN2's ``bias_act`` with a fused backward
 of every order.
 
 ``y = clamp(gain·f(x + b), ±clamp)`` is one elementwise pass on the chosen backend; its backward is

@@ -1,4 +1,4 @@
-"""Consistency regularization (SPEC §4; CR, bCR of Zhao et al. 2020, zCR; StudioGAN anchors).
+"""Consistency regularization (docs/semantics.md#consistency-regularization-cr-bcr-zcr; CR, bCR of Zhao et al. 2020, zCR; StudioGAN anchors).
 
 Each loss is a weighted ``mean((a − b)²)`` computed in one fused pass with the gradient into
 both arguments (no difference tensor is stored).

@@ -1,4 +1,4 @@
-"""Gradient-norm penalties (SPEC §2): R1, R2, WGAN-GP, Roth et al. 2017, and their helpers.
+"""Gradient-norm penalties (docs/semantics.md#gradient-norm-penalties-r1-r2-wgan-gp-roth-et-al-dragan-grad_sqnorm): R1, R2, WGAN-GP, Roth et al. 2017, and their helpers.
 
 Only ``s_b = Σ_i (inv_scale·g)²`` touches the full-size gradients: it runs in one fused pass
 (one launch for a whole list of tensors) on the chosen backend; the O(B) epilogues are shared.

@@ -1,4 +1,4 @@
-"""Adversarial losses, LeCam regularization and lazy regularization (SPEC §5).
+"""Adversarial losses, LeCam regularization and lazy regularization (docs/semantics.md#adversarial-losses-lecam-and-lazy-regularization).
 
 These act on D's logits (``O(B)`` values), so they are plain PyTorch on every backend.
 """

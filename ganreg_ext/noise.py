@@ -1,5 +1,5 @@
-"""Instance noise (SPEC §5; Sønderby 2016, Roth et al. 2017 seed 003): ``x + σ·n``, ``n`` the
-Philox stream of SPEC §3 made inside the kernel (no noise tensor)."""
+"""Instance noise (docs/semantics.md#instance-noise; Sønderby 2016, Roth et al. 2017 seed 003): ``x + σ·n``, ``n`` the
+Philox stream of docs/semantics.md#path-length-regularization-stylegan2 made inside the kernel (no noise tensor)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .reference import noise as ref
 
 
 def instance_noise(x: Tensor, sigma: float, seed: int | None = None, backend: str | None = None) -> Tensor:
-    """``x + σ·n`` with ``n ~ N(0, I)`` the SPEC §3 stream over ``x``'s logical shape; dtype of ``x``.
+    """``x + σ·n`` with ``n ~ N(0, I)`` the docs/semantics.md#path-length-regularization-stylegan2 stream over ``x``'s logical shape; dtype of ``x``.
     ``sigma``: a number or a 0-d tensor (a device tensor is read in the kernel)."""
     check.tensor(x, "x")
     sigma = check.coefficient(sigma, "sigma", x)

@@ -1,4 +1,4 @@
-"""Path length regularization (SPEC §3; StyleGAN2, NVlabs ``loss.py`` ``Gpl``).
+"""Path length regularization (docs/semantics.md#path-length-regularization-stylegan2; StyleGAN2, NVlabs ``loss.py`` ``Gpl``).
 
 ``E_{w, y~N(0,I)} (‖J_wᵀ y‖₂ − a)²``: the noise ``y`` is generated inside the fused kernels from
 a seed (Philox4x32-10) and never stored, forward or backward.
@@ -18,7 +18,7 @@ from .reference import pathlength as ref
 
 
 def path_length_noise(shape, seed: int, device=None, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Materialize ``y = n / sqrt(H·W)`` (``n`` the SPEC §3 Philox stream) for tests and debugging."""
+    """Materialize ``y = n / sqrt(H·W)`` (``n`` the docs/semantics.md#path-length-regularization-stylegan2 Philox stream) for tests and debugging."""
     shape = tuple(int(s) for s in shape)
     if len(shape) != 4:
         raise ValueError(f"shape must be NCHW (4 sizes), got {shape}")

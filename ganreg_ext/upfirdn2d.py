@@ -1,4 +1,4 @@
-"""Upsample-FIR-downsample on NCHW images and the filtered leaky ReLU (SPEC §7): StyleGAN2's
+"""Upsample-FIR-downsample on NCHW images and the filtered leaky ReLU (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu): StyleGAN2's
 ``upfirdn2d``, ``setup_filter``, ``upsample2d``, ``downsample2d``, ``filter2d`` and StyleGAN3's
 ``filtered_lrelu``, fused on the chosen backend.
 

@@ -171,7 +171,7 @@ TOL = {
     torch.float16: (2e-3, 2e-3),
     torch.bfloat16: (1.6e-2, 1e-2),
 }
-NOISE_ATOL = 1e-5  # SPEC §3: backends agree on the normal stream to 1e-5 absolute
+NOISE_ATOL = 1e-5  # docs/semantics.md#path-length-regularization-stylegan2: backends agree on the normal stream to 1e-5 absolute
 
 
 def assert_close(actual, expected, dtype=None, factor: float = 1.0, msg: str = ""):

@@ -1,4 +1,4 @@
-"""Mixed precision (SPEC §2 ``inv_scale``, §6 autocast), on every available backend.
+"""Mixed precision (docs/semantics.md#gradient-norm-penalties-r1-r2-wgan-gp-roth-et-al-dragan-grad_sqnorm ``inv_scale``, docs/semantics.md#notation-and-contracts-shared-by-every-op autocast), on every available backend.
 
 * Penalties from *scaled* float16/bfloat16 gradients with ``inv_scale = 1/scale`` equal the
   unscaled float32 penalty, without overflow (float16 gradients of a loss scaled by 2**16, squared

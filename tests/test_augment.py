@@ -1,4 +1,4 @@
-"""Differentiable augmentation (SPEC §4): the reference against the ORIGINAL DiffAugment code
+"""Differentiable augmentation (docs/semantics.md#augmentation-diffaugment-and-the-cr-transform): the reference against the ORIGINAL DiffAugment code
 (mit-han-lab/data-efficient-gans ``DiffAugment_pytorch.py``, transcribed below) and StudioGAN's CR
 transform, gradients, and the fused-backend matrix (fused vs reference given the same params)."""
 

@@ -1,4 +1,4 @@
-"""SPEC §6 contracts on bad input, for every public function and every backend.
+"""docs/semantics.md#notation-and-contracts-shared-by-every-op contracts on bad input, for every public function and every backend.
 
 * Bad arguments raise ``ValueError``/``TypeError`` (``BackendUnavailable`` for backends) whose
   message names the argument, *before any kernel runs* (a dispatch mode fails on any kernel call).

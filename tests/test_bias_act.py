@@ -1,4 +1,4 @@
-"""bias_act (SPEC §7): the reference against StyleGAN2's conventions and its own closed-form
+"""bias_act (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu): the reference against StyleGAN2's conventions and its own closed-form
 derivatives, every backend against the reference (acts, dims, clamps, dtypes, layouts, derivative
 orders), gradcheck/gradgradcheck/third order, bad input, the ``ganreg_ext.nvlabs`` drop-in, and the
 defaults documented in docs/blocks.md."""

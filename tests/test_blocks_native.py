@@ -1,5 +1,5 @@
 """Native (CPU C++) kernels of the building blocks ``bias_act``, ``bias_act_grad`` and ``upfirdn2d``
-(PLAN-wave2 "Issue 14", SPEC §7) against eager references written here from the formulas:
+(docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d, docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu) against eager references written here from the formulas:
 every activation, with/without bias, dims, clamp, dtypes, layouts; derivative orders against
 repeated ``torch.autograd.grad`` of the eager forward; upfirdn2d against zero insertion + padding
 (index shift, negative crops) + conv2d; the adjoint identity; gradcheck/gradgradcheck through

@@ -1,4 +1,4 @@
-"""torch.library / torch.compile contracts (SPEC §6).
+"""torch.library / torch.compile contracts (docs/semantics.md#notation-and-contracts-shared-by-every-op).
 
 * ``torch.library.opcheck`` (schema, autograd registration, fake tensor, AOT dispatch) passes for
   every registered op (``torch.ops.ganreg_C.<op>``, ``torch.ops.ganreg_triton.<op>``) on every fused

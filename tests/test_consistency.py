@@ -1,4 +1,4 @@
-"""Consistency regularization (SPEC §4): CR, bCR, zCR against the StudioGAN transcriptions,
+"""Consistency regularization (docs/semantics.md#consistency-regularization-cr-bcr-zcr): CR, bCR, zCR against the StudioGAN transcriptions,
 gradients, and the fused-backend matrix."""
 
 from __future__ import annotations

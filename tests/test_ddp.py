@@ -1,4 +1,4 @@
-"""DDP (SPEC §6): two gloo processes on CPU.
+"""DDP (docs/semantics.md#notation-and-contracts-shared-by-every-op): two gloo processes on CPU.
 
 * ``PathLengthRegularizer(sync_mean=True)`` and ``LeCamRegularizer(sync=True)`` keep identical
   buffers on both ranks, equal to the single-process result on the concatenated batch.

@@ -1,4 +1,4 @@
-"""Backend selection (SPEC §1): names, defaults, env, errors, the auto fallback warning, info."""
+"""Backend selection (docs/semantics.md#backends-and-dispatch): names, defaults, env, errors, the auto fallback warning, info."""
 
 from __future__ import annotations
 

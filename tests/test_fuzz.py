@@ -121,7 +121,7 @@ def test_noise_ops_match_reference(backend, device, data, seed, sigma):
     x, dtype = data.build(device), data.dtype
     got = gx.path_length_noise_dot(x, seed=seed, backend=backend)
     want = gx.path_length_noise_dot(x, seed=seed, backend="reference")
-    # a signed sum Σ x·y; the streams agree to 1e-5 absolute (SPEC §3), y = n / sqrt(H·W)
+    # a signed sum Σ x·y; the streams agree to 1e-5 absolute (docs/semantics.md#path-length-regularization-stylegan2), y = n / sqrt(H·W)
     y = gx.path_length_noise(x.shape, seed, device=device, dtype=torch.float64)
     hw = math.sqrt(x.shape[2] * x.shape[3])
     abs_x = x.double().abs()

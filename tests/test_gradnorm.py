@@ -1,4 +1,4 @@
-"""Gradient-norm penalties (SPEC §2): the reference against independent transcriptions of the
+"""Gradient-norm penalties (docs/semantics.md#gradient-norm-penalties-r1-r2-wgan-gp-roth-et-al-dragan-grad_sqnorm): the reference against independent transcriptions of the
 anchors, gradcheck/gradgradcheck, and the fused-backend matrix (fused vs reference)."""
 
 from __future__ import annotations

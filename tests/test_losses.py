@@ -1,4 +1,4 @@
-"""Adversarial losses, LeCam and lazy regularization (SPEC §5) against transcriptions of their
+"""Adversarial losses, LeCam and lazy regularization (docs/semantics.md#adversarial-losses-lecam-and-lazy-regularization) against transcriptions of their
 anchors (StyleGAN2 / StudioGAN / google/lecam-gan / NVlabs training_loop.py)."""
 
 from __future__ import annotations

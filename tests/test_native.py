@@ -43,7 +43,7 @@ def sqn(grads, inv=1.0, per_sample=True, weight=1.0):
 
 def noise_tol(dtype):
     """The noise stream is float32 math with libm/SLEEF/MKL transcendental functions that differ in the
-    last ulp between backends (SPEC §3: agree to 1e-5 absolute), so float64 noise ops agree with the
+    last ulp between backends (docs/semantics.md#path-length-regularization-stylegan2: agree to 1e-5 absolute), so float64 noise ops agree with the
     reference to float32 precision, not to float64 precision."""
     return torch.float32 if dtype == torch.float64 else dtype
 

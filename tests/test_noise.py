@@ -1,4 +1,4 @@
-"""Instance noise (SPEC §5): ``x + σ·n`` with the SPEC §3 Philox stream, the annealed module,
+"""Instance noise (docs/semantics.md#instance-noise): ``x + σ·n`` with the docs/semantics.md#path-length-regularization-stylegan2 Philox stream, the annealed module,
 gradients, and the fused-backend matrix."""
 
 from __future__ import annotations
@@ -107,14 +107,14 @@ def test_matrix_instance_noise(backend, device, dtype, layout, seed):
                 v = torch.randn(out.shape, device=device, generator=torch.Generator(device).manual_seed(s & 0xFFFF)).to(dtype)
                 out.backward(v)
                 res.append((out.detach(), x.grad))
-            # the stream agrees to 1e-5 absolute (SPEC §3), times σ
+            # the stream agrees to 1e-5 absolute (docs/semantics.md#path-length-regularization-stylegan2), times σ
             torch.testing.assert_close(res[1][0], res[0][0], rtol=rtol, atol=atol + sigma * NOISE_ATOL, msg=f"{shape} {s}")
             torch.testing.assert_close(res[1][1], res[0][1], rtol=rtol, atol=atol)
 
 
 @fused
 def test_matrix_noise_is_the_stream(backend, device, seed):
-    """``instance_noise(0, σ=1)`` materializes the noise (``noise_axpy``): the SPEC §3 stream to 1e-5."""
+    """``instance_noise(0, σ=1)`` materializes the noise (``noise_axpy``): the docs/semantics.md#path-length-regularization-stylegan2 stream to 1e-5."""
     need(backend, *NOISE)
     for shape, s in (((2, 3, 5, 7), seed), ((1, 1, 33, 31), seed + (3 << 32))):
         got = gx.instance_noise(torch.zeros(shape, device=device), 1.0, s, backend=backend)

@@ -1,4 +1,4 @@
-"""Path length regularization (SPEC §3): the reference against the NVlabs ``Gpl`` recipe,
+"""Path length regularization (docs/semantics.md#path-length-regularization-stylegan2): the reference against the NVlabs ``Gpl`` recipe,
 gradcheck/gradgradcheck, and the fused-backend matrix (noise-dot and penalty, fused vs reference)."""
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def test_matrix_noise_dot(backend, device, dtype, layout, seed):
                 go = torch.tensor(-1.3, device=device, dtype=out.dtype)
                 out.backward(go)
                 res.append((out.detach(), x.grad))
-            # a signed sum Σ x·y in the accumulation dtype; the streams agree to 1e-5 absolute (SPEC §3)
+            # a signed sum Σ x·y in the accumulation dtype; the streams agree to 1e-5 absolute (docs/semantics.md#path-length-regularization-stylegan2)
             hw = math.sqrt(shape[2] * shape[3])
             y = gx.path_length_noise(shape, s, device=device, dtype=torch.float64)
             x64 = x0.detach().double()

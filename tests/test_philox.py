@@ -1,4 +1,4 @@
-"""Philox4x32-10 and the SPEC §3 normal stream (the truth every backend's noise is tested against).
+"""Philox4x32-10 and the docs/semantics.md#path-length-regularization-stylegan2 normal stream (the truth every backend's noise is tested against).
 
 * Random123 known-answer vectors for the raw generator;
 * the counter/key layout (element i → counter c = i >> 2, lane i & 3; key = seed lo/hi words;
@@ -39,7 +39,7 @@ def _philox_scalar(ctr, key, rounds=10):
 
 
 def _normal_scalar(i: int, seed: int) -> float:
-    """Element ``i`` of the SPEC §3 stream, computed from the words of one scalar Philox call."""
+    """Element ``i`` of the docs/semantics.md#path-length-regularization-stylegan2 stream, computed from the words of one scalar Philox call."""
     c = i >> 2
     words = _philox_scalar((c & M32, c >> 32, 0, 0), (seed & M32, seed >> 32))
     u = []

@@ -1,4 +1,4 @@
-"""Tests of the Triton launchers of the building-block families (issue 14, SPEC §7), called directly:
+"""Tests of the Triton launchers of the building-block families (issue 14, docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu), called directly:
 ``ganreg_ext.triton_kernels.bias_act.{bias_act, bias_act_grad}`` and
 ``ganreg_ext.triton_kernels.upfirdn2d.upfirdn2d`` (on CPU machines under ``TRITON_INTERPRET=1``,
 which conftest sets; outputs start NaN-poisoned, so an unwritten element fails).
@@ -7,7 +7,7 @@ The truths are eager float64 formulas written here from the math (not the packag
 ``bias_act`` from ``torch`` activations; ``bias_act_grad`` from repeated ``torch.autograd.grad`` of
 that eager forward (orders 1..3 for every act, 4..8 for the smooth ones); ``upfirdn2d`` from zero
 insertion + ``F.pad`` + ``conv2d`` + slicing, and the adjoint identity ``<U x, y> = <x, Uᵀ y>`` with
-the adjoint of docs/PLAN-wave2.md. Operands are fresh random draws (``seed`` fixture), sizes odd,
+the adjoint of docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d. Operands are fresh random draws (``seed`` fixture), sizes odd,
 layouts contiguous / channels_last / innermost-strided (mixed within a call too), all four dtypes.
 Tolerances: the output dtype's (``helpers.TOL``) against the float64 truth; upfirdn2d's absolute
 part scales with ``Σ|x·f|`` (float32 accumulation of the taps), so one wrong or missing tap fails.
@@ -43,7 +43,7 @@ PIECEWISE = ["linear", "relu", "lrelu"]
 
 
 def act_eager(z: torch.Tensor, act: str, alpha: float) -> torch.Tensor:
-    """f(z) of SPEC §7, differentiable any number of times by autograd."""
+    """f(z) of docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu, differentiable any number of times by autograd."""
     if act == "linear":
         return z
     if act == "relu":
@@ -352,7 +352,7 @@ def upfirdn2d_truth(x, f, up, down, padding, flip, gain):
 
 
 def adjoint_padding(x_shape, f, up, down, padding):
-    """docs/PLAN-wave2.md: per axis ``[taps − p0 − 1, n·up − out·down + p0 − up + 1]``."""
+    """docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d: per axis ``[taps − p0 − 1, n·up − out·down + p0 − up + 1]``."""
     fw = f.shape[-1]
     fh = f.shape[0]
     (upx, upy), (downx, downy), (px0, px1, py0, py1) = up, down, padding
@@ -421,7 +421,7 @@ ADJ_CASES = [
 @pytest.mark.parametrize("flip", [False, True])
 def test_upfirdn2d_adjoint(seed, shape, fshape, up, down, padding, flip):
     """``<U x, y> = <x, U* y>`` with ``U* = upfirdn2d(·, f, down, up, adjoint padding, not flip,
-    gain)`` of docs/PLAN-wave2.md (float64; U* y has x's shape)."""
+    gain)`` of docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d (float64; U* y has x's shape)."""
     x = make(shape, F64, DEV)
     f = torch.randn(fshape, dtype=F64, device=DEV)
     ux = tbu.upfirdn2d(x, f, up, down, padding, flip, 1.3)

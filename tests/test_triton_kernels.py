@@ -444,7 +444,7 @@ def test_special_layouts(seed):
 
 
 # ============================================================================================
-# noise family (SPEC §3 stream, generated in registers)
+# noise family (docs/semantics.md#path-length-regularization-stylegan2 stream, generated in registers)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

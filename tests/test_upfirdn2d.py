@@ -1,4 +1,4 @@
-"""upfirdn2d family (SPEC §7): setup_filter, upfirdn2d, upsample2d, downsample2d, filter2d and
+"""upfirdn2d family (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu): setup_filter, upfirdn2d, upsample2d, downsample2d, filter2d and
 filtered_lrelu against hand computations, a direct evaluation of the formula and StyleGAN's
 conventions; the adjoint identity; every backend against the reference (dtypes, layouts, odd sizes,
 batch 1, derivatives); gradcheck/gradgradcheck; bad input; the ``ganreg_ext.nvlabs`` drop-in; and
@@ -57,7 +57,7 @@ def _direct(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_filter=Fals
 
 
 def _adjoint_padding(h, w, f, up, down, padding):
-    """SPEC §7 / PLAN: the padding of the upfirdn2d that is the adjoint of ``upfirdn2d(x, f, up, down, padding)``."""
+    """docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu / docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d: the padding of the upfirdn2d that is the adjoint of ``upfirdn2d(x, f, up, down, padding)``."""
     fh, fw = f.shape[0], f.shape[-1]
     (upx, upy), (dx, dy), (px0, px1, py0, py1) = up, down, padding
     ow, oh = (w * upx + px0 + px1 - fw) // dx + 1, (h * upy + py0 + py1 - fh) // dy + 1

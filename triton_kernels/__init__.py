@@ -1,7 +1,7 @@
 """Triton kernels and their launchers, imported as ``ganreg_ext.triton_kernels`` (setup.py maps this
 repo-root folder there): no registration, no public API. The op layer (``ganreg_ext/ops``) wraps
 each launcher ``ganreg_ext.triton_kernels.<family>.<op>`` in a ``torch.library.custom_op``; every
-launcher has the op's signature (docs/PLAN-wave2.md) and follows ``ganreg_ext._contract``.
+launcher has the op's signature (docs/ARCHITECTURE.md#raw-kernel-contract-what-a-backend-registers) and follows ``ganreg_ext._contract``.
 
 One module per op family (``gradnorm``, ``noise``, ``consistency``, ``augment``, ``bias_act``,
 ``upfirdn2d``); ``_utils`` holds the launcher decorator, configs, layout planning and the
@@ -26,7 +26,7 @@ Design notes and limitations:
 * Launchers never call ``.item()``/``.cpu()`` on device tensors; the CUDA device of the operands is
   made current for the launches.
 * The noise stream is float32 (``tl.randn4x``) in every backend: float64 results agree with the
-  reference to float32 precision only, as SPEC §3 states (1e-5 absolute).
+  reference to float32 precision only, as docs/semantics.md#path-length-regularization-stylegan2 states (1e-5 absolute).
 """
 
 from . import augment, bias_act, consistency, gradnorm, noise, upfirdn2d  # noqa: F401

@@ -1,4 +1,4 @@
-"""bias_act family (SPEC §7, docs/PLAN-wave2.md issue 14): ``bias_act`` and ``bias_act_grad``.
+"""bias_act family (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu, docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d): ``bias_act`` and ``bias_act_grad``.
 
 ``bias_act(x, b) = clamp(gain·f(x + b), ±clamp)`` and ``bias_act_grad(x, b, y, mults, order) =
 (Π mults)·gain·f^(order)(x + b)·[|y0| < clamp]`` are elementwise kernels (autotuned on GPU, keyed by

@@ -1,4 +1,4 @@
-"""Noise family: ``noise_dot`` and ``noise_axpy`` on the SPEC §3 Philox normal stream.
+"""Noise family: ``noise_dot`` and ``noise_axpy`` on the docs/semantics.md#path-length-regularization-stylegan2 Philox normal stream.
 
 The noise is generated in registers and never stored: a program owns ``BLOCK_C`` Philox counters
 ``c`` and the ``[BLOCK_C, 4]`` tile of elements ``i = 4c + lane``; one ``tl.randn4x(seed, c)`` call
@@ -190,7 +190,7 @@ def noise_axpy_at(x, alpha, seed: int, scale: float, size, dtype, offset: int) -
 
 
 def noise_dot(x, seed, scale):
-    """``scale·Σ_i x_i·n_i`` (``n`` the SPEC §3 stream over ``x``'s logical shape) → 0-d, float32
+    """``scale·Σ_i x_i·n_i`` (``n`` the docs/semantics.md#path-length-regularization-stylegan2 stream over ``x``'s logical shape) → 0-d, float32
     (float64 for float64 ``x``)."""
     return noise_dot_at(x, seed, scale, 0)
 

@@ -1,4 +1,4 @@
-"""upfirdn2d family (SPEC §7, docs/PLAN-wave2.md issue 14): upsample (zero insertion), pad (negative
+"""upfirdn2d family (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu, docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d): upsample (zero insertion), pad (negative
 crops), FIR filter, downsample, per channel of an NCHW tensor, in one pass.
 
 Along one axis (``x`` and ``y`` alike): ``out[k] = gain·Σ_t xu[k·down + t − p0]·F[t]``,

@@ -1,4 +1,4 @@
-// bias_act activation math shared by the CPU and CUDA kernels (PLAN-wave2 "Issue 14", SPEC §7):
+// bias_act activation math shared by the CPU and CUDA kernels (docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d, docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu):
 // activation codes, f(z), the k-th derivative f^(k)(z) for k = 1..kMaxActOrder from polynomials
 // whose coefficients are computed on the host once per (act, order), and the clamp mask.
 //

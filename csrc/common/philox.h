@@ -1,4 +1,4 @@
-// Philox4x32-10 and the normal stream of SPEC §3, as __host__ __device__ functions.
+// Philox4x32-10 and the normal stream of docs/semantics.md#path-length-regularization-stylegan2, as __host__ __device__ functions.
 //
 // Element i (flat row-major index over the logical shape) uses counter
 // (c & 0xffffffff, c >> 32, 0, 0) with c = i >> 2 and key (seed & 0xffffffff, seed >> 32).

@@ -1,4 +1,4 @@
-// upfirdn2d index math shared by the CPU and CUDA kernels (PLAN-wave2 "Issue 14", SPEC §7).
+// upfirdn2d index math shared by the CPU and CUDA kernels (docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d, docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu).
 //
 // Per axis (input length n, up u, down d, padding p0/p1, filter taps, F = f reversed unless flip):
 //   out[k] = gain·Σ_t xu[k·d + t − p0]·F[t],  xu[i] = x[i/u] if i % u == 0 and 0 <= i < n·u, else 0

@@ -1,5 +1,5 @@
 // CPU kernels of the noise family: noise_dot = Σ x·y and noise_axpy = x + alpha·y with y = scale·n,
-// n the SPEC §3 Philox normal stream over the logical (row-major) index, generated on the fly.
+// n the docs/semantics.md#path-length-regularization-stylegan2 Philox normal stream over the logical (row-major) index, generated on the fly.
 // y is formed in float32 as n / float32(1/scale), exactly like the reference's n / sqrt(H·W)
 // (so float64 results match the reference to float64 precision).
 // Philox runs 8 counters per AVX2 vector (32×32→64-bit lane products); Box–Muller calls SLEEF's AVX2

@@ -1,4 +1,4 @@
-// CPU kernel of upfirdn2d (PLAN-wave2 "Issue 14"; index math in common/upfirdn2d.h).
+// CPU kernel of upfirdn2d (docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d; index math in common/upfirdn2d.h).
 //
 // Per (n, c) plane, polyphase (the inserted zeros are never multiplied), in bands of output rows
 // (fixed from the shapes: results do not depend on the thread count):

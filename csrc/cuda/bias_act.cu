@@ -1,4 +1,4 @@
-// CUDA kernels of the bias_act family (PLAN-wave2 "Issue 14"; math in common/bias_act.h):
+// CUDA kernels of the bias_act family (docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d; math in common/bias_act.h):
 //   bias_act(x, b, dim, act, alpha, gain, clamp)            y = clamp(gain·f(x + b))
 //   bias_act_grad(x, b, y, mults, dim, act, ..., order)     Π mults · gain · f^(order)(x + b) · [|y0| < clamp]
 // One flat, coalesced pass over the output's memory (the output is `empty_like`: dense layouts such

@@ -1,4 +1,4 @@
-// CUDA kernels of the noise family (SPEC §3 Philox stream generated in-kernel, never stored).
+// CUDA kernels of the noise family (docs/semantics.md#path-length-regularization-stylegan2 Philox stream generated in-kernel, never stored).
 // y = n / float32(1/scale) in float32 with IEEE division (as the reference's n / sqrt(H·W)).
 // noise_dot: fixed tiles of kNoiseChunk logical elements → partials → fixed-order final sum.
 // noise_axpy: one thread per Philox counter (4 elements), grid-stride, contiguous output.

@@ -1,4 +1,4 @@
-// CUDA kernel of upfirdn2d (PLAN-wave2 "Issue 14"; index math in common/upfirdn2d.h).
+// CUDA kernel of upfirdn2d (docs/ARCHITECTURE.md#the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d; index math in common/upfirdn2d.h).
 //
 // A block computes a TH×TW tile of output pixels of one (n, c) plane (and loops over planes):
 //  1. the filter (flipped unless flip_filter; 2-D: gain folded) is staged in shared memory once;

@@ -1,4 +1,4 @@
-"""Drop-in replacements for StyleGAN2-ADA / StyleGAN3 ``torch_utils.ops`` modules (SPEC §7).
+"""Drop-in replacements for StyleGAN2-ADA / StyleGAN3 ``torch_utils.ops`` modules (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu).
 
 Swap one import in a StyleGAN codebase (``training/networks*.py``)::
 

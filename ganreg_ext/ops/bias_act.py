@@ -1,4 +1,4 @@
-"""Ops of the bias_act family (SPEC §7): schemas, fake kernels, and the autograd of the Triton ops
+"""Ops of the bias_act family (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu): schemas, fake kernels, and the autograd of the Triton ops
 (native: ``csrc/autograd.cpp``, the same formulas).
 
 ``bias_act(x, b) = clamp(gain·f(x + b))`` and ``bias_act_grad(x, b, y, mults, order) =

@@ -1,4 +1,4 @@
-"""DiffAugment and the CR transform (SPEC §4), eager PyTorch, applied from sampled parameters.
+"""DiffAugment and the CR transform (docs/semantics.md#augmentation-diffaugment-and-the-cr-transform), eager PyTorch, applied from sampled parameters.
 
 Anchors: mit-han-lab/data-efficient-gans ``DiffAugment_pytorch.py`` (colour, translation with zero
 fill, cutout) and StudioGAN ``cr_diff_aug.py`` (flip p=0.5, translation with reflect padding).

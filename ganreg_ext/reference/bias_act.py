@@ -1,4 +1,4 @@
-"""Fused bias + activation (SPEC §7, StyleGAN2's ``bias_act``), eager PyTorch: the truth every
+"""Fused bias + activation (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu, StyleGAN2's ``bias_act``), eager PyTorch: the truth every
 backend is tested against. Same op signatures as the fused backends (``ganreg_ext/ops/bias_act.py``).
 
 Forward, with ``z = x + b`` (``b`` broadcast along ``dim``)::

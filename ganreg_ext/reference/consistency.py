@@ -1,4 +1,4 @@
-"""Consistency regularization (SPEC §4: CR, bCR, zCR as in StudioGAN), eager PyTorch."""
+"""Consistency regularization (docs/semantics.md#consistency-regularization-cr-bcr-zcr: CR, bCR, zCR as in StudioGAN), eager PyTorch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gradient-norm penalties (SPEC §2), eager PyTorch: the truth the fused backends are tested against.
+"""Gradient-norm penalties (docs/semantics.md#gradient-norm-penalties-r1-r2-wgan-gp-roth-et-al-dragan-grad_sqnorm), eager PyTorch: the truth the fused backends are tested against.
 
 ``sqnorm`` (the fused op's semantics: R1/R2 are ``sqnorm`` with ``weight = γ/2``) is the only part
 that touches the full-size gradients; the other epilogues act on the per-sample ``s_b`` (O(B) work).
@@ -40,7 +40,7 @@ def reduce(x: torch.Tensor, reduction: int) -> torch.Tensor:
 def safe_norm(s: torch.Tensor, eps: float) -> torch.Tensor:
     """``sqrt(s + eps)`` whose gradient is 0 (not NaN) at ``s + eps = 0``, like ``vector_norm``."""
     s = s + eps
-    pos = ~(s <= 0)  # NaN counts as positive: sqrt(NaN) = NaN propagates (SPEC §6), never masked to 0
+    pos = ~(s <= 0)  # NaN counts as positive: sqrt(NaN) = NaN propagates (docs/semantics.md#notation-and-contracts-shared-by-every-op), never masked to 0
     return torch.where(pos, torch.sqrt(torch.where(pos, s, torch.ones_like(s))), torch.zeros_like(s))
 
 

@@ -1,4 +1,4 @@
-"""Path length regularization (SPEC §3, StyleGAN2 / NVlabs ``loss.py`` ``Gpl``), eager PyTorch."""
+"""Path length regularization (docs/semantics.md#path-length-regularization-stylegan2, StyleGAN2 / NVlabs ``loss.py`` ``Gpl``), eager PyTorch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .philox import normal_like
 
 
 def path_length_noise(shape, seed: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """``y = n / sqrt(H·W)`` with ``n`` the SPEC §3 Philox normal stream over ``shape`` (NCHW)."""
+    """``y = n / sqrt(H·W)`` with ``n`` the docs/semantics.md#path-length-regularization-stylegan2 Philox normal stream over ``shape`` (NCHW)."""
     n = normal_like(tuple(shape), seed, device)
     return (n / math.sqrt(shape[-2] * shape[-1])).to(dtype)
 

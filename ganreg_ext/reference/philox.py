@@ -1,4 +1,4 @@
-"""Philox4x32-10 and the normal stream of SPEC §3, in integer torch ops (the truth for every backend).
+"""Philox4x32-10 and the normal stream of docs/semantics.md#path-length-regularization-stylegan2, in integer torch ops (the truth for every backend).
 
 Element ``i`` (flat row-major index over the logical shape) uses counter
 ``(c & 0xffffffff, c >> 32, 0, 0)`` with ``c = i >> 2`` and key ``(seed & 0xffffffff, seed >> 32)``.
@@ -49,7 +49,7 @@ def _uniform(word: torch.Tensor) -> torch.Tensor:
 
 
 def normal_stream(numel: int, seed: int, device=None, offset: int = 0) -> torch.Tensor:
-    """Elements ``offset .. offset+numel-1`` of the SPEC §3 normal stream, float32, shape ``[numel]``."""
+    """Elements ``offset .. offset+numel-1`` of the docs/semantics.md#path-length-regularization-stylegan2 normal stream, float32, shape ``[numel]``."""
     idx = torch.arange(offset, offset + numel, dtype=torch.int64, device=device)
     c = idx >> 2
     zeros = torch.zeros_like(c)
