@@ -186,16 +186,63 @@ def assert_sum_close(actual, expected, abs_sum, rtol: float = 0.0, atol: float =
     float32 sums of float16/bfloat16 inputs are held to float32 bounds). The rounding error scales
     with ``abs_sum`` = Σ|terms| (the result itself for sums of squares), not with the result, which
     can cancel to near zero: allowed |actual − expected| ≤ atol + rtol·|expected| + ulps·eps·Σ|terms|
-    (eps of the result dtype unless given). One term of a typical size missing or counted twice
+    (eps of the ACCUMULATION dtype unless given: float32 for a float16/bfloat16 result, which adds
+    one final rounding eps(dtype)·|expected|). One term of a typical size missing or counted twice
     fails (test_suite_contract proves it for every backend and dtype)."""
     assert actual.dtype == expected.dtype and actual.shape == expected.shape, (actual, expected)
     abs_sum = torch.as_tensor(abs_sum, dtype=torch.float64, device=actual.device)
     a, e = actual.double(), expected.double()
-    eps = torch.finfo(actual.dtype).eps if eps is None else eps
+    eps = torch.finfo(acc_dtype(actual.dtype)).eps if eps is None else eps
     bound = atol + rtol * e.abs() + ulps * eps * abs_sum
+    if acc_dtype(actual.dtype) != actual.dtype:
+        bound = bound + torch.finfo(actual.dtype).eps * e.abs()
     err = (a - e).abs()
     ok = (err <= bound) | ((a == e) & ~torch.isfinite(e))  # the same inf where the sum overflows
     assert bool(ok.all()), f"sum mismatch: got {actual}, expected {expected}, |err| {err} > bound {bound}"
+
+
+# ---- the one table of error bounds against the float64 reference (issue 22). A fused result in
+# ``dtype`` is compared with the reference evaluated in float64 on the same inputs (inputs are exact in
+# every dtype). Kernels compute in float32 for float16/bfloat16/float32 (float64 for float64) and
+# round once to ``dtype`` at the end, so with e = eps(dtype), a = eps(accumulation dtype):
+#     |got − ref64| ≤ ROUND[dtype]·e·|ref64| + ulps·a·(|ref64| + Σ|terms|) + e·tiny(dtype)
+# ``Σ|terms|``: what the accumulation-dtype rounding acts on (the |summands| of a sum; for an
+# elementwise f(z): |f'(z)|·|z|, the rounding of z carried through f). ``ulps`` per kind of result.
+# ``inter``: magnitudes that pass through an INTERMEDIATE rounding to ``dtype`` (composite ops and
+# autograd's own ``dtype`` arithmetic between two kernels), allowed one unit e each.
+ROUND = {torch.float64: 1.0, torch.float32: 1.0, torch.float16: 1.0, torch.bfloat16: 1.0}  # final rounding, 2× margin
+ULPS = {"elementwise": 8.0, "sum": 64.0}  # units of a in the accumulation
+
+
+def error_bound(ref64, dtype, terms=None, inter=None, kind: str = "elementwise", factor: float = 1.0) -> torch.Tensor:
+    """The allowed |got − ref64| elementwise (float64), from the table above."""
+    ref = ref64.double().abs()
+    e, a = torch.finfo(dtype).eps, torch.finfo(acc_dtype(dtype)).eps
+    acc = ref if terms is None else ref + torch.as_tensor(terms, dtype=torch.float64, device=ref.device)
+    bound = ROUND[dtype] * e * ref + ULPS[kind] * a * acc + e * torch.finfo(dtype).tiny
+    if inter is not None:
+        bound = bound + e * torch.as_tensor(inter, dtype=torch.float64, device=ref.device)
+    return factor * bound
+
+
+def assert_ref64(actual, ref64, terms=None, inter=None, kind: str = "elementwise", factor: float = 1.0, msg: str = ""):
+    """``actual`` (a fused result in its dtype) within :func:`error_bound` of ``ref64`` (the
+    reference in float64 on the same inputs). NaN where the reference has NaN, the same inf where it
+    overflows (in ``actual``'s dtype)."""
+    assert actual.shape == ref64.shape, (msg, actual.shape, ref64.shape)
+    a, r = actual.detach().double(), ref64.detach().double()
+    rr = ref64.detach().to(actual.dtype).double()  # the reference as the dtype holds it (inf on overflow)
+    bound = error_bound(r, actual.dtype, terms, inter, kind, factor)
+    err = (a - r).abs()
+    special = ~torch.isfinite(rr)
+    ok = torch.where(special, (a == rr) | (torch.isnan(a) & torch.isnan(rr)), err <= bound)
+    if not bool(ok.all()):
+        i = int((~ok).flatten().nonzero()[0])
+        raise AssertionError(
+            f"{msg}: {int((~ok).sum())} of {ok.numel()} elements outside the float64 error bound ({actual.dtype}, {kind}); "
+            f"first at flat index {i}: got {a.flatten()[i].item()!r}, ref64 {r.flatten()[i].item()!r}, "
+            f"|err| {err.flatten()[i].item():.3e} > bound {bound.flatten()[i].item():.3e}"
+        )
 
 
 def raises_before_any_kernel(call, backend: str, device, exc, needle: str) -> None:
