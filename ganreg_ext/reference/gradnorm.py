@@ -40,7 +40,9 @@ def reduce(x: torch.Tensor, reduction: int) -> torch.Tensor:
 def safe_norm(s: torch.Tensor, eps: float) -> torch.Tensor:
     """``sqrt(s + eps)`` whose gradient is 0 (not NaN) at ``s + eps = 0``, like ``vector_norm``."""
     s = s + eps
-    pos = ~(s <= 0)  # NaN counts as positive: sqrt(NaN) = NaN propagates (docs/semantics.md#notation-and-contracts-shared-by-every-op), never masked to 0
+    # NaN counts as positive: sqrt(NaN) = NaN propagates, never masked to 0
+    # (docs/semantics.md#notation-and-contracts-shared-by-every-op)
+    pos = ~(s <= 0)
     return torch.where(pos, torch.sqrt(torch.where(pos, s, torch.ones_like(s))), torch.zeros_like(s))
 
 
