@@ -518,3 +518,70 @@ def test_architecture_checker_catches_a_missing_op():
     assert not {"build_info", "set_poison", "parallel_threads"} & set(ops)
     doc, _ = _arch_tables()
     assert set(doc) - {"sqnorm"} != set(ops)
+
+
+# ---------------------------------------------------------------- citations resolve (issue 23: no retired spec sections, no plan)
+
+CITED = re.compile(r"(docs/[\w./-]+\.md)#([\w-]+)")
+MD_LINK = re.compile(r"\]\(([\w./-]+\.md)#([\w-]+)\)")
+SOURCE_EXTS = {".py", ".cpp", ".h", ".cu", ".cuh", ".md"}
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(doc: Path) -> set[str]:
+    """The anchors of the headings of ``doc`` (``# comments`` inside fenced code blocks are not headings)."""
+    out, fenced = set(), False
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"^#{1,6} (.+)$", line)):
+            out.add(slug(m.group(1)))
+    return out
+
+
+def _source_files():
+    skip = {".venv", "build", ".git", "node_modules", "runs"}
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT)
+        if path.suffix in SOURCE_EXTS and path.is_file() and not (set(rel.parts) & skip or rel.parts[0].startswith(".")):
+            yield rel, path
+
+
+def test_doc_citations_resolve():
+    """Every ``docs/<file>.md#<anchor>`` cited in code, tests and docs (and every relative ``.md#anchor``
+    link inside a markdown file) names an existing heading; no file cites the retired SPEC sections or
+    the removed wave-2 plan."""
+    retired = ("SPEC" + " §", "PLAN-" + "wave2")
+    problems, cache = [], {}
+    for rel, path in _source_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        problems += [
+            f"{rel}: cites {r!r} (use a docs/semantics.md or docs/ARCHITECTURE.md section)" for r in retired if r in text
+        ]
+        refs = [(ROOT / d, a) for d, a in CITED.findall(text)]
+        if path.suffix == ".md":
+            refs += [((path.parent / d).resolve(), a) for d, a in MD_LINK.findall(text) if not d.startswith("docs/")]
+        for doc, anchor in refs:
+            if doc not in cache:
+                cache[doc] = anchors(doc) if doc.is_file() else None
+            if cache[doc] is None:
+                problems.append(
+                    f"{rel}: cites {doc.relative_to(ROOT) if doc.is_relative_to(ROOT) else doc}, which does not exist"
+                )
+            elif anchor not in cache[doc]:
+                problems.append(f"{rel}: cites #{anchor} of {doc.name}, which has no such heading")
+    assert not problems, "broken doc citations:\n" + "\n".join(sorted(set(problems)))
+
+
+def test_slug_matches_github():
+    assert slug("## Gradient-norm penalties: R1, R2, WGAN-GP, Roth et al., DRAGAN, `grad_sqnorm`".lstrip("# ")) == (
+        "gradient-norm-penalties-r1-r2-wgan-gp-roth-et-al-dragan-grad_sqnorm"
+    )
+    assert (
+        slug("The blocks' raw ops (`bias_act`, `bias_act_grad`, `upfirdn2d`)")
+        == "the-blocks-raw-ops-bias_act-bias_act_grad-upfirdn2d"
+    )
