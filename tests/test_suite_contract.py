@@ -18,9 +18,11 @@ from helpers import (
     AVAILABLE,
     CONS,
     DTYPES,
+    EMU_UNAVAILABLE,
     GN,
     NOISE,
     NOISE_ATOL,
+    assert_ref64,
     assert_sum_close,
     backend_device,
     every_backend,
@@ -62,7 +64,7 @@ def test_cuda_backend_is_available_on_a_gpu():
     assert "cuda" in AVAILABLE, _reason("cuda")
 
 
-@pytest.mark.parametrize("name", ["cpu", "triton", "cuda"])
+@pytest.mark.parametrize("name", ["cpu", "triton", "cuda", "cuda_emu"])
 def test_fused_backend_has_every_op(name):
     """Every op SPEC lists and every op the package declares (native: a kernel for the backend's
     dispatch key; triton: the op ``torch.ops.ganreg_triton.<op>`` and SPEC's launchers in
@@ -71,6 +73,8 @@ def test_fused_backend_has_every_op(name):
         pytest.skip("triton is not installed")
     if name == "cuda" and not native_with_cuda():
         pytest.skip("ganreg_ext._C was built without CUDA")
+    if name == "cuda_emu" and name not in AVAILABLE:
+        pytest.skip(f"the test backend cuda_emu is not loaded ({EMU_UNAVAILABLE})")
     assert set(ALL_OPS) <= set(package_ops())
     missing = missing_ops(name, package_ops())
     assert not missing, f"backend {name!r} lacks {missing}"
@@ -93,7 +97,8 @@ def test_backend_tests_take_the_device_fixture(request):
 @every_backend
 def test_device_fixture_follows_the_backend(backend, device):
     gpu = torch.cuda.is_available()
-    assert device == {"reference": "cpu", "cpu": "cpu", "cuda": "cuda", "triton": "cuda" if gpu else "cpu"}[backend]
+    expected = {"reference": "cpu", "cpu": "cpu", "cuda": "cuda", "cuda_emu": "cpu", "triton": "cuda" if gpu else "cpu"}
+    assert device == expected[backend]
     assert device == backend_device(backend)
     if backend == "triton" and not gpu:
         assert os.environ.get("TRITON_INTERPRET") == "1"
@@ -200,3 +205,101 @@ def test_sum_comparison_rejects_a_dropped_or_duplicated_term(backend, device, dt
         with pytest.raises(AssertionError):
             assert_sum_close(got, fn(modify(x.clone(), j, k), "reference"), abs_sum, atol=atol)
             pytest.fail(f"a {what} term was accepted")  # (not an AssertionError: escapes pytest.raises)
+
+
+# ---------------------------------------------------------------- the float64 error bound can fail
+# (helpers.error_bound, the one table): a planted error of each kind fails it in every dtype, on the
+# sums (bias gradient, upfirdn2d taps) and on elementwise results (one element a few units off).
+
+PLANTS = {"dropped": 0.0, "doubled": 2.0, "sign flipped": -1.0}
+
+
+def _db_case(backend, device, dtype, rows=16, cols=3):
+    """bias_act's bias gradient db = Σ_rows w·f'(x + b) of x ``[rows, cols]`` (lrelu), with the
+    bound's inputs of test_bias_act (Σ|dx| as terms and as one intermediate rounding each)."""
+    x, b = make((rows, cols), dtype, device), make((cols,), dtype, device)
+    w = make((rows, cols), dtype, device)
+    bl = leaf(b)
+    (db,) = torch.autograd.grad(gx.bias_act(x, bl, 1, "lrelu", backend=backend), bl, w)
+
+    def ref64(w64):
+        b64 = leaf(b.double())
+        (g,) = torch.autograd.grad(gx.bias_act(x.double(), b64, 1, "lrelu", backend="reference"), b64, w64)
+        return g
+
+    dx = w.double() * torch.where(x.double() + b.double() > 0, 1.0, 0.2) * 2**0.5
+    return db, ref64, w.double(), dx.abs()
+
+
+@fused
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("plant", list(PLANTS))
+def test_error_bound_rejects_a_planted_bias_gradient_term(backend, device, dtype, plant, seed):
+    """db of the fused backend passes against the float64 reference, and fails against the float64
+    reference of the same input with one term (of median size, in column 0) dropped, doubled or
+    sign-flipped."""
+    need(backend, "bias_act", "bias_act_grad")
+    db, ref64, w64, dx = _db_case(backend, device, dtype)
+    terms = dx.sum(0)
+    assert_ref64(db, ref64(w64), terms, terms, kind="sum", msg="unmodified")
+    col = dx[:, 0]
+    j = int(col.sort().indices[col.numel() // 2])
+    w_bad = w64.clone()
+    w_bad[j, 0] *= PLANTS[plant]
+    with pytest.raises(AssertionError, match="error bound"):
+        assert_ref64(db, ref64(w_bad), terms, terms, kind="sum", msg=plant)
+
+
+@fused
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("plant", list(PLANTS))
+def test_error_bound_rejects_a_planted_upfirdn2d_term(backend, device, dtype, plant, seed):
+    """upfirdn2d's tap sums: the fused output passes against the float64 reference and fails when
+    one input pixel (of median size) is dropped, doubled or sign-flipped in the reference's input."""
+    need(backend, "upfirdn2d")
+    x, f = make((1, 1, 6, 7), dtype, device), torch.rand(4, device=device) + 0.5  # taps of one sign, >= 0.5
+    y = gx.upfirdn2d(x, f, padding=[2, 1, 2, 1], backend=backend)
+    ref = lambda t: gx.upfirdn2d(t.double(), f.double(), padding=[2, 1, 2, 1], backend="reference")  # noqa: E731
+    terms = ref(x.double().abs())
+    assert_ref64(y, ref(x), terms, kind="sum", msg="unmodified")
+    flat = x.double().abs().flatten()
+    j = int(flat.sort().indices[flat.numel() // 2])
+    x_bad = x.double().clone()
+    x_bad.view(-1)[j] *= PLANTS[plant]
+    with pytest.raises(AssertionError, match="error bound"):
+        assert_ref64(y, ref(x_bad), terms, kind="sum", msg=plant)
+
+
+# an elementwise result off by this many units in the last place of its own dtype fails
+ELEMENT_ULPS = {torch.float16: 3, torch.bfloat16: 3, torch.float32: 64, torch.float64: 64}
+
+
+@fused
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("plant", ["ulps off", "zeroed", "sign flipped", "neighbour's value"])
+def test_error_bound_rejects_a_planted_element(backend, device, dtype, plant, seed):
+    """bias_act's output (tanh, the elementwise bound of test_bias_act): the fused result passes,
+    and one element of it altered fails: by ELEMENT_ULPS units of its dtype, zeroed, sign-flipped,
+    or replaced by its neighbour's value (a shifted index)."""
+    need(backend, "bias_act")
+    x = make((64,), dtype, device)
+    y = gx.bias_act(x, act="tanh", backend=backend)
+    x64 = x.double()
+    y64 = gx.bias_act(x64, act="tanh", backend="reference")
+    terms = (1 - torch.tanh(x64).square()) * x64.abs()  # |f'(z)|·|z|
+    assert_ref64(y, y64, terms, msg="unmodified")
+    bad = y.clone()
+    j = int((y64.abs() - 0.5).abs().argmin())  # an element of a typical size (~0.5)
+    if plant == "ulps off":
+        v = bad[j].double().clone()
+        ulp = torch.finfo(dtype).eps * 2.0 ** torch.floor(torch.log2(v.abs()))
+        bad[j] = (v + ELEMENT_ULPS[dtype] * ulp).to(dtype)
+        assert (bad[j].double() - v).abs() >= ELEMENT_ULPS[dtype] * ulp * 0.99
+    elif plant == "zeroed":
+        bad[j] = 0
+    elif plant == "sign flipped":
+        bad[j] = -bad[j]
+    else:
+        bad[j] = bad[j + 1 if j + 1 < bad.numel() else j - 1]
+    with pytest.raises(AssertionError, match="error bound"):
+        assert_ref64(bad, y64, terms, msg=plant)
