@@ -80,9 +80,41 @@ def pick(gpu, interp):
     return interp if INTERPRET else gpu
 
 
+def capturing() -> bool:
+    """Whether the current CUDA stream is being captured into a CUDA graph (False without CUDA).
+    The one probe of the launchers' capture rules (tests patch it)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def refuse_capture(what: str) -> None:
+    """Raise a clear error for first-use work that a CUDA-graph capture cannot record."""
+    raise RuntimeError(
+        f"ganreg_ext Triton kernels: {what} cannot run while a CUDA graph is being captured; run the op "
+        "once with the same shapes, dtypes and arguments before capturing (a warm-up step)"
+    )
+
+
 def autotuned(gpu: list[triton.Config], interp: triton.Config, key: list[str]):
-    """``triton.autotune`` for elementwise kernels only; ``key`` should end with ``"size_class"``."""
-    return triton.autotune(configs=pick(gpu, [interp]), key=key)
+    """``triton.autotune`` for elementwise kernels only; ``key`` should end with ``"size_class"``.
+
+    CUDA graphs: tuning a new key times trial launches and synchronizes, which a capture cannot
+    record, so a key first met during capture raises (:func:`refuse_capture`); a key tuned before
+    the capture launches its chosen config, which is capture-safe."""
+
+    def deco(fn):
+        tuner = triton.autotune(configs=pick(gpu, [interp]), key=key)(fn)
+        bench = tuner._bench  # the trial launch of one config: only called for an untuned key
+        name = getattr(fn, "__name__", None) or getattr(getattr(fn, "fn", None), "__name__", "kernel")
+
+        def guarded_bench(*args, **kwargs):
+            if capturing():
+                refuse_capture(f"autotuning {name} for a new size class")
+            return bench(*args, **kwargs)
+
+        tuner._bench = guarded_bench
+        return tuner
+
+    return deco
 
 
 def size_class(n: int) -> int:
@@ -107,6 +139,57 @@ def chunk_size(total: int, longest: int, gpu: bool = not INTERPRET) -> int:
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+# ------------------------------------------------------------------------------ small device tables
+
+_TABLES: dict = {}  # (rows, dtype, device) -> device tensor built outside graph capture
+_TABLES_MAX = 512
+
+
+def _flat(rows) -> list:
+    return [v for r in rows for v in _flat(r)] if isinstance(rows, (list, tuple)) else [rows]
+
+
+def device_table(rows: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small constant table (nested tuples of numbers, rectangular) as a ``dtype`` tensor on
+    ``device``, to be read by kernels and never written.
+
+    CPU: a plain tensor. CUDA outside graph capture: copied once through pinned memory without a
+    host sync, then cached (a function of the arguments). During CUDA-graph capture a pinned copy
+    would be recorded from a staging buffer that is freed and reused before the graph is replayed,
+    so a table not yet cached is built there by per-element fills (the values are kernel
+    arguments, recorded by value), used by that launch only and not cached (its memory belongs to
+    the graph's pool and holds nothing until a replay); a cached table is used as is."""
+    if device.type == "cpu":
+        return torch.tensor(rows, dtype=dtype)
+    key = (rows, dtype, device)
+    hit = _TABLES.get(key)
+    if hit is not None:
+        return hit
+    if capturing():
+        return _filled(rows, dtype, device)
+    t = _upload(rows, dtype, device)
+    if len(_TABLES) >= _TABLES_MAX:
+        _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[key] = t
+    return t
+
+
+def _upload(rows, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Host → device through pinned memory, no host sync (outside graph capture only)."""
+    return torch.tensor(rows, dtype=dtype).pin_memory().to(device, non_blocking=True)
+
+
+def _filled(rows, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The table built on ``device`` by one fill per element (each value a kernel argument, so a
+    graph capture records it by value: no host buffer involved)."""
+    shape = torch.tensor(rows, dtype=dtype).shape  # host only: the shape of the nested rows
+    t = torch.empty(shape, dtype=dtype, device=device)
+    flat = t.view(-1)
+    for i, v in enumerate(_flat(rows)):
+        flat[i].fill_(v)
+    return t
 
 
 # ----------------------------------------------------------------------------------------- layouts
@@ -201,6 +284,19 @@ def full_like(x, value):
     builtin ``tl.full`` plus a broadcast add, where ``tl.zeros_like`` (a jit function) would be
     re-patched by the interpreter on every call."""
     return tl.full(x.shape, 0, x.dtype) + value
+
+
+@helper
+def div_rn(a, b, ACC: tl.constexpr):
+    """``a / b`` rounded to nearest in ``ACC`` (``a`` a tensor, ``b`` a tensor of its shape or a
+    scalar, broadcast to it): ``tl.div_rn`` in float32, where Triton's plain ``/`` is an
+    approximation (up to 2 ulp on a GPU); ``/`` in float64, which is IEEE already."""
+    d = full_like(a, b)
+    if ACC == tl.float32:
+        q = tl.div_rn(a, d)
+    else:
+        q = a / d
+    return q
 
 
 @helper

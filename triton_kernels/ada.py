@@ -44,7 +44,7 @@ import triton.language as tl
 
 from ganreg_ext._contract import acc_dtype, empty
 
-from ._utils import autotuned, ceil_div, cfg, fsum, full_like, helper, launcher, pick, size_class, tl_dtype
+from ._utils import autotuned, ceil_div, cfg, div_rn, fsum, full_like, helper, launcher, pick, size_class, tl_dtype
 from .augment import _grid, _pixels
 
 KMAX = tl.constexpr(4.0)  # largest filter stretch (reference.ada.KMAX)
@@ -55,6 +55,13 @@ TILE_GPU = [cfg(2, BLOCK_P=32), cfg(4, BLOCK_P=64), cfg(8, BLOCK_P=128)]
 TILE_INTERP = cfg(4, BLOCK_P=512)  # interpreted: few programs
 ADJ_P = pick(64, 512)  # the adjoint's fixed tile (atomics: an autotuner rerun would add twice)
 ADJ_WARPS = 4
+# int32 limits, checked by the launchers (_check): pixel indices p < H·W + BLOCK_P and H·W itself are
+# int32 (also in augment._pixels); a tap index, reduced modulo 2(n − 1), plus a tap number stays
+# int32 (_axis); one program per (sample, tile) on grid axis 0, at most 2**31 − 1 of them.
+MIN_TILE = min([c.kwargs["BLOCK_P"] for c in TILE_GPU] + [TILE_INTERP.kwargs["BLOCK_P"], ADJ_P])
+MAX_PLANE = 2**31 - 1 - 1024  # H·W: room for a tile (BLOCK_P ≤ 1024) past the last pixel
+MAX_SIDE = 2**30 - 16  # H, W: 2(n − 1) + 16 taps < 2**31
+MAX_PROGRAMS = 2**31 - 1
 
 
 def _cb(C: int) -> int:
@@ -65,15 +72,7 @@ def _cb(C: int) -> int:
 # ------------------------------------------------------------------------------- jit helpers
 
 
-@helper
-def _div(a, b, ACC: tl.constexpr):
-    """``a / b`` rounded to nearest (``b`` broadcast to ``a``'s shape first)."""
-    d = full_like(a, b)
-    if ACC == tl.float32:
-        q = tl.div_rn(a, d)
-    else:
-        q = a / d  # float64 division is IEEE
-    return q
+_div = div_rn  # a / b rounded to nearest (b broadcast to a's shape first): tl.div_rn in float32
 
 
 @helper
@@ -97,10 +96,17 @@ def _reflect(i, n):
 
 
 @helper
-def _axis(gb, xf, yf, ACC: tl.constexpr):
-    """One axis of the map, from its row ``gb`` of ``geom``: positions ``pos`` ``[BLOCK_P]``, the
-    stretch ``k`` (broadcast), the first tap (float and int), the tap count (a scalar) and the sum of
-    the unnormalised weights."""
+def _axis(gb, xf, yf, size, ACC: tl.constexpr):
+    """One axis of the map, from its row ``gb`` of ``geom``, for an input axis of ``size`` pixels:
+    positions ``pos`` ``[BLOCK_P]``, the stretch ``k`` (broadcast), the first tap (as a float, and as
+    an int32 index reduced modulo the reflection period: see below), the tap count (a scalar) and the
+    sum of the unnormalised weights.
+
+    The first tap becomes an int64 index (0 for NaN or beyond ±4e18, as ``common/ada.h``'s
+    ``ada_index``), reduced modulo the reflection period ``2(size − 1)`` in int64; the reduced index
+    plus a tap number (< 16) fits int32 as the launcher checks ``size ≤ MAX_SIDE = 2**30 − 16``, so
+    reflecting it gives the reference's index for any position (an int32 conversion of the position
+    itself overflowed beyond ±2**31)."""
     g0 = tl.load(gb + 0).to(ACC)
     g1 = tl.load(gb + 1).to(ACC)
     g2 = tl.load(gb + 2).to(ACC)
@@ -117,7 +123,11 @@ def _axis(gb, xf, yf, ACC: tl.constexpr):
         t = t0 + tl.arange(0, TAPS)
         w = _keys(_div(pos[:, None] - (first[:, None] + t[None, :]), kv[:, None], ACC))
         tot += fsum(tl.where((t < n)[None, :], w, 0.0), 1)
-    return pos, kv, first, first.to(tl.int32), n, tot
+    i0 = tl.where(tl.abs(first) < 4.0e18, first, 0.0).to(tl.int64)
+    per = tl.maximum(2 * (size - 1), 1)  # int32 (size ≤ MAX_SIDE), i0 % per in int64
+    i0 = i0 % per
+    i0 = tl.where(i0 < 0, i0 + per, i0)  # in [0, per): the same reflection, int32-safe
+    return pos, kv, first, i0.to(tl.int32), n, tot
 
 
 @helper
@@ -177,8 +187,8 @@ def _ada_fwd_kernel(
     b, p, pm, row, col = _pixels(tl.program_id(0), H, W, BLOCK_P)
     xf = col.to(ACC)
     yf = row.to(ACC)
-    u, kx, fx, ix0, nx, sx = _axis(geom_ptr + b * 6, xf, yf, ACC)
-    v, ky, fy, iy0, ny, sy = _axis(geom_ptr + b * 6 + 3, xf, yf, ACC)
+    u, kx, fx, ix0, nx, sx = _axis(geom_ptr + b * 6, xf, yf, W, ACC)
+    v, ky, fy, iy0, ny, sy = _axis(geom_ptr + b * 6 + 3, xf, yf, H, ACC)
     if CUT:
         keep = _keep(cut_ptr, b, row, col, H, W, ACC)
     HW = H * W
@@ -242,8 +252,8 @@ def _ada_adj_kernel(
     b, p, pm, row, col = _pixels(tl.program_id(0), H, W, BLOCK_P)
     xf = col.to(ACC)
     yf = row.to(ACC)
-    u, kx, fx, ix0, nx, sx = _axis(geom_ptr + b * 6, xf, yf, ACC)
-    v, ky, fy, iy0, ny, sy = _axis(geom_ptr + b * 6 + 3, xf, yf, ACC)
+    u, kx, fx, ix0, nx, sx = _axis(geom_ptr + b * 6, xf, yf, W, ACC)
+    v, ky, fy, iy0, ny, sy = _axis(geom_ptr + b * 6 + 3, xf, yf, H, ACC)
     if CUT:
         keep = _keep(cut_ptr, b, row, col, H, W, ACC)
     src = g_ptr + b * sgb + row.to(tl.int64) * sgh + col.to(tl.int64) * sgw
@@ -285,6 +295,12 @@ def _check(x, geom, color, cutout, name: str) -> tuple[int, int, int, int]:
     if x.dim() != 4:
         raise ValueError(f"{name}: the image must be 4-D NCHW, got shape {tuple(x.shape)}")
     B, C, H, W = x.shape
+    if H * W > MAX_PLANE or max(H, W) > MAX_SIDE or B * ceil_div(H * W, MIN_TILE) > MAX_PROGRAMS:
+        raise ValueError(
+            f"{name}: a {B}x{C}x{H}x{W} image is too large for the Triton ADA kernels, which index pixels "
+            f"in int32: H·W must be at most {MAX_PLANE}, H and W at most {MAX_SIDE}, and B·ceil(H·W/{MIN_TILE}) "
+            f"at most {MAX_PROGRAMS} (the launch grid); use the cpu or cuda backend"
+        )
     if tuple(geom.shape) != (B, 2, 3):
         raise ValueError(f"{name}: geom must be [{B}, 2, 3], got {tuple(geom.shape)}")
     if color is not None:

@@ -24,8 +24,15 @@ tanh ``P_k(t) = q·R_k(t)``, ``t = tanh z``, ``R_1 = 1``, ``R_{k+1} = −2t·R_k
 ``s``); softplus ``S_{k−1}``; swish ``z·S_k + k·S_{k−1}``; elu/selu and the piecewise-linear acts in
 closed form. The coefficients of ``z·A(u) + B(u)`` (``f^(k) = q·(z·A(u) + B(u))``, plus ``s`` for
 softplus/swish at ``k = 1``) are built on the host per (act, order) from exact integers and passed as
-a cached ``[2, 8]`` float64 device tensor. Transcendentals use only ``tl.exp`` (no libdevice, no
-``log``): ``expm1`` and ``log1p`` by short series where ``exp(x) − 1`` or ``log(1 + u)`` would cancel.
+a cached ``[2, 8]`` float64 device tensor (``_utils.device_table``: CUDA-graph capture safe; an
+untuned size class met during capture raises, see ``_utils.autotuned``). Transcendentals use only
+``tl.exp`` (no libdevice, no ``log``): ``expm1`` and ``log1p`` by short series where ``exp(x) − 1`` or
+``log(1 + u)`` would cancel. Every division is rounded to nearest (``_utils.div_rn``: ``tl.div_rn`` in
+float32, where Triton's plain ``/`` is approximate on a GPU), as in the ADA kernels.
+
+NaN (docs/semantics.md, ``bias_act``): the derivative of a smooth activation at a NaN input is NaN
+and survives the clamp mask (a multiplication, NaN·0 = NaN); the piecewise-linear ones take the
+branch a comparison with NaN selects (relu 0, lrelu α, linear 1), as the reference does.
 """
 
 from __future__ import annotations
@@ -38,7 +45,22 @@ import triton.language as tl
 
 from ganreg_ext._contract import ACT_CODES, MAX_ACT_ORDER, PIECEWISE_LINEAR, acc_dtype, empty
 
-from ._utils import autotuned, ceil_div, cfg, collapse, helper, launcher, offset4, pad_dims, scalar_as, size_class, tl_dtype
+from ._utils import (
+    autotuned,
+    ceil_div,
+    cfg,
+    collapse,
+    device_table,
+    div_rn,
+    full_like,
+    helper,
+    launcher,
+    offset4,
+    pad_dims,
+    scalar_as,
+    size_class,
+    tl_dtype,
+)
 
 ELEM_GPU = [cfg(4, BLOCK=1024), cfg(8, BLOCK=2048), cfg(4, BLOCK=2048), cfg(8, BLOCK=4096)]
 ELEM_INTERP = cfg(4, BLOCK=256)
@@ -59,10 +81,10 @@ def _expm1(x, ex, ACC: tl.constexpr):
     p = x * 0 + 1.0
     if ACC == tl.float64:
         for n in tl.static_range(16, 1, -1):
-            p = 1.0 + p * x / n
+            p = 1.0 + div_rn(p * x, n, ACC)
     else:
         for n in tl.static_range(9, 1, -1):
-            p = 1.0 + p * x / n
+            p = 1.0 + div_rn(p * x, n, ACC)
     return tl.where(x > -0.5, x * p, ex - 1.0)
 
 
@@ -70,7 +92,7 @@ def _expm1(x, ex, ACC: tl.constexpr):
 def _log1p01(u, ACC: tl.constexpr):
     """``log(1 + u)`` for ``0 ≤ u ≤ 1`` without ``log``: ``2·atanh(r)``, ``r = u/(2 + u) ≤ 1/3``,
     ``2r·Σ_j r^{2j}/(2j + 1)`` (relative truncation ≤ 9^−N)."""
-    r = u / (2.0 + u)
+    r = div_rn(u, 2.0 + u, ACC)
     r2 = r * r
     if ACC == tl.float64:
         p = r2 * 0 + 1.0 / 35.0
@@ -96,18 +118,18 @@ def _tanh_parts(z, HALF: tl.constexpr, ACC: tl.constexpr):
     ex = tl.exp(xx)
     em = _expm1(xx, ex, ACC)
     den = 2.0 + em
-    ua = -em / den
+    ua = div_rn(-em, den, ACC)
     u = tl.where(z < 0, -ua, ua)
-    q = ex / (den * den)
+    q = div_rn(ex, den * den, ACC)
     if not HALF:
         q = 4.0 * q
     return u, q, ex
 
 
 @helper
-def _sigmoid_from(z, ex):
+def _sigmoid_from(z, ex, ACC: tl.constexpr):
     """``σ(z)`` from ``ex = exp(−|z|)`` (either sign, no overflow)."""
-    r = 1.0 / (1.0 + ex)
+    r = div_rn(full_like(ex, 1.0), 1.0 + ex, ACC)
     return tl.where(z >= 0, r, ex * r)
 
 
@@ -123,7 +145,7 @@ def _act(z, alpha, ACT: tl.constexpr, ACC: tl.constexpr):
     elif ACT == 3:
         y, q, ex = _tanh_parts(z, False, ACC)
     elif ACT == 4:
-        y = _sigmoid_from(z, tl.exp(-tl.abs(z)))
+        y = _sigmoid_from(z, tl.exp(-tl.abs(z)), ACC)
     elif ACT == 5:
         zn = tl.where(z > 0, 0.0, z)
         y = tl.where(z >= 0, z, _expm1(zn, tl.exp(zn), ACC))
@@ -133,7 +155,7 @@ def _act(z, alpha, ACT: tl.constexpr, ACC: tl.constexpr):
     elif ACT == 7:
         y = tl.where(z > 0, z, 0.0) + _log1p01(tl.exp(-tl.abs(z)), ACC)
     else:
-        y = z * _sigmoid_from(z, tl.exp(-tl.abs(z)))
+        y = z * _sigmoid_from(z, tl.exp(-tl.abs(z)), ACC)
     return y
 
 
@@ -151,7 +173,7 @@ def _deriv(z, first, alpha, coef_ptr, ACT: tl.constexpr, ACC: tl.constexpr):
     """``f^(k)(z)`` for the acts that need ``z`` (``first`` = ``[k == 1]`` as ``ACC``; the table at
     ``coef_ptr`` holds the rows ``A``, ``B`` of module docstring for (ACT, k))."""
     if ACT == 0:
-        d = z * 0 + first
+        d = full_like(z, first)  # not z·0 + first: NaN for an infinite z, where f' = 1
     elif ACT == 1:
         d = tl.where(z > 0, first, 0.0)
     elif ACT == 2:
@@ -167,7 +189,7 @@ def _deriv(z, first, alpha, coef_ptr, ACT: tl.constexpr, ACC: tl.constexpr):
             inner = inner + z * _horner(coef_ptr, u, ACC)
         d = q * inner
         if ACT >= 7:  # softplus, swish: + s at k = 1
-            d = d + first * _sigmoid_from(z, ex)
+            d = d + first * _sigmoid_from(z, ex, ACC)
     return d
 
 
@@ -294,7 +316,7 @@ def _bias_act_grad_kernel(
         d = _deriv(z, first, al, coef_ptr, ACT, ACC)
     else:  # piecewise-linear: f' from the sign of y·gain, f^(k) = 0 for k ≥ 2
         if ACT == 0:
-            d = p * 0 + first
+            d = full_like(p, first)
         else:
             pos = yv * g > 0
             if ACT == 1:
@@ -366,20 +388,14 @@ def coefficients(act: int, order: int) -> list[list[float]]:
     return [[float(r[j]) if j < len(r) else 0.0 for j in range(NC)] for r in (a, b)]
 
 
-def _to_device(rows, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A small host-built table on ``device`` without a host sync (pinned, non-blocking)."""
-    t = torch.tensor(rows, dtype=dtype)
-    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
-
-
-@functools.lru_cache(maxsize=256)
 def _coef_table(act: int, order: int, device: torch.device) -> torch.Tensor:
-    return _to_device(coefficients(act, order), torch.float64, device)
+    """The ``[2, NC]`` float64 rows of :func:`coefficients` on ``device`` (``_utils.device_table``:
+    cached, and CUDA-graph capture safe)."""
+    return device_table(tuple(tuple(r) for r in coefficients(act, order)), torch.float64, device)
 
 
-@functools.lru_cache(maxsize=256)
 def _stride_table(rows: tuple, device: torch.device) -> torch.Tensor:
-    return _to_device(rows, torch.int64, device)
+    return device_table(tuple(tuple(r) for r in rows), torch.int64, device)
 
 
 def _check_act(act: int) -> None:
