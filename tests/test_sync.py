@@ -14,6 +14,7 @@ import contextlib
 
 import pytest
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 import ganreg_ext as gx
 from helpers import FUSED_BACKENDS
@@ -50,6 +51,29 @@ def no_host_reads(device: str, marked: list[torch.Tensor]):
     finally:
         for name, fn in saved.items():
             setattr(torch.Tensor, name, fn)
+
+
+_HOST_READ_OPS = ("aten::item", "aten::_local_scalar_dense", "aten::is_nonzero")
+
+
+@contextlib.contextmanager
+def no_dispatcher_host_reads():
+    """Fails when any op called inside reads a tensor's value on the host through the dispatcher,
+    from Python OR from C++ (an ``x.item<double>()`` inside a CPU kernel calls ``aten::item`` →
+    ``aten::_local_scalar_dense`` through the dispatcher, which the profiler's RecordFunction
+    hooks see; a Python-level patch of ``Tensor.item`` does not)."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        yield
+    reads = []
+    for e in prof.events():
+        if e.name in _HOST_READ_OPS:
+            chain, p = [], e.cpu_parent
+            while p is not None:
+                chain.append(p.name)
+                p = p.cpu_parent
+            reads.append(f"{e.name} inside {' < '.join(chain) or 'the caller'}")
+    if reads:
+        raise AssertionError(f"host read of tensor data: {reads[:5]}")
 
 
 def _calls(backend: str, device: str):
@@ -123,6 +147,32 @@ def test_no_host_sync_in_a_step(backend, device):
             loss = fn(*inputs)
             loss.backward()
         assert torch.isfinite(loss.detach()).all(), name
+
+
+@pytest.mark.parametrize("backend", [b for b in FUSED_BACKENDS if b != "triton"])
+def test_no_host_read_inside_the_native_kernels(backend, device):
+    """Every public op on a native backend, forward and backward, with the C++-level guard: no
+    ``item``/``_local_scalar_dense`` anywhere below the call, the kernels' own C++ included."""
+    for name, fn, inputs, _ in _calls(backend, device):
+        fn(*inputs)
+        try:
+            with no_dispatcher_host_reads():
+                fn(*inputs).backward()
+        except AssertionError as e:
+            raise AssertionError(f"{name}: {e}") from None
+
+
+def test_the_cpp_guard_catches_a_host_read_inside_a_cpp_kernel():
+    """The plant: ATen's C++ ``repeat_interleave`` kernel sizes its output with ``.item()`` on the
+    repeats, in C++; the guard names it (and a Python ``.item()`` too)."""
+    with pytest.raises(AssertionError, match=r"aten::item inside aten::repeat_interleave"):
+        with no_dispatcher_host_reads():
+            torch.repeat_interleave(torch.randn(3), torch.tensor([1, 2, 3]))
+    with pytest.raises(AssertionError, match="aten::item"):
+        with no_dispatcher_host_reads():
+            torch.randn(()).item()
+    with no_dispatcher_host_reads():
+        torch.randn(4).sum()
 
 
 def test_the_cpu_guard_catches_a_host_read():
