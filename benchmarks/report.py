@@ -95,8 +95,10 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     L.append(
         "Columns: **ms** median [q1–q3]; **×eager / ×compile** = that impl's speedup (eager or compiled time / its time); "
         "**GB/s** = the op's floor bytes (the least it must read + write, `benchmarks/cases.py`) / time, **%BW** of the "
-        "bandwidth above (100% = at the floor); **peak MiB** = extra memory allocated at the peak of one call "
-        "(CUDA: `max_memory_allocated`; CPU: replay of `torch.profiler` memory events); **compile s** = first call "
+        "bandwidth above (100% = at the floor); **peak MiB** = extra memory held at the peak of one call "
+        "(CUDA: `max_memory_allocated`; CPU: replay of `torch.profiler` memory events **plus** the peak of "
+        "ganreg_ext's CPU reuse cache, which the profiler never sees: "
+        f"{meta.get('peak_method') or 'profiler only (a results file older than the cache counters)'}); **compile s** = first call "
         "of `torch.compile` (forward+backward compile, excluded from the timings). Every fused/compiled result was "
         "checked against the eager reference before timing; rows marked WRONG were not timed. `nvlabs_randn` / "
         "`torch_randn` use a stored `randn_like` tensor (what users run: NVlabs' noise-dot, the usual instance noise; other "
@@ -156,6 +158,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         else:
             cells.append("no fused backend")
         summary.append(cells)
+    L += reuse_table(meta, rows)
     if summary:
         L.append("## Summary (forward+backward, or one training step, at the largest size)")
         L.append("")
@@ -225,6 +228,39 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         L.append(f"**Skipped (time budget):** {', '.join(skipped)}")
         L.append("")
     return "\n".join(L) + "\n"
+
+
+def reuse_table(meta: dict, rows: list[dict]) -> list[str]:
+    """Fused CPU rows timed with the reuse cache on and off (``ms_reuse_off``), beside eager."""
+    off = [r for r in rows if _f(r.get("ms_reuse_off")) is not None and str(r["status"]).startswith("ok")]
+    if not off:
+        return []
+    eager = {(r["family"], r["size"], r["mode"]): r for r in rows if r["impl"] == "eager"}
+    limit = meta.get("cpu_reuse_cache_mib")
+    L = [
+        "## CPU reuse cache on / off (fused rows whose outputs came from it)",
+        "",
+        f"The fused CPU kernels take outputs of ≥ 4 MiB from a reuse cache (limit {_fmt(limit)} MiB in this run, "
+        "`GANREG_CPU_REUSE_MB`, docs/memory.md): in the timing loop each call gets the block its previous output "
+        "freed, so it touches no freshly mapped page, while the eager baseline's outputs come from PyTorch's "
+        "allocator and pay the page faults and zeroing of fresh pages. The main tables time the fused rows with "
+        "the cache on (the default); here they are timed again with it off.",
+        "",
+        "| family | size | mode | impl | ms cache on | ms cache off | off / on | eager ms | ×eager on | ×eager off | cache MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in off:
+        on_ms, off_ms = _f(r["median_ms"]), _f(r["ms_reuse_off"])
+        e = eager.get((r["family"], r["size"], r["mode"]))
+        e_ms = _f(e["median_ms"]) if e else None
+        L.append(
+            f"| {r['family']} | {r['size']} | {MODE_LABEL.get(r['mode'], r['mode'])} | {r['impl']} | {_fmt(on_ms)} | "
+            f"{_fmt(off_ms)} | {_fmt(off_ms / on_ms if on_ms else None)} | {_fmt(e_ms)} | "
+            f"{_fmt(e_ms / on_ms if e_ms and on_ms else None)} | {_fmt(e_ms / off_ms if e_ms and off_ms else None)} | "
+            f"{_fmt(r.get('peak_cache_mib'))} |"
+        )
+    L.append("")
+    return L
 
 
 def overhead_table(rows: list[dict]) -> list[str]:

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent
 FIELDS = [
     "family", "op", "size", "numel", "dtype", "mode", "impl", "kind", "status", "median_ms", "q1_ms", "q3_ms",
     "iqr_ms", "reps", "x_eager", "x_compile", "floor_bytes", "floor_ms", "gbps", "pct_bw", "peak_mem_mib",
-    "compile_s", "max_abs_err", "steps_per_s", "baseline", "x_ref", "cache",
+    "compile_s", "max_abs_err", "steps_per_s", "baseline", "x_ref", "cache", "peak_cache_mib", "ms_reuse_off",
 ]  # fmt: skip
 NO_COMPILE_TRAIN = "skipped: torch.compile (AOTAutograd) has no double backward, which R1 and path length need"
 TOL_DTYPE = {torch.float32: 1.0, torch.float64: 1.0, torch.float16: 20.0, torch.bfloat16: 160.0}
@@ -100,6 +100,9 @@ def environment(device: torch.device, args) -> dict:
         "argv": " ".join(sys.argv[1:]),
     }
 
+        "cpu_reuse_cache_mib": None if T.reuse_cache_limit() is None else T.reuse_cache_limit() / 2**20,
+        "reuse_off_timed": bool(args.reuse_off) and device.type == "cpu",
+        "peak_method": T.CPU_PEAK_METHOD if device.type == "cpu" else "CUDA max_memory_allocated after reset_peak_memory_stats",
 
 # ------------------------------------------------------------------------------------- running
 
@@ -244,14 +247,20 @@ class Runner:
                 out[mode] = None, (lambda _s: _grad(case.dbl(inp, fn), leaves, None))
         return out
 
-    def _time(self, case: C.Case, run, setup, flush: bool) -> tuple[T.Stats, int | None]:
+    def _time(self, case: C.Case, run, setup, flush: bool, kind: str = "") -> tuple[T.Stats, T.MemPeak | None, T.Stats | None]:
+        """(timing, peak memory, timing with the CPU reuse cache off: fused rows whose call took
+        blocks from the cache, with ``--reuse-off``; else None)."""
         dev = self.device
         if case.latency:
             st = T.per_call(lambda: run(None), dev)
         else:
             st = self.bench(run, setup, flush)
-        mem = T.peak_memory_bytes(run, dev, setup) if not self.args.no_memory else None
-        return st, mem
+        mem = T.peak_memory(run, dev, setup) if not self.args.no_memory else None
+        off = None
+        if self.args.reuse_off and kind == "fused" and dev.type == "cpu" and not case.latency and mem and mem.cache_bytes:
+            with T.reuse_cache(False):
+                off = self.bench(run, setup, flush)
+        return st, mem, off
 
     def run_case(self, idx: int, total: int, case: C.Case) -> None:
         import ganreg_ext as gx
@@ -337,14 +346,16 @@ class Runner:
                         if not ok:
                             self.emit({**row0, "mode": mode, "status": f"WRONG: double backward {msg}", "max_abs_err": e2})
                             continue
-                    st, mem = self._time(case, run, setup, flush)
+                    st, mem, off = self._time(case, run, setup, flush, kind)
                 except Exception as e:
                     self.emit({**row0, "mode": mode, "status": f"error: {_errmsg(e)}"})
                     continue
                 results[(impl, mode)] = st.median_ms
                 row = {**row0, "mode": mode, "status": status, "compile_s": compile_s, "max_abs_err": err}
                 row.update(self.perf_fields(st, case.floor_bytes(mode, dt)))
-                row["peak_mem_mib"] = "" if mem is None else mem / 2**20
+                row["peak_mem_mib"] = "" if mem is None else mem.total / 2**20
+                row["peak_cache_mib"] = "" if mem is None else mem.cache_bytes / 2**20
+                row["ms_reuse_off"] = "" if off is None else off.median_ms
                 self.emit(row)
             last = case.modes[-1] if case.latency else "fwdbwd"
             unit, mult = ("us", 1e3) if case.latency else ("ms", 1.0)
@@ -457,7 +468,11 @@ class Runner:
                         continue
                 a = self.args
                 st = T.bench(step, dev, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.min_reps, target_s=0.0)
-                mem = T.peak_memory_bytes(step, dev) if not a.no_memory else None
+                mem = T.peak_memory(step, dev) if not a.no_memory else None
+                off = None
+                if a.reuse_off and b != "reference" and dev.type == "cpu" and mem and mem.cache_bytes:
+                    with T.reuse_cache(False):
+                        off = T.bench(step, dev, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.min_reps, target_s=0.0)
             except gx.BackendUnavailable as e:
                 self.emit({**row0, "status": f"unavailable: {e}"})
                 continue
@@ -471,7 +486,9 @@ class Runner:
             results[(impl, "step")] = st.median_ms
             row = {**row0, "status": "ok", "max_abs_err": err, "steps_per_s": 1e3 / st.median_ms}
             row.update(self.perf_fields(st, None))
-            row["peak_mem_mib"] = "" if mem is None else mem / 2**20
+            row["peak_mem_mib"] = "" if mem is None else mem.total / 2**20
+            row["peak_cache_mib"] = "" if mem is None else mem.cache_bytes / 2**20
+            row["ms_reuse_off"] = "" if off is None else off.median_ms
             self.emit(row)
             line.append(f"{impl} {st.median_ms:.3g}ms")
         self.emit({**base, "impl": "compile", "kind": "compile", "status": NO_COMPILE_TRAIN})
@@ -578,6 +595,12 @@ def parse_args(argv=None):
     if a.target_s is None:
         a.target_s = 0.1 if (a.quick or a.tiny) else 0.5
     if a.budget is None and a.quick:
+    p.add_argument(
+        "--reuse-off",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CPU: time fused rows that use the reuse cache again with it off (ms_reuse_off column)",
+    )
         a.budget = 540.0
     return a
 

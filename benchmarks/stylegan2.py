@@ -44,7 +44,8 @@ Steps (NVlabs ``training/loss.py``, without the optimizer, which is the same for
 Measurements, per (step, size): ms per step, the median of ``--reps`` steps after ``--warmup``,
 reference and fused **interleaved** (one step of each per round, the order alternating) in the same
 process; peak memory, the extra bytes at the peak of one step (``timing.peak_memory_bytes``:
-``torch.profiler`` with ``profile_memory=True``, its allocation/free records replayed in time order;
+``torch.profiler`` with ``profile_memory=True``, its allocation/free records replayed in time order,
+plus the peak of ganreg_ext's CPU reuse cache, which the profiler never sees, docs/memory.md;
 PyTorch has no CPU allocator statistics and max RSS is monotonic); the gradients: one step from the
 same weights and inputs per backend, for every parameter ``max|g_fused − g_ref| / max|g_ref|``, the
 worst reported, next to the same error of the float32 reference against a float64 reference run

@@ -14,11 +14,26 @@ Every figure is the median and the inter-quartile range of at least ``min_reps``
 (20 by default) after warm-up.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus the
-bytes allocated before the call (the *extra* memory the call needs; inputs are not counted). On CPU,
-PyTorch has no allocator statistics, so one extra call runs under ``torch.profiler`` with
-``profile_memory=True``: its raw ``[memory]`` records (every CPU tensor allocation and free, with its
-size) are replayed in time order and the running maximum of the net allocated bytes is the peak
-(the output is freed inside the profiled region, so it counts at its peak, not at the end).
+bytes allocated before the call (the *extra* memory the call needs; inputs are not counted). On CPU
+(:data:`CPU_PEAK_METHOD`), the sum of two peaks of one extra call:
+
+- PyTorch's allocator: the call runs under ``torch.profiler`` with ``profile_memory=True``; its raw
+  ``[memory]`` records (every CPU tensor allocation and free, with its size) are replayed in time order
+  and the running maximum of the net allocated bytes is that peak (the output is freed inside the
+  profiled region, so it counts at its peak, not at the end);
+- this package's CPU reuse cache (``csrc/cpu/alloc.cpp``, docs/memory.md), which serves the fused
+  kernels' outputs of ≥ 4 MiB and which the profiler never sees: the cache is emptied and its peak
+  reset before the call, and its peak of (bytes handed out + bytes cached idle) minus what it held at
+  the reset (the set-up's outputs) is added.
+
+The sum is an upper bound of the bytes held at any one instant (the two peaks may fall at different
+moments) and never less than either; with the cache off (``GANREG_CPU_REUSE_MB=0`` or
+:func:`reuse_cache`) every output comes from PyTorch's allocator and the cache term is 0.
+
+Reuse cache on/off (:func:`reuse_cache`): the cache hands a kernel the block its previous output
+freed, so the fused path's large outputs touch no freshly mapped page, while the eager baseline's
+outputs (PyTorch's allocator, glibc) pay the page faults and the kernel's zeroing of fresh pages in
+the timing loop. Timing a fused row again with the cache off shows how much of its lead that is.
 """
 
 from __future__ import annotations
@@ -172,8 +187,57 @@ def per_call(run: Callable, device: torch.device, *, blocks: int = 20, block_s: 
     return st
 
 
-def peak_memory_bytes(run: Callable, device: torch.device, setup: Callable | None = None) -> int | None:
-    """Extra bytes allocated at the peak of one ``run(setup())`` (see the module docstring)."""
+CPU_PEAK_METHOD = (
+    "CPU peak = torch.profiler peak of PyTorch's allocator + peak of the ganreg_ext reuse cache "
+    "(handed out + cached, emptied and reset before the call), an upper bound of the bytes held at once"
+)
+
+
+def _cache():
+    """ganreg_ext.memory when the CPU reuse cache's counters can be read here, else None."""
+    try:
+        from ganreg_ext import memory
+
+        memory.cpu_cache_stats()
+        return memory
+    except Exception:  # no ganreg_ext._C (reference-only build): the cache does not exist
+        return None
+
+
+@contextlib.contextmanager
+def reuse_cache(on: bool):
+    """Run the block with the CPU reuse cache on (its current limit, else the default 256 MiB) or off
+    (limit 0, idle blocks freed); the previous limit is restored after. A no-op without ``_C``."""
+    mem = _cache()
+    if mem is None:
+        yield
+        return
+    old = mem.cpu_cache_stats()["limit_bytes"]
+    mem.set_cpu_cache_limit((old or mem.DEFAULT_CPU_CACHE_MB << 20) if on else 0)
+    try:
+        yield
+    finally:
+        mem.set_cpu_cache_limit(old)
+
+
+def reuse_cache_limit() -> int | None:
+    """The CPU reuse cache's limit in bytes now (0: off), or None without ``_C``."""
+    mem = _cache()
+    return None if mem is None else mem.cpu_cache_stats()["limit_bytes"]
+
+
+@dataclass
+class MemPeak:
+    """Peak extra bytes of one call: ``total`` = ``torch_bytes`` + ``cache_bytes`` (module docstring)."""
+
+    total: int
+    torch_bytes: int
+    cache_bytes: int
+
+
+def peak_memory(run: Callable, device: torch.device, setup: Callable | None = None) -> MemPeak | None:
+    """Extra bytes at the peak of one ``run(setup())``, with the CPU split into PyTorch's allocator and
+    the reuse cache (see the module docstring); None when the CPU profiler is unavailable."""
     state = (setup or (lambda: None))()
     if device.type == "cuda":
         sync(device)
@@ -183,13 +247,19 @@ def peak_memory_bytes(run: Callable, device: torch.device, setup: Callable | Non
         sync(device)
         peak = torch.cuda.max_memory_allocated(device) - base
         del out
-        return int(peak)
+        return MemPeak(int(peak), int(peak), 0)
+    mem = _cache()
     try:
         from torch.profiler import ProfilerActivity, profile
 
+        if mem is not None:
+            mem.empty_cpu_cache()
+            mem.reset_cpu_cache_peak()
+            held0 = mem.cpu_cache_stats()["peak_bytes"]
         with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=False) as prof:
             out = run(state)
             del out
+        cache_peak = mem.cpu_cache_stats()["peak_bytes"] - held0 if mem is not None else 0
         # every allocation (+bytes) and free (−bytes), in time order, from the raw Kineto records
         events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
         events.sort(key=lambda e: e[0])
@@ -197,9 +267,15 @@ def peak_memory_bytes(run: Callable, device: torch.device, setup: Callable | Non
         for _, nbytes in events:
             cur += nbytes
             peak = max(peak, cur)
-        return int(peak)
+        return MemPeak(int(peak + cache_peak), int(peak), int(cache_peak))
     except Exception:  # profiler unavailable in this build: report nothing rather than a guess
         return None
+
+
+def peak_memory_bytes(run: Callable, device: torch.device, setup: Callable | None = None) -> int | None:
+    """Extra bytes held at the peak of one ``run(setup())``, the reuse cache included (module docstring)."""
+    p = peak_memory(run, device, setup)
+    return None if p is None else p.total
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/reduce.h"
 
@@ -26,6 +27,12 @@ static at::Tensor new_output_like_hook(const at::Tensor& like) { return new_outp
 namespace cpu {
 at::Tensor normal_stream(int64_t seed, int64_t offset, int64_t numel, bool scalar);  // cpu/noise.cpp
 }
+
+// The CPU reuse cache's counters and controls (cpu/alloc.cpp, docs/memory.md).
+std::vector<int64_t> cpu_cache_stats();
+void cpu_cache_empty();
+void cpu_cache_reset_peak();
+int64_t cpu_cache_set_limit(int64_t bytes);
 
 #ifdef GANREG_WITH_CUDA
 std::string cuda_build_info();  // cuda/gradnorm.cu
@@ -100,6 +107,10 @@ TORCH_LIBRARY(ganreg_C, m) {
   m.def("new_output_like(Tensor like) -> Tensor", &ganreg::new_output_like_hook);
   m.def("build_info() -> str", &ganreg::build_info);
   m.def("parallel_threads(int n) -> int", &ganreg::parallel_threads);
+  m.def("cpu_cache_stats() -> int[]", &ganreg::cpu_cache_stats);
+  m.def("cpu_cache_empty() -> ()", &ganreg::cpu_cache_empty);
+  m.def("cpu_cache_reset_peak() -> ()", &ganreg::cpu_cache_reset_peak);
+  m.def("cpu_cache_set_limit(int bytes) -> int", &ganreg::cpu_cache_set_limit);
 }
 
 static struct PyModuleDef ganreg_module = {PyModuleDef_HEAD_INIT, "_C", "ganreg_ext native kernels (ops in torch.ops.ganreg_C)", -1, nullptr};

@@ -38,6 +38,7 @@ from .losses import (
     wgan_d_loss,
     wgan_g_loss,
 )
+from .memory import cpu_cache_limit, cpu_cache_stats, empty_cpu_cache, reset_cpu_cache_peak, set_cpu_cache_limit
 from .noise import InstanceNoise, instance_noise
 from .pathlength import PathLengthRegularizer, path_length_noise, path_length_noise_dot, path_length_penalty
 from .upfirdn2d import downsample2d, filter2d, filtered_lrelu, setup_filter, upfirdn2d, upsample2d
@@ -54,4 +55,5 @@ __all__ = [
     "PathLengthRegularizer", "path_length_noise", "path_length_noise_dot", "path_length_penalty",
     "AdaptiveAugment", "ada_augment", "sample_ada_params",
     "bias_act", "upfirdn2d", "setup_filter", "upsample2d", "downsample2d", "filter2d", "filtered_lrelu",
+    "cpu_cache_stats", "empty_cpu_cache", "reset_cpu_cache_peak", "set_cpu_cache_limit", "cpu_cache_limit",
 ]  # fmt: skip

@@ -100,6 +100,12 @@ def backend_info() -> dict:
         from .ops.native import build_info
 
         info["build"] = build_info()
+    from .memory import cpu_cache_stats  # docs/memory.md
+
+    try:
+        info["cpu_cache"] = cpu_cache_stats()
+    except BackendUnavailable as e:
+        info["cpu_cache"] = {"unavailable": str(e)}
     return info
 
 
