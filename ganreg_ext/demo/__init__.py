@@ -3,6 +3,9 @@ digits, trained with the package's lazy R1, lazy path length regularization, Dif
 bCR, with a digits score, sample grids, curves, a checkpoint and a timing table.
 See ``python -m ganreg_ext.demo --help``."""
 
-from .train import Config, Trainer, main, parse_args, run
+from .cli import main, parse_args
+from .config import Config
+from .run import run
+from .trainer import Trainer
 
 __all__ = ["Config", "Trainer", "main", "parse_args", "run"]

@@ -1,4 +1,9 @@
-"""Training data for the demo: scikit-learn's bundled digits (no download) or a folder of images."""
+"""Training data for the demo: scikit-learn's bundled digits (no download) or a folder of images.
+
+The digits are split once, the same way for every run: ``digits_split`` holds out half of each
+class (``HELD_OUT``, drawn with the fixed ``SPLIT_SEED``, not the run's ``--seed``). The GAN trains
+on the other half only; the digits scorer, the FD reference statistics and the memorization check
+use the held-out half (docs/demo/README.md, "The two quality numbers")."""
 
 from __future__ import annotations
 
@@ -26,8 +31,38 @@ def digits_to_images(x8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     return (x / 8.0 - 1.0).clamp(-1, 1)
 
 
-def load_digits_images(size: int = 32) -> torch.Tensor:
-    return digits_to_images(digits_8x8()[0], size)
+SPLIT_SEED = 0  # fixed: every run, whatever its --seed, trains and is judged on the same split
+HELD_OUT = 0.5  # fraction of each class held out from GAN training
+
+
+def digits_split(held_out: float = HELD_OUT, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, held_out)``: sorted, disjoint index arrays covering the 1,797 digits. Per class,
+    ``round(held_out · n_class)`` indices drawn by ``numpy.random.default_rng(seed)`` (PCG64: the same
+    split on every platform and numpy version) are held out; the rest are the GAN's training set."""
+    labels = digits_8x8()[1]
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(held_out * len(idx)))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def load_digits_images(size: int = 32, split: str = "all") -> torch.Tensor:
+    """The digits as ``[N, 1, size, size]`` in [−1, 1]: ``split`` "all", "train" (the GAN's half of
+    ``digits_split``) or "held_out"."""
+    x8 = digits_8x8()[0]
+    if split != "all":
+        train, held_out = digits_split()
+        x8 = x8[{"train": train, "held_out": held_out}[split]]
+    return digits_to_images(x8, size)
+
+
+def load_training_images(data: str, size: int) -> torch.Tensor:
+    """What the GAN trains on: the digits' training split for "digits", else every image of the folder."""
+    return load_digits_images(size, "train") if data == "digits" else load_folder(data, size)
 
 
 def load_folder(path: str, size: int) -> torch.Tensor:

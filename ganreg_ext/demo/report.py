@@ -76,8 +76,8 @@ def plot_curves(
     real_fd: float | None = None,
     ada_target: float | None = None,
 ) -> None:
-    """Losses, penalties, ``pl_mean``, the digits score and the digits FD over steps (and ADA's ``p``
-    and ``r_t`` when logged), one PNG (matplotlib Agg)."""
+    """Losses, penalties, ``pl_mean``, the digits score, the digits FD and the memorization check
+    over steps (and ADA's ``p`` and ``r_t`` when logged), one PNG (matplotlib Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,7 +86,7 @@ def plot_curves(
     m = read_csv(metrics_csv)
     s = read_csv(scores_csv) if os.path.exists(scores_csv) else {}
     ada = bool(m) and "ada_p" in m and np.isfinite(m["ada_p"]).any()
-    fig, axes = plt.subplots(1, 6 if ada else 5, figsize=(26.4 if ada else 22, 3.8))
+    fig, axes = plt.subplots(1, 7 if ada else 6, figsize=(30.8 if ada else 26.4, 3.8))
     if m:
         step = m["step"]
 
@@ -118,7 +118,7 @@ def plot_curves(
     if has:
         ax.plot(s["step"], s["score"], "o-", label="generated (G_ema)")
         if real_score is not None:
-            ax.axhline(real_score, color="k", ls="--", label=f"real digits, held out ({real_score:.2f})")
+            ax.axhline(real_score, color="k", ls="--", label=f"real digits unseen by the scorer ({real_score:.2f})")
         ax.set_ylim(0.8, 10.2)
         ax.legend()
     ax.set_title("digits score exp(H(E p) − E H(p)) ↑")
@@ -126,12 +126,19 @@ def plot_curves(
     if has and "fd" in s and np.isfinite(s["fd"]).any():
         ax.plot(s["step"], s["fd"], "o-", color="C3", label="generated (G_ema)")
         if real_fd is not None:
-            ax.axhline(max(real_fd, 1e-3), color="k", ls="--", label=f"real digits, held out ({real_fd:.2f})")
+            ax.axhline(max(real_fd, 1e-3), color="k", ls="--", label=f"real digits unseen by the scorer ({real_fd:.2f})")
         ax.set_yscale("log")
         ax.legend()
-    ax.set_title("digits FD (Fréchet distance, classifier logits) ↓")
+    ax.set_title("digits FD to the held-out digits ↓")
+    ax = axes[5]
+    if has and "nn_gen" in s and np.isfinite(s["nn_gen"]).any():
+        ax.plot(s["step"], s["nn_gen"], "o-", color="C2", label="samples (median)")
+        ax.axhline(np.nanmax(s["nn_real"]), color="k", ls="--", label=f"held-out digits ({np.nanmax(s['nn_real']):.3f})")
+        ax.set_ylim(0, None)
+        ax.legend()
+    ax.set_title("memorization: RMS distance to the nearest training digit")
     if ada:
-        ax = axes[5]
+        ax = axes[6]
         ax.plot(m["step"], m["ada_p"], label="p (augmentation probability)")
         ok = np.isfinite(m["ada_rt"])
         ax.plot(m["step"][ok], m["ada_rt"][ok], label="r_t = E[sign D(x_real)]", alpha=0.8)

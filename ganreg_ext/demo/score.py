@@ -1,23 +1,28 @@
 """An Inception-Score-like quality number for the digits: a scikit-learn classifier trained at
-start-up on the real 8×8 digits scores generated samples downscaled to 8×8.
+start-up on the held-out half of the 8×8 digits (``data.digits_split``: digits the GAN never trains
+on) scores generated samples downscaled to 8×8.
 
 ``score = exp(H(mean_n p_n) − mean_n H(p_n))`` (1 … 10: high when each sample is confidently one
 digit and all ten digits appear) and the mean top-class confidence ``mean_n max_k p_n[k]``.
 
 A classifier fitted on digits alone extrapolates: it labelled smooth random blobs (an untrained
-generator's output) confidently as a few classes, so pure noise scored ~2.9 (real digits 8.4). The
-scorer therefore has an eleventh class, "not a digit", fitted on smooth random blobs at several scales
-and contrasts (outlier exposure); its probability is spread uniformly over the ten digits before the
-score is computed (a sample judged not-a-digit counts as a uniform guess), so noise scores ≈ 1.
+generator's output) confidently as a few classes, so pure noise scored ~2.9. The scorer therefore
+has an eleventh class, "not a digit", fitted on smooth random blobs at several scales and contrasts
+(outlier exposure); its probability is spread uniformly over the ten digits before the score is
+computed (a sample judged not-a-digit counts as a uniform guess), so noise scores ≈ 1.
 
 **Digits FD** (a Fréchet distance computed like FID, in this classifier's feature space): the
 features of an image are the classifier's 11 logits (``decision_function``: ten digits and "not a
 digit"; for a linear classifier the layer before the softmax, and better suited to a Gaussian fit than
 saturated probabilities). ``FD = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½)`` between the generated
-samples' features and those of the classifier's training split of the real digits (the reference
-statistics); ``real_fd`` (the held-out 20 %) and ``noise_fd`` (held-out blobs) give the two ends
+samples' features and those of the held-out digits (the reference statistics). ``real_fd`` (the
+GAN's training half, which the scorer never saw) and ``noise_fd`` (held-out blobs) give the two ends
 of the scale. Lower is better; unlike the score it also sees the class balance and the spread of
 each class (a generator that makes one perfect "3" per class scores well but has a large FD).
+
+Neither number can tell a copy of a training digit from a new one (a copy *is* a real digit): a
+generator that returns its training set scores exactly ``real_score`` / ``real_fd``, no better.
+``memorization.py`` checks for copies.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import digits_8x8, digits_to_images
+from .data import digits_8x8, digits_split, digits_to_images
 
 
 def to_8x8(images: torch.Tensor) -> np.ndarray:
@@ -81,26 +86,31 @@ def non_digits(n: int, size: int, seed: int = 0) -> torch.Tensor:
 
 
 class DigitsScorer:
-    """Logistic regression on the 8×8 digits (80 %, after the same 8 → ``size`` → 8 round trip the
-    generated samples go through) plus the "not a digit" class (see the module docstring); the
-    held-out 20 % give the real data's score, held-out blobs ``noise_score``."""
+    """Logistic regression fitted on the **held-out** half of the digits (``digits_split``; after the
+    same 8 → ``size`` → 8 round trip the generated samples go through) plus the "not a digit" class
+    (see the module docstring); the FD reference statistics are the held-out half's features. The
+    GAN's training half, which the scorer never sees, gives the real digits' values (``real_score``,
+    ``real_confidence``, ``real_fd``: what a generator that copies its training set gets) and the
+    accuracy; held-out blobs give ``noise_score`` and ``noise_fd``. Nothing depends on the run's seed:
+    every run is judged by the same scorer."""
 
-    def __init__(self, size: int = 32, seed: int = 0, n_outliers: int = 1500):
+    def __init__(self, size: int = 32, n_outliers: int = 1500, seed: int = 0):
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import train_test_split
 
         with _blas_threads():
             x8, y = digits_8x8()
             x = to_8x8(digits_to_images(x8, size))
-            xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
+            train, held_out = digits_split()
             neg = to_8x8(non_digits(2 * n_outliers, size, seed))
             self.clf = LogisticRegression(max_iter=3000, C=10.0)
-            self.clf.fit(np.concatenate([xtr, neg[:n_outliers]]) / 16.0, np.concatenate([ytr, np.full(n_outliers, 10)]))
-            self.test_accuracy = float(self.clf.score(xte / 16.0, yte))
-            self.real_score, self.real_confidence = digits_score(self.proba(xte))
+            xh, yh = x[held_out], y[held_out]
+            self.clf.fit(np.concatenate([xh, neg[:n_outliers]]) / 16.0, np.concatenate([yh, np.full(n_outliers, 10)]))
+            self.n_fit, self.n_unseen = len(held_out), len(train)
+            self.test_accuracy = float(self.clf.score(x[train] / 16.0, y[train]))
+            self.ref_stats = feature_stats(self.features(xh))
+            self.real_score, self.real_confidence = digits_score(self.proba(x[train]))
+            self.real_fd = self.fd_of(self.features(x[train]))
             self.noise_score, self.noise_confidence = digits_score(self.proba(neg[n_outliers:]))
-            self.ref_stats = feature_stats(self.features(xtr))
-            self.real_fd = self.fd_of(self.features(xte))
             self.noise_fd = self.fd_of(self.features(neg[n_outliers:]))
 
     def features(self, x8: np.ndarray) -> np.ndarray:
@@ -111,7 +121,7 @@ class DigitsScorer:
         return frechet_distance(*feature_stats(feats), *self.ref_stats)
 
     def fd(self, images: torch.Tensor) -> float:
-        """Digits FD of ``[N, C, H, W]`` images in [−1, 1] against the real digits (lower is better)."""
+        """Digits FD of ``[N, C, H, W]`` images in [−1, 1] against the held-out digits (lower is better)."""
         with _blas_threads():
             return self.fd_of(self.features(to_8x8(images)))
 
