@@ -306,7 +306,7 @@ def test_every_tile_constant_of_the_kernels_is_listed():
     tile, block, chunk, row or tap count appears in the table (or in the list of non-tile ones)."""
     not_tiles = {  # constants that size no work split: limits, algebra, table layouts, memory
         "kMaxDims", "kMaxOps", "kNumActs", "kMaxActOrder", "kActPolyLen", "kAdaMaxColor", "kHuge", "kStreamBytes",
-        "kReuseBytes", "kV", "SELU_ALPHA", "SELU_LAMBDA", "KEY", "MAXD", "NC", "ROW", "MAX_COLOR_CHANNELS", "ADJ_WARPS", "FINISH_BLOCK", "GPU_CHUNK_MAX", "INTERP_CHUNK_MIN", "KMAX",
+        "MAX_PLANE", "MAX_SIDE", "MAX_PROGRAMS", "kReuseBytes", "kV", "SELU_ALPHA", "SELU_LAMBDA", "KEY", "MAXD", "NC", "ROW", "MAX_COLOR_CHANNELS", "ADJ_WARPS", "FINISH_BLOCK", "GPU_CHUNK_MAX", "INTERP_CHUNK_MIN", "KMAX",
         "kBlock (cpu_utils.h: 2 vectors)",
     }  # fmt: skip
     listed = " ".join(t.name for t in TILES) + " " + " ".join(t.pattern for t in TILES)
