@@ -58,8 +58,11 @@ class Case:
     fn: Callable[[Inputs, str], Tensor]  # fn(inputs, backend) -> output (runs the public op)
     floor_elems: dict  # mode -> elements that must be read/written at the least
     tol: tuple[float, float] = (1e-4, 1e-5)  # (rtol, atol) fused vs reference, float32
-    # extra unchecked baselines (name -> fn(inputs) -> output), e.g. NVlabs' randn_like noise-dot
+    # extra baselines (name -> fn(inputs) -> output), e.g. NVlabs' randn_like noise-dot
     extra: dict = field(default_factory=dict)
+    # their checks against the reference, run before timing: name -> ExtraCheck (an extra without
+    # one is timed but labelled unchecked)
+    extra_check: dict = field(default_factory=dict)
     primary: bool = True  # the family's largest size (quick sweeps compile only this one)
     # torch.compile of the integer-Philox reference takes > 14 min on a busy 2-core CPU: off by
     # default (--compile-noise); its compiled randn_like baseline (compile_<extra>) is run instead
@@ -81,6 +84,64 @@ class Case:
         if mode not in self.floor_elems:
             return None
         return int(self.floor_elems[mode] * torch.empty((), dtype=dtype).element_size())
+
+
+@dataclass
+class ExtraCheck:
+    """How an extra baseline is checked against the reference before it is timed:
+    ``fn(case, inp, call) -> (ok, err, msg)`` with ``call(inputs) -> output`` the implementation;
+    ``label``: what the check establishes (shown in the ``status`` column); ``compiled``: whether it
+    also applies to the ``compile_<name>`` row (a check that swaps the noise generator cannot reach
+    into a compiled graph)."""
+
+    fn: Callable
+    label: str
+    compiled: bool = False
+
+
+def _same_noise_check(case: Case, inp: Inputs, call) -> tuple[bool, float, str]:
+    """The baseline's formula with the reference's noise: ``torch.randn_like`` answers, during this
+    one call, the reference's Philox normals (``SEED``, the tensor's shape), so output and input
+    gradients must equal the reference's up to float32 rounding."""
+    from ganreg_ext.reference.philox import normal_like
+
+    real = torch.randn_like
+
+    def philox_like(t, *args, dtype=None, **kw):
+        return normal_like(tuple(t.shape), SEED, t.device).to(dtype or t.dtype)
+
+    try:
+        torch.randn_like = philox_like
+        got_out = call(inp)
+        got = [got_out.detach()] + [None if g is None else g.detach() for g in _grads(got_out, inp)]
+    finally:
+        torch.randn_like = real
+    want_out = case.fn(inp, "reference")
+    want = [want_out.detach()] + [None if g is None else g.detach() for g in _grads(want_out, inp)]
+    return _compare(got, want, *case.tol)
+
+
+def _grads(out: Tensor, inp: Inputs):
+    return torch.autograd.grad(out, inp.leaves, inp.grad_out, allow_unused=True)
+
+
+def _compare(got, want, rtol: float, atol: float) -> tuple[bool, float, str]:
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(got, want)):
+        if (a is None) != (b is None):
+            return False, math.inf, f"result {i}: one of the two is None"
+        if a is None:
+            continue
+        err = (a.double() - b.double()).abs().max().item()
+        worst = max(worst, err)
+        try:
+            torch.testing.assert_close(a.double(), b.double(), rtol=rtol, atol=atol)
+        except AssertionError as e:
+            return False, worst, f"result {i}: " + " ".join(str(e).split())[:200]
+    return True, worst, ""
+
+
+SAME_NOISE = ExtraCheck(_same_noise_check, "checked: same formula as the reference given its noise; timed with randn_like noise")
 
 
 def _randn(shape, device, dtype, gen, scale=1.0, requires_grad=True) -> Tensor:
@@ -189,6 +250,7 @@ def pl_noise_dot_case(shape) -> Case:
     return Case(
         "pl_noise_dot", "path_length_noise_dot", _label(shape), n, make, fn, {"fwd": n, "bwd": n, "fwdbwd": 2 * n},
         tol=(2e-4, 1e-3), extra={"nvlabs_randn": nvlabs}, compile_slow=True, baseline="nvlabs_randn",
+        extra_check={"nvlabs_randn": SAME_NOISE},
     )  # fmt: skip
 
 
@@ -240,6 +302,7 @@ def pl_regularizer_case(shape) -> Case:
     return Case(
         "pl_penalty", "PathLengthRegularizer", _label(shape), n, make, fn, {"fwd": 2 * n, "fwdbwd": 3 * n},
         tol=(2e-4, 1e-4), modes=("fwd", "fwdbwd"), extra={"nvlabs_randn": nvlabs}, baseline="nvlabs_randn", compile_slow=True,
+        extra_check={"nvlabs_randn": SAME_NOISE},
     )  # fmt: skip
 
 
@@ -362,6 +425,57 @@ def ada_grid_sample_chain(x: Tensor, params: dict, margin) -> Tensor:
     return y
 
 
+# The chain and the reference implement the same transform (the same geometry matrix, colour matrix
+# and cutout) with different resampling filters (2× 12-tap sinc up, bilinear, 2× down against the
+# reference's stretched Keys cubic): on white noise they differ by O(1), so they are compared on
+# band-limited images, where the filters agree. Thresholds from measurements (3 seeds, 33²/64²/256²,
+# p = 0.6): same transform ≤ 0.010 (output) / 0.041 (gradient); a half-pixel shift ≥ 0.050 / 0.063,
+# a transposed matrix ≥ 0.052 / 0.093, no cutout ≥ 0.078 / 0.094, no colour ≥ 0.87 / 0.95.
+ADA_SMOOTH_CPP = 1 / 32  # highest frequency of the check images, cycles per pixel
+ADA_OUT_TOL, ADA_GRAD_TOL = 0.025, 0.05  # mean |chain − ref| / mean |ref| (output, input gradient)
+
+
+def smooth_images(shape, device, dtype, gen, cpp: float = ADA_SMOOTH_CPP) -> Tensor:
+    """Per image and channel ``cos(2π(fx·x + fy·y) + φ)`` (pixel centres), ``fx, fy`` uniform in
+    ``[0, cpp)`` cycles per pixel, ``φ`` uniform: band-limited images of amplitude 1."""
+    B, C_, H, W = shape
+    yy, xx = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    f = torch.rand(B, C_, 2, generator=gen) * cpp
+    ph = torch.rand(B, C_, 1, 1, generator=gen) * (2 * math.pi)
+    img = torch.cos(2 * math.pi * (f[..., 0, None, None] * xx + f[..., 1, None, None] * yy) + ph)
+    return img.to(device=device, dtype=dtype)
+
+
+def _ada_chain_check(case: Case, inp: Inputs, call) -> tuple[bool, float, str]:
+    """The chain against ``ada_augment(backend="reference")`` with the case's own parameters on
+    band-limited images and output gradients: mean |Δ| / mean |ref| of the output and of the input
+    gradient within ``ADA_OUT_TOL`` / ``ADA_GRAD_TOL`` (see above); returns the output's ratio as err."""
+    x0 = inp.leaves[0]
+    gen = torch.Generator().manual_seed(4321)
+    xs = smooth_images(x0.shape, x0.device, x0.dtype, gen).requires_grad_()
+    go = smooth_images(x0.shape, x0.device, x0.dtype, gen)
+    probe = Inputs([xs], inp.kw, go)
+    rel = []
+    for impl in (call, lambda i: case.fn(i, "reference")):
+        out = impl(probe)
+        (g,) = torch.autograd.grad(out, [xs], go)
+        rel.append((out.detach().double(), g.double()))
+    (a, ga), (r, gr) = rel
+    e_out = ((a - r).abs().mean() / r.abs().mean()).item()
+    e_grad = ((ga - gr).abs().mean() / gr.abs().mean()).item()
+    ok = e_out <= ADA_OUT_TOL and e_grad <= ADA_GRAD_TOL
+    msg = "" if ok else f"band-limited images: output {e_out:.3g} (tol {ADA_OUT_TOL}), gradient {e_grad:.3g} (tol {ADA_GRAD_TOL})"
+    return ok, e_out, msg
+
+
+ADA_CHAIN_CHECK = ExtraCheck(
+    _ada_chain_check,
+    f"checked: same transform as the reference, other resampling filter (band-limited images: mean rel diff "
+    f"<= {ADA_OUT_TOL} output, {ADA_GRAD_TOL} gradient)",
+    compiled=True,
+)
+
+
 def ada_case(shape) -> Case:
     """ADA ``bgc`` + cutout at p = 0.6 (a typical late-training strength): the fused one-pass pipe
     against the usual eager grid_sample chain (headline baseline) and its ``torch.compile``."""
@@ -383,6 +497,7 @@ def ada_case(shape) -> Case:
     return Case(
         "ada", "ada_augment", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 2 * n, "fwdbwd": 4 * n},
         extra={"grid_sample_chain": chain}, baseline="grid_sample_chain", dbl=dbl_through,
+        extra_check={"grid_sample_chain": ADA_CHAIN_CHECK},
         tol=(1e-3, 1e-3),  # float32 sample positions (≈ 1e-5 px at 256 px) times the image's slope
         modes=MODES + ("dbl",),
         compile_slow="skipped: the gather-based reference is not what anyone runs; see compile_grid_sample_chain",
@@ -488,6 +603,7 @@ def instance_noise_case(shape) -> Case:
     return Case(
         "instance_noise", "instance_noise", _label(shape), n, make, fn, {"fwd": 2 * n, "bwd": 0, "fwdbwd": 2 * n},
         tol=(1e-4, 1e-4), extra={"torch_randn": nvlabs}, compile_slow=True, baseline="torch_randn",
+        extra_check={"torch_randn": SAME_NOISE},
     )  # fmt: skip
 
 

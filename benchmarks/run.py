@@ -22,7 +22,9 @@ Method (see also benchmarks/timing.py):
   before each repetition, CPU flushes its caches when the case's working set exceeds the LLC
   (``cache`` column); the overhead family times µs per call in blocks, warm;
 - noise families: ×eager / ×compile are against the ``randn_like`` code users run (``baseline``
-  column), ×ref against the eager integer-Philox reference;
+  column), ×ref against the eager integer-Philox reference; every extra baseline is checked before it
+  is timed where it can be (``cases.ExtraCheck``: the noise code with the reference's noise swapped in,
+  the ADA grid_sample chain on band-limited images), its ``status`` says how (or that it is not);
 - GB/s = the floor bytes of the op (``cases.py``) / median time, and % of the device bandwidth:
   the copy_ bandwidth measured in the same run on CPU, the nominal HBM peak on H100/H200.
 """
@@ -98,11 +100,11 @@ def environment(device: torch.device, args) -> dict:
         "quick": args.quick,
         "min_reps": args.min_reps,
         "argv": " ".join(sys.argv[1:]),
-    }
-
         "cpu_reuse_cache_mib": None if T.reuse_cache_limit() is None else T.reuse_cache_limit() / 2**20,
         "reuse_off_timed": bool(args.reuse_off) and device.type == "cpu",
         "peak_method": T.CPU_PEAK_METHOD if device.type == "cpu" else "CUDA max_memory_allocated after reset_peak_memory_stats",
+    }
+
 
 # ------------------------------------------------------------------------------------- running
 
@@ -134,6 +136,15 @@ def _max_err(got, want, rtol: float, atol: float) -> tuple[bool, float, str]:
         except AssertionError as e:
             return False, worst, f"{name}: " + str(e).splitlines()[0] + " | " + " ".join(str(e).split())[:200]
     return True, worst, ""
+
+
+def _extra_check(case: C.Case, impl: str) -> C.ExtraCheck | None:
+    """The check of an extra baseline row (``impl`` = its name or ``compile_<name>``), or None."""
+    name = impl.removeprefix("compile_")
+    chk = case.extra_check.get(name)
+    if chk is None or (impl != name and not chk.compiled):
+        return None
+    return chk
 
 
 class Runner:
@@ -309,8 +320,12 @@ class Runner:
                     compile_s = time.perf_counter() - t0
                     self.compile_spent += compile_s
                 del out
-                if kind != "extra":
-                    ok, err, msg = _max_err(got, want, rtol, atol)
+                chk = _extra_check(case, impl) if kind == "extra" else None
+                if kind != "extra" or chk is not None:
+                    if chk is None:
+                        ok, err, msg = _max_err(got, want, rtol, atol)
+                    else:
+                        ok, err, msg = chk.fn(case, inp, fn)
                     if not ok:
                         for mode in case.modes:
                             self.emit(
@@ -334,7 +349,12 @@ class Runner:
                 if self.args.verbose:
                     traceback.print_exc()
                 continue
-            status = "ok" if kind != "extra" else "ok (unchecked: different noise)"
+            if kind != "extra":
+                status = "ok"
+            elif chk is not None:
+                status = f"ok ({chk.label})"
+            else:
+                status = "ok (unchecked: compiled randn_like, other noise)"
             for mode, (setup, run) in self._modes(case, fn, inp).items():
                 try:
                     if mode == "dbl" and kind != "extra":
@@ -575,6 +595,12 @@ def parse_args(argv=None):
         help="unchecked extra baselines (NVlabs randn_like noise)",
     )
     p.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
+    p.add_argument(
+        "--reuse-off",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CPU: time fused rows that use the reuse cache again with it off (ms_reuse_off column)",
+    )
     p.add_argument("--min-reps", type=int, default=20)
     p.add_argument("--max-reps", type=int, default=100)
     p.add_argument("--warmup", type=int, default=3)
@@ -595,12 +621,6 @@ def parse_args(argv=None):
     if a.target_s is None:
         a.target_s = 0.1 if (a.quick or a.tiny) else 0.5
     if a.budget is None and a.quick:
-    p.add_argument(
-        "--reuse-off",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="CPU: time fused rows that use the reuse cache again with it off (ms_reuse_off column)",
-    )
         a.budget = 540.0
     return a
 

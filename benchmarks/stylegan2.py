@@ -10,7 +10,9 @@ Output (``--out``, default ``benchmarks/results/<device-slug>/stylegan2/``): ``r
 is printed too.
 
 The networks (Karras et al. 2020, *Analyzing and Improving the Image Quality of StyleGAN*; written from
-the paper and the math, equalized learning rate everywhere, ``[1, 3, 3, 1]`` FIR filter):
+the paper and the math, equalized learning rate everywhere, ``[1, 3, 3, 1]`` FIR filter; every bias
+starts at ``N(0, BIAS_STD²)`` (plus 1 for the affine layers) and every noise strength at
+``NOISE_STRENGTH``, so neither is a no-op):
 
 - **G, mapping**: ``z`` normalized to unit second moment, ``mapping_layers`` FC layers (learning-rate
   multiplier 0.01) each ``bias_act(lrelu)``; ``w`` broadcast to ``num_ws = 2·log2(res) − 2`` styles.
@@ -20,15 +22,16 @@ the paper and the math, equalized learning rate everywhere, ``[1, 3, 3, 1]`` FIR
   bias initialized to 1), demodulation ``d[n, o] = (Σ_{i,k} (W[o, i, k]·s[n, i])² + 1e-8)^(-1/2)``,
   applied to the activations as StyleGAN2 trains (``conv(x·s, W)·d``, equal to the per-sample
   convolution with the modulated, demodulated weights); then per-pixel noise ``·noise_strength``
-  (one ``[N, 1, H, W]`` image per layer, drawn from a seeded generator so both backends see the same)
+  (one ``[N, 1, H, W]`` image per layer, drawn from a seeded generator so both backends see the same;
+  strength ``NOISE_STRENGTH``)
   and ``bias_act(lrelu, gain √2, clamp 256)``. toRGB: no demodulation, linear ``bias_act`` (clamp 256).
 - **Upsampling conv** (StyleGAN2's ``conv2d_resample`` fast path): a stride-2 transposed convolution
   with the flipped kernel (= zero insertion, then the 3×3 conv), then ``filter2d`` with gain 4 and
   padding ``[-1, 0, -1, 0]`` (``2H + 1 → 2H``). This equals the combined 6×6 kernel ``W * f`` on the
   zero-inserted input with no intermediate crop; it costs the 3×3 conv at the low resolution.
 - **D** (residual architecture): fromRGB (1×1 conv, lrelu) at the top; per resolution down to 8×8
-  a 3×3 conv + lrelu, then ``downsample2d`` + a 3×3 conv + lrelu (the stride-2 step as FIR
-  downsampling; StyleGAN2 itself filters at full resolution and convolves with stride 2), the skip
+  a 3×3 conv + lrelu, then a downsampling 3×3 conv + lrelu (as StyleGAN2's ``conv2d_resample``:
+  ``upfirdn2d`` with padding 2 at full resolution, then the 3×3 conv with stride 2), the skip
   ``downsample2d`` + 1×1 conv without bias; both branches scaled by √½ and added. At 4×4:
   minibatch standard deviation (group 4, one feature), 3×3 conv + lrelu, FC + lrelu, FC → 1 logit.
 
@@ -76,11 +79,14 @@ from .run import fused_backends
 ROOT = Path(__file__).resolve().parent
 SQRT2, SQRT_HALF = math.sqrt(2.0), math.sqrt(0.5)
 CLAMP = 256.0  # StyleGAN2's conv_clamp
+BIAS_STD = 0.1  # biases start random (trained networks have non-zero biases), not at StyleGAN2's zeros
+NOISE_STRENGTH = 0.1  # per-layer noise strength (StyleGAN2 starts at 0; trained values are non-zero)
 STEPS = {"d_r1": "D step: softplus + R1", "g_pl": "G step: path length"}
 FIELDS = [
     "step", "size", "batch", "channels", "params", "threads", "fused_backend", "reps",
     "ref_ms", "ref_q1_ms", "ref_q3_ms", "fused_ms", "fused_q1_ms", "fused_q3_ms", "speedup",
     "ref_peak_mib", "fused_peak_mib", "max_grad_rel_err", "worst_param", "loss_rel_err", "f32_floor_rel_err", "floor_worst_param", "f64_rel_err",
+    "conv_ms", "conv_calls", "limit_speedup", "pct_of_limit", "ref_conv_ms",
 ]  # fmt: skip
 
 
@@ -97,7 +103,7 @@ class FC(nn.Module):
     def __init__(self, cin: int, cout: int, act: str = "linear", lr_mul: float = 1.0, bias_init: float = 0.0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
-        self.bias = nn.Parameter(torch.full((cout,), float(bias_init)))
+        self.bias = nn.Parameter(torch.full((cout,), float(bias_init)) + BIAS_STD * torch.randn(cout) / lr_mul)
         self.act, self.lr_mul, self.wgain = act, lr_mul, lr_mul / math.sqrt(cin)
 
     def forward(self, x, backend):
@@ -111,8 +117,8 @@ class ModConv(nn.Module):
         super().__init__()
         self.affine = FC(w_dim, cin, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(cout, cin, 3, 3))
-        self.bias = nn.Parameter(torch.zeros(cout))
-        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.bias = nn.Parameter(BIAS_STD * torch.randn(cout))
+        self.noise_strength = nn.Parameter(torch.tensor(NOISE_STRENGTH))
         self.up = up
 
     def forward(self, x, w, f, backend, gen):
@@ -138,7 +144,7 @@ class ToRGB(nn.Module):
         super().__init__()
         self.affine = FC(w_dim, cin, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(3, cin, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(3))
+        self.bias = nn.Parameter(BIAS_STD * torch.randn(3))
         self.sgain = 1 / math.sqrt(cin)
 
     def forward(self, x, w, backend):
@@ -147,19 +153,26 @@ class ToRGB(nn.Module):
 
 
 class Conv(nn.Module):
-    """Equalized-lr conv: optional ``downsample2d`` first, conv, ``bias_act`` (gain·√2 for lrelu, clamp·gain)."""
+    """Equalized-lr conv, ``bias_act`` (gain·√2 for lrelu, clamp·gain). With ``down`` (StyleGAN2's
+    ``conv2d_resample``): a k×k kernel filters at full resolution (``upfirdn2d`` padding 2, output
+    ``H + 1``) and convolves with stride 2; a 1×1 kernel ``downsample2d``-s first."""
 
     def __init__(self, cin: int, cout: int, k: int, act: str = "lrelu", down: bool = False, bias: bool = True, gain: float = 1.0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
-        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.bias = nn.Parameter(BIAS_STD * torch.randn(cout)) if bias else None
         self.act, self.down, self.gain = act, down, gain
         self.wgain = 1 / math.sqrt(cin * k * k) * (1.0 if bias else gain)  # no bias: the gain folds into W
 
     def forward(self, x, f, backend):
-        if self.down:
-            x = gx.downsample2d(x, f, backend=backend)
-        x = F.conv2d(x, self.weight * self.wgain, padding=self.weight.shape[-1] // 2)
+        k = self.weight.shape[-1]
+        if self.down and k > 1:
+            x = gx.upfirdn2d(x, f, padding=(f.shape[-1] - 1) // 2 + k // 2, backend=backend)
+            x = F.conv2d(x, self.weight * self.wgain, stride=2)
+        else:
+            if self.down:
+                x = gx.downsample2d(x, f, backend=backend)
+            x = F.conv2d(x, self.weight * self.wgain, padding=k // 2)
         if self.bias is None:
             return x
         act_gain = SQRT2 if self.act == "lrelu" else 1.0
@@ -358,23 +371,54 @@ def interleaved(runs: dict, reps: int, warmup: int) -> dict:
     return out
 
 
+CONV_OPS = ("aten::conv", "aten::_conv", "aten::mkldnn_conv", "aten::slow_conv", "aten::thnn_conv", "aten::cudnn_conv")
+
+
+def is_conv(name: str) -> bool:
+    """A convolution op of PyTorch (forward, transposed, backward, double backward)."""
+    return name.startswith(CONV_OPS)
+
+
+def conv_time_ms(events) -> tuple[float, int]:
+    """(ms, count) of the outermost convolution events of a profile (forward and backward convolutions;
+    nested ones, e.g. ``aten::conv2d → aten::convolution → aten::mkldnn_convolution``, counted once)."""
+    total, n = 0.0, 0
+    for e in events:
+        if not is_conv(e.name):
+            continue
+        p = e.cpu_parent
+        while p is not None and not is_conv(p.name):
+            p = p.cpu_parent
+        if p is None:
+            total += e.time_range.elapsed_us()
+            n += 1
+    return total / 1e3, n
+
+
 def top_ops(step: Step, backend: str, k: int, tries: int = 3) -> dict:
     """Self CPU time of one step under torch.profiler, the least disturbed (smallest total) of
     ``tries`` steps: ``top`` = the ``k`` operators with the most (name, self ms, calls),
-    ``total_ms`` over every operator, ``ganreg_ms`` of the ``ganreg*`` ops."""
+    ``total_ms`` over every operator, ``ganreg_ms`` of the ``ganreg*`` ops, ``conv_ms`` (``conv_calls``)
+    the wall time of the outermost convolution ops (:func:`conv_time_ms`), ``wall_ms`` of the step."""
     from torch.profiler import ProfilerActivity, profile
 
     best = None
     for _ in range(tries):
         with T._quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
+            t0 = time.perf_counter()
             step(backend)
+            wall = (time.perf_counter() - t0) * 1e3
         rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
         total = sum(e.self_cpu_time_total for e in rows) / 1e3
         if best is None or total < best["total_ms"]:
+            conv_ms, conv_calls = conv_time_ms(prof.events())
             best = {
                 "top": [(e.key, e.self_cpu_time_total / 1e3, e.count) for e in rows[:k]],
                 "total_ms": total,
+                "wall_ms": wall,
                 "ganreg_ms": sum(e.self_cpu_time_total for e in rows if e.key.startswith("ganreg")) / 1e3,
+                "conv_ms": conv_ms,
+                "conv_calls": conv_calls,
             }
     return best
 
@@ -419,17 +463,23 @@ def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
         for name, b in (("ref", "reference"), ("fused", fused)):
             nbytes = T.peak_memory_bytes(lambda _, b=b: step(b), torch.device("cpu"))
             peak[name] = nbytes / 2**20 if nbytes is not None else None
-    profile = {b: top_ops(step, b, args.profile) for b in ("reference", fused)} if args.profile else {}
+    # the convolution-bound limit: the network's convolutions are PyTorch's on both paths; the fused
+    # step's profile holds no other convolution (the reference's FIR filters are depthwise conv2d too)
+    profile = {b: top_ops(step, b, max(args.profile, 1), args.profile_tries) for b in ("reference", fused)}
+    conv_ms = profile[fused]["conv_ms"]
+    limit = t["ref"][0] / conv_ms if conv_ms > 0 else None
     row = {
         "step": STEPS[kind], "size": size, "batch": batch if kind == "d_r1" else max(batch // 2, 1),
         "channels": cmax, "params": nparams, "threads": torch.get_num_threads(), "fused_backend": fused,
         "reps": args.reps, "ref_ms": t["ref"][0], "ref_q1_ms": t["ref"][1], "ref_q3_ms": t["ref"][2],
         "fused_ms": t["fused"][0], "fused_q1_ms": t["fused"][1], "fused_q3_ms": t["fused"][2],
         "speedup": t["ref"][0] / t["fused"][0], "ref_peak_mib": peak.get("ref"), "fused_peak_mib": peak.get("fused"),
-        **cmp,
+        **cmp, "conv_ms": conv_ms, "conv_calls": profile[fused]["conv_calls"], "limit_speedup": limit,
+        "pct_of_limit": None if limit is None else 100 * t["ref"][0] / t["fused"][0] / limit,
+        "ref_conv_ms": profile["reference"]["conv_ms"],
     }  # fmt: skip
     print(table([row], header=False), flush=True)
-    return row, profile
+    return row, profile if args.profile else {}
 
 
 def run(args) -> tuple[list[dict], dict]:
@@ -454,13 +504,14 @@ def table(rows: list[dict], header: bool = True) -> str:
     lines = []
     if header:
         lines += [
-            "| step | size | batch | ref ms | fused ms | speed-up | ref peak MiB | fused peak MiB | max grad rel err | f32 floor | f64 err |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| step | size | batch | ref ms | fused ms | speed-up | conv ms | limit | % of limit | ref peak MiB | fused peak MiB | max grad rel err | f32 floor | f64 err |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
     for r in rows:
         lines.append(
             f"| {r['step']} | {r['size']}² | {r['batch']} | {_fmt(r['ref_ms'], '.0f')} | {_fmt(r['fused_ms'], '.0f')} | "
-            f"{_fmt(r['speedup'], '.2f')}× | {_fmt(r['ref_peak_mib'], '.1f')} | {_fmt(r['fused_peak_mib'], '.1f')} | "
+            f"{_fmt(r['speedup'], '.2f')}× | {_fmt(r['conv_ms'], '.0f')} | {_fmt(r['limit_speedup'], '.2f')}× | "
+            f"{_fmt(r['pct_of_limit'], '.0f')}% | {_fmt(r['ref_peak_mib'], '.1f')} | {_fmt(r['fused_peak_mib'], '.1f')} | "
             f"{_fmt(r['max_grad_rel_err'], '.1e')} | {_fmt(r['f32_floor_rel_err'], '.1e')} | {_fmt(r['f64_rel_err'], '.1e')} |"
         )
     return "\n".join(lines)
@@ -487,7 +538,13 @@ def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
         "",
         "- **ms**: median of the reps after warm-up (one step of each backend per round, alternating order); "
         "a step = forward, the `create_graph` gradient, the penalty and `backward()` into every parameter "
-        "(no optimizer).",
+        "(no optimizer). **ref** = the eager `reference` blocks: `bias_act` in torch ops, FIR filtering by "
+        "depthwise (grouped) `conv2d` as StyleGAN's own reference filters.",
+        "- **conv ms**: wall time of the network's convolutions (forward, transposed, backward and double-backward "
+        "convolution ops, outermost events only) in the profile of one fused step (least disturbed of "
+        "`--profile-tries`; the fused step has no other convolution). They are PyTorch's on both paths, so "
+        "**limit** = ref ms / conv ms is the speed-up if everything else took no time, and **% of limit** = "
+        "speed-up / limit.",
         "- **peak MiB**: extra memory at the peak of one step (torch.profiler `profile_memory` records replayed in time order).",
         "- **max grad rel err**: over every parameter, `max|g_fused − g_ref| / max|g_ref|`, one step from the "
         "same weights, inputs, noise and seeds (worst parameter in `results.csv`); **f32 floor**: the same error "
@@ -506,6 +563,7 @@ def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
         for (kind, size), per in profiles.items():
             for b, p in per.items():
                 share = f", of which `ganreg*` ops {p['ganreg_ms']:.0f} ms" if p["ganreg_ms"] else ""
+                share += f"; outermost convolution ops {p['conv_ms']:.0f} ms wall ({p['conv_calls']} calls)"
                 md += [f"**{STEPS[kind]} {size}px, `{b}`**: {p['total_ms']:.0f} ms of self time{share}; top operators:", ""]
                 md += ["| operator | self ms | calls |", "|---|---|---|"]
                 md += [f"| `{name}` | {ms:.1f} | {calls} |" for name, ms, calls in p["top"]]
@@ -525,7 +583,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=None, help="D batch; G uses half (default 8 up to 64 px, else 4)")
     p.add_argument("--fused", default=None, help="the fused backend (default: the first native one with the blocks)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--profile", type=int, default=12, help="top operators per step in results.md (0: no profile)")
+    p.add_argument("--profile", type=int, default=12, help="top operators per step in results.md (0: none listed)")
+    p.add_argument("--profile-tries", type=int, default=3, help="profiled steps per backend (the least disturbed is kept)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device-slug>/stylegan2/)")
     a = p.parse_args(argv)

@@ -230,3 +230,68 @@ def test_gpu_check_dry_run_lists_gpu_tests(capsys):
         assert f"  {step} " in out, step
     total = int(out.rsplit("\n", 2)[-2].split()[0])
     assert total > 0 and "\n  tests/test_" in out
+
+
+# ------------------------------------------------------------------ extra baselines are checked
+
+
+def _ada_inputs(shape=(2, 3, 48, 48), seed=3):
+    case = C.ada_case(shape)
+    return case, case.make(torch.device("cpu"), torch.float32, torch.Generator().manual_seed(seed))
+
+
+def test_ada_chain_check_passes_the_chain_and_fails_planted_errors():
+    """The grid_sample chain passes its check (same transform, other resampling filter); a chain with
+    the geometry shifted by half a pixel, without cutout or without the colour matrix fails it."""
+    case, inp = _ada_inputs()
+    chk = case.extra_check["grid_sample_chain"]
+    ok, err, msg = chk.fn(case, inp, case.extra["grid_sample_chain"])
+    assert ok and err < C.ADA_OUT_TOL, msg
+
+    def planted(edit):
+        def call(i):
+            p = edit(dict(i.kw["params"]))
+            return C.ada_grid_sample_chain(i.leaves[0], p, C.ada_margin(p["geom"], *i.leaves[0].shape[2:]))
+
+        return call
+
+    def shift(p):
+        p["geom"] = p["geom"].clone()
+        p["geom"][:, 0, 2] += 0.5
+        return p
+
+    def no_colour(p):
+        b, rows, cols = p["color"].shape  # homogeneous [B, 4, 4]
+        p["color"] = torch.eye(rows, cols).expand(b, -1, -1).clone()
+        return p
+
+    for edit in (shift, lambda p: {k: v for k, v in p.items() if k != "cutout"}, no_colour):
+        ok, _, msg = chk.fn(case, inp, planted(edit))
+        assert not ok and "band-limited" in msg
+
+
+def test_same_noise_check_passes_the_randn_like_code_and_fails_a_wrong_formula():
+    """NVlabs' noise-dot with the reference's noise swapped in equals the reference; the same code
+    with the wrong normalization (√(H·W) missing) fails."""
+    case = C.pl_noise_dot_case((2, 3, 16, 16))
+    inp = case.make(torch.device("cpu"), torch.float32, torch.Generator().manual_seed(0))
+    chk = case.extra_check["nvlabs_randn"]
+    real = torch.randn_like
+    ok, _, msg = chk.fn(case, inp, case.extra["nvlabs_randn"])
+    assert ok, msg
+    ok, _, _ = chk.fn(case, inp, lambda i: (i.leaves[0] * torch.randn_like(i.leaves[0])).sum())
+    assert not ok
+    assert torch.randn_like is real  # restored after the check
+
+
+def test_extra_rows_say_how_they_were_checked(tmp_path, stub_cpu):
+    """The runner labels an extra row by its check; a compiled noise extra stays 'unchecked'."""
+    case = C.pl_noise_dot_case((2, 3, 8, 8))
+    assert bench_run._extra_check(case, "nvlabs_randn") is case.extra_check["nvlabs_randn"]
+    assert bench_run._extra_check(case, "compile_nvlabs_randn") is None
+    ada = C.ada_case((2, 3, 8, 8))
+    assert bench_run._extra_check(ada, "compile_grid_sample_chain") is ada.extra_check["grid_sample_chain"]
+    rc = bench_run.main(ARGS[:4] + ["--ops", "pl_noise_dot", "--no-compile", "--out", str(tmp_path), "--no-plots"] + FAST)
+    assert rc == 0
+    extra = [r for r in _rows(tmp_path) if r["impl"] == "nvlabs_randn"]
+    assert extra and all(r["status"].startswith("ok (checked: same formula") for r in extra)

@@ -1,6 +1,6 @@
-"""Upsample, pad, FIR-filter, downsample (SPEC §7, StyleGAN2's ``upfirdn2d``), eager PyTorch: the
-truth every backend is tested against. Same op signature as the fused backends
-(``ganreg_ext/ops/upfirdn2d.py``).
+"""Upsample, pad, FIR-filter, downsample (docs/semantics.md, StyleGAN2's ``upfirdn2d``), eager PyTorch:
+the truth every backend is tested against, and the eager baseline of the benchmarks. Same op
+signature as the fused backends (dispatched by ``ganreg_ext/upfirdn2d.py``).
 
 Per channel of an NCHW image, along each axis (x: width with ``upx, downx, px0, px1``; y: height
 with ``upy, downy, py0, py1``), in 1-D::
@@ -11,7 +11,16 @@ with ``upy, downy, py0, py1``), in 1-D::
 
 ``F = f`` reversed (a true convolution) unless ``flip_filter`` (a correlation). Negative padding
 crops. A 2-D filter ``[fh, fw]`` is applied as such; a 1-D filter ``[fw]`` means the separable
-``f ⊗ f`` (one pass per axis; the gain is applied once). The filter is a constant: no gradient.
+``f ⊗ f`` (one pass per axis, the gain ``gain^(1/2)`` per pass). The filter is a constant: no gradient.
+
+Computed the way StyleGAN's own eager reference (the code its users run on a CPU) computes it:
+zero insertion by reshape + pad, ``F.pad`` / slicing for the padding and cropping, a depthwise
+(``groups = C``) ``conv2d`` with the filter (``conv2d`` correlates, so the filter is flipped for a
+true convolution) and stride ``down``. (StyleGAN's reference convolves at full resolution and then
+keeps ``[::down]``: the same result for ``down``² times the work; the strided form is the faster
+of the two, so a speed-up measured against it is not inflated.) All in the accumulation dtype (float32 for
+float16/bfloat16/float32, float64 for float64), returned in the dtype of ``x``. Every derivative is
+PyTorch's (convolution backward), so double backward works.
 """
 
 from __future__ import annotations
@@ -28,19 +37,20 @@ def out_size(n: int, up: int, p0: int, p1: int, taps: int, down: int) -> int:
 
 
 def _zero_insert(x: torch.Tensor, upx: int, upy: int) -> torch.Tensor:
-    """``up − 1`` zeros after every pixel along each axis: ``[N, C, H·upy, W·upx]``."""
+    """``up − 1`` zeros after every pixel along each axis (reshape + pad): ``[N, C, H·upy, W·upx]``."""
     if upx == 1 and upy == 1:
         return x
     n, c, h, w = x.shape
-    xu = x.new_zeros(n, c, h * upy, w * upx)
-    xu[:, :, ::upy, ::upx] = x
-    return xu
+    x = x.reshape(n, c, h, 1, w, 1)
+    x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+    return x.reshape(n, c, h * upy, w * upx)
 
 
 def _pad_or_crop(x: torch.Tensor, px0: int, px1: int, py0: int, py1: int) -> torch.Tensor:
     """Zero padding for positive amounts, then cropping for negative ones (in that order, so a crop
     larger than the image on one side eats into the padding of the other)."""
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    if max(px0, px1, py0, py1) > 0:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     h, w = x.shape[2], x.shape[3]
     return x[:, :, max(-py0, 0) : h - max(-py1, 0), max(-px0, 0) : w - max(-px1, 0)]
 
@@ -48,11 +58,11 @@ def _pad_or_crop(x: torch.Tensor, px0: int, px1: int, py0: int, py1: int) -> tor
 def upfirdn2d(
     x: torch.Tensor, f: torch.Tensor, up: list[int], down: list[int], padding: list[int], flip_filter: bool, gain: float
 ) -> torch.Tensor:
-    """``upfirdn2d`` of the module docstring: zero insertion, pad/crop, then the FIR filter on
-    every ``down``-th window (the depthwise convolution with stride ``down``, written as windows ·
-    filter: on the CPU, oneDNN's ``conv2d`` costs ~100× more per small call). ``up = [upx, upy]``, ``down = [downx,
-    downy]``, ``padding = [px0, px1, py0, py1]``; ``f`` 2-D ``[fh, fw]`` or 1-D ``[fw]`` (separable).
-    Computed in float32 (float64 for float64), returned contiguous NCHW in the dtype of ``x``."""
+    """``upfirdn2d`` of the module docstring by zero insertion, pad/crop and a depthwise ``conv2d``
+    of stride ``down`` with the (flipped unless ``flip_filter``) filter scaled by ``gain^(ndim/2)``.
+    ``up = [upx, upy]``, ``down = [downx, downy]``, ``padding = [px0, px1, py0, py1]``; ``f`` 2-D
+    ``[fh, fw]`` or 1-D ``[fw]`` (separable: a ``[1, fw]`` pass along the width, then an ``[fw, 1]``
+    pass along the height). Returns contiguous NCHW in the dtype of ``x``."""
     (upx, upy), (downx, downy), (px0, px1, py0, py1) = up, down, padding
     n, c, h, w = x.shape
     fh, fw = f.shape[0], f.shape[-1]
@@ -63,14 +73,14 @@ def upfirdn2d(
 
     xp = _pad_or_crop(_zero_insert(x.to(acc), upx, upy), px0, px1, py0, py1)
 
-    # out[k] = Σ_t xp[k·down + t]·F[t] with F the reversed filter (true convolution) unless flip_filter:
-    # the windows xp[k·down : k·down + taps] are unfold(dim, taps, down) views, contracted with F
-    taps = f.to(acc) if flip_filter else f.to(acc).flip(list(range(f.dim())))
+    # conv2d correlates: the weight is F = f reversed for a true convolution, f itself for a correlation
+    wt = f.to(acc) * (gain ** (f.dim() / 2))
+    if not flip_filter:
+        wt = wt.flip(list(range(f.dim())))
     if f.dim() == 2:
-        windows = xp.unfold(2, fh, downy).unfold(3, fw, downx)  # [N, C, oh, ow, fh, fw]
-        out = torch.einsum("ncijst,st->ncij", windows, taps)
-    else:  # separable: rows, then columns
-        out = torch.einsum("nchjt,t->nchj", xp.unfold(3, fw, downx), taps)
-        out = torch.einsum("ncijs,s->ncij", out.unfold(2, fw, downy), taps)
+        out = F.conv2d(xp, wt[None, None].repeat(c, 1, 1, 1), stride=(downy, downx), groups=c)
+    else:  # separable: along the width, then along the height
+        out = F.conv2d(xp, wt[None, None, None, :].repeat(c, 1, 1, 1), stride=(1, downx), groups=c)
+        out = F.conv2d(out, wt[None, None, :, None].repeat(c, 1, 1, 1), stride=(downy, 1), groups=c)
     assert out.shape[2:] == (oh, ow), (out.shape, oh, ow)
-    return (out * gain).to(x.dtype).contiguous()  # the gain once (f⊗f scaled by gain^(ndim/2) in total)
+    return out.to(x.dtype).contiguous()
