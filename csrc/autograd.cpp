@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include "common/augment.h"
+#include "common/bias_act.h"
 #include "common/reduce.h"
 
 namespace ganreg {
@@ -420,7 +421,16 @@ struct AdaAugmentFn : torch::autograd::Function<AdaAugmentFn<ADJ>> {
 // is bias_act_grad(mults \ m_i ∪ {u}, k) for each multiplier and bias_act_grad(mults ∪ {u}, k+1) for
 // x: a closed family, every order one fused pass. ∂/∂b = ∂/∂x summed over every dim but `dim`.
 
-bool piecewise_linear(int64_t act) { return act <= 2; }  // linear, relu, lrelu (_contract.py)
+// What the backward needs, and nothing more (docs/blocks.md "Saved tensors"): linear without clamp
+// nothing (f' = 1, so an in-place edit of the output stays legal, as StyleGAN2's resnet D does with
+// `y.add_(x)`); linear with clamp x and b (the mask is recomputed from z = x + b, so the output
+// stays free too); relu/lrelu the output y (f' and the mask from its sign and size); smooth
+// activations x and b (every derivative order, and the mask, from z).
+enum class Saved { kNothing, kInput, kOutput };
+Saved bias_act_saves(int64_t act, double clamp) {
+  if (act == kActLinear) return clamp >= 0 ? Saved::kInput : Saved::kNothing;
+  return act_piecewise_linear(static_cast<int>(act)) ? Saved::kOutput : Saved::kInput;
+}
 
 at::Tensor bias_grad(const at::Tensor& dx, int64_t dim, at::ScalarType dtype) {
   std::vector<int64_t> dims;
@@ -434,11 +444,17 @@ struct BiasActFn : torch::autograd::Function<BiasActFn> {
                             double alpha, double gain, double clamp) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor y = bias_act_op().call(x, b, dim, act, alpha, gain, clamp);
-    // piecewise-linear: f' is the sign of y, keep the output (not the input); smooth: the input
-    if (piecewise_linear(act))
-      ctx->save_for_backward({at::Tensor(), at::Tensor(), y});
-    else
-      ctx->save_for_backward({x, b.value_or(at::Tensor()), clamp >= 0 ? y : at::Tensor()});
+    switch (bias_act_saves(act, clamp)) {
+      case Saved::kNothing:
+        ctx->save_for_backward({at::Tensor(), at::Tensor(), at::Tensor()});
+        break;
+      case Saved::kOutput:
+        ctx->save_for_backward({at::Tensor(), at::Tensor(), y});
+        break;
+      case Saved::kInput:
+        ctx->save_for_backward({x, b.value_or(at::Tensor()), at::Tensor()});
+        break;
+    }
     ctx->saved_data["b_dtype"] = b.has_value() ? static_cast<int64_t>(b->scalar_type()) : int64_t(-1);
     ctx->saved_data["params"] = std::vector<double>{alpha, gain, clamp};
     ctx->saved_data["ints"] = std::vector<int64_t>{dim, act};

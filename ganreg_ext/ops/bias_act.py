@@ -4,15 +4,14 @@
 ``bias_act(x, b) = clamp(gain·f(x + b))`` and ``bias_act_grad(x, b, y, mults, order) =
 Π mults · gain · f^(order)(x + b) · [unclamped]``: the vjp of ``bias_act_grad`` is again a
 ``bias_act_grad`` (one more multiplier, or one more order for ``x``), so every order of derivative
-is one fused pass. Piecewise-linear activations save the output ``y`` (their f' is its sign), smooth
-ones the input.
+is one fused pass. What the forward saves: :func:`saved_by_bias_act`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._contract import PIECEWISE_LINEAR
+from .._contract import ACT_CODES, PIECEWISE_LINEAR
 from ._common import needs
 
 SCHEMAS = {
@@ -30,7 +29,19 @@ def _bias_act_grad_fake(x, b, y, mults, dim, act, alpha, gain, clamp, order):
     return torch.empty_like(mults[0])
 
 
+LINEAR = ACT_CODES["linear"]
+
 FAKES = {"bias_act": _bias_act_fake, "bias_act_grad": _bias_act_grad_fake}
+
+
+def saved_by_bias_act(act: int, clamp: float) -> str:
+    """What ``bias_act``'s backward keeps (docs/blocks.md "Saved tensors"), the same rule as the C++
+    autograd: ``"nothing"`` for linear without clamp (f' = 1: the output may be edited in place),
+    ``"input"`` (x and b) for linear with clamp and the smooth activations (every derivative and the
+    clamp mask from z = x + b), ``"output"`` for relu/lrelu (f' and the mask from y)."""
+    if act == LINEAR:
+        return "input" if clamp >= 0 else "nothing"
+    return "output" if act in PIECEWISE_LINEAR else "input"
 
 
 def bias_grad(dx: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
@@ -44,10 +55,8 @@ def autograd(T) -> dict:
     def bias_act_setup(ctx, inputs, output):
         x, b, ctx.dim, ctx.act, ctx.alpha, ctx.gain, ctx.clamp = inputs
         ctx.b_dtype = None if b is None else b.dtype
-        if ctx.act in PIECEWISE_LINEAR:  # f' is the sign of y: keep the output, not the input
-            ctx.save_for_backward(None, None, output)
-        else:
-            ctx.save_for_backward(x, b, output if ctx.clamp >= 0 else None)
+        saves = saved_by_bias_act(ctx.act, ctx.clamp)
+        ctx.save_for_backward(*((x, b, None) if saves == "input" else (None, None, output if saves == "output" else None)))
 
     def bias_act_bwd(ctx, gy):
         x, b, y = ctx.saved_tensors

@@ -29,7 +29,7 @@ Derivatives (``bias_act_grad``, order ``k ≥ 1``)::
 
 The piecewise-linear activations (linear, relu, lrelu) may be given ``x = None`` and the output
 ``y`` instead: ``f′`` is then read from the sign of ``y·gain`` (``> 0`` → 1, else 0 for relu and
-``α`` for lrelu).
+``α`` for lrelu). Linear without clamp needs neither (``f′ = 1``).
 """
 
 from __future__ import annotations
@@ -212,8 +212,10 @@ def bias_act_grad(
         raise ValueError(f"bias_act_grad: order must be in 1..{MAX_ACT_ORDER}, got {order}")
     if not mults:
         raise ValueError("bias_act_grad: mults must hold at least one tensor")
-    if x is None and (act not in PIECEWISE_LINEAR or y is None):
+    if x is None and act not in PIECEWISE_LINEAR:
         raise ValueError("bias_act_grad: x is required (only piecewise-linear activations can use y alone)")
+    if x is None and y is None and (act != LINEAR or clamp >= 0):
+        raise ValueError("bias_act_grad: with x = None, y is needed (the sign of y gives f', |y| the clamp mask)")
     acc = acc_dtype(*(t.dtype for t in (x, b, y, *mults) if t is not None))
     prod = mults[0].to(acc)
     for m in mults[1:]:
@@ -221,6 +223,9 @@ def bias_act_grad(
     if x is not None:
         z = _z(x, b, dim, acc)
         d = derivative(z, act, alpha, order)
+    elif y is None:  # linear without clamp: f' = 1
+        z = None
+        d = torch.full_like(prod, 1.0 if order == 1 else 0.0)
     else:
         z = None
         d = _derivative_from_output(y.to(acc), act, alpha, gain, order)
