@@ -232,3 +232,15 @@ def test_cli_info():
     assert torch.__version__ in r.stdout
     r2 = subprocess.run([sys.executable, "-m", "ganreg_ext"], capture_output=True, text=True, timeout=300, env=env)
     assert r2.returncode != 0 and "usage" in r2.stdout
+
+
+def test_triton_kernels_has_a_module_per_family():
+    """``ganreg_ext.triton_kernels`` imports one module per family of ``_dispatch.OPS`` (the op table)."""
+    import ast
+    import pathlib
+
+    import ganreg_ext._dispatch as dispatch
+
+    init = pathlib.Path(__file__).resolve().parents[1] / "triton_kernels" / "__init__.py"
+    imported = {a.name for node in ast.walk(ast.parse(init.read_text())) if isinstance(node, ast.ImportFrom) for a in node.names}
+    assert imported == set(dispatch.OPS)

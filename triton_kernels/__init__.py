@@ -3,8 +3,8 @@ repo-root folder there): no registration, no public API. The op layer (``ganreg_
 each launcher ``ganreg_ext.triton_kernels.<family>.<op>`` in a ``torch.library.custom_op``; every
 launcher has the op's signature (docs/ARCHITECTURE.md#raw-kernel-contract-what-a-backend-registers) and follows ``ganreg_ext._contract``.
 
-One module per op family (``gradnorm``, ``noise``, ``consistency``, ``augment``, ``bias_act``,
-``upfirdn2d``); ``_utils`` holds the launcher decorator, configs, layout planning and the
+One module per op family of ``ganreg_ext._dispatch.OPS`` (``gradnorm``, ``noise``, ``consistency``,
+``augment``, ``bias_act``, ``upfirdn2d``, ``ada``; tests/test_dispatch.py ties the two); ``_utils`` holds the launcher decorator, configs, layout planning and the
 deterministic second reduction stage.
 On CPU tensors the kernels run only under ``TRITON_INTERPRET=1`` (tests); CUDA tensors then raise.
 
@@ -29,4 +29,4 @@ Design notes and limitations:
   reference to float32 precision only, as docs/semantics.md#path-length-regularization-stylegan2 states (1e-5 absolute).
 """
 
-from . import augment, bias_act, consistency, gradnorm, noise, upfirdn2d  # noqa: F401
+from . import ada, augment, bias_act, consistency, gradnorm, noise, upfirdn2d  # noqa: F401
