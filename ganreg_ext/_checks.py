@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
+from torch import Tensor
 
 from ._contract import REDUCTION_CODES
 
@@ -146,3 +149,39 @@ def seed(value) -> int:
 def images(x, name: str) -> torch.Tensor:
     """An NCHW image batch."""
     return tensor(x, name, dims=(4,))
+
+
+def number(value, name: str, *, finite: bool = True) -> float:
+    """A real number (Python, NumPy or a 0-d tensor read on the host: these are layer settings)."""
+    if isinstance(value, Tensor) and value.dim() == 0 and value.dtype.is_floating_point:
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if finite and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def clamp_value(clamp, name: str = "clamp") -> float:
+    """``None`` → ``-1`` (the ops' "no clamp"); else a number ``>= 0``."""
+    if clamp is None:
+        return -1.0
+    value = number(clamp, name, finite=False)
+    if not value >= 0:
+        raise ValueError(f"{name} must be None or >= 0, got {value}")
+    return value
+
+
+def bias(b, x: Tensor, dim: int, name: str = "b") -> Tensor | None:
+    """``None`` or a 1-D tensor of ``x``'s dtype and device with ``x.shape[dim]`` elements."""
+    if b is None:
+        return None
+    if not isinstance(b, Tensor):
+        raise TypeError(f"{name} must be None or a torch.Tensor, got {type(b).__name__}")
+    if b.dim() != 1 or b.shape[0] != x.shape[dim]:
+        raise ValueError(f"{name} must be a 1-D tensor of x.shape[{dim}] = {x.shape[dim]} elements, got shape {tuple(b.shape)}")
+    if b.dtype != x.dtype:
+        raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {b.dtype} (use b.to(x.dtype))")
+    same_device(f"x/{name}", x, b)
+    return b

@@ -36,46 +36,10 @@ ACTIVATIONS = {  # name: (default alpha, default gain), StyleGAN2's conventions
 """Every activation name with its default ``alpha`` (only lrelu uses it) and default ``gain``."""
 
 
-def number(value, name: str, *, finite: bool = True) -> float:
-    """A real number (Python, NumPy or a 0-d tensor read on the host: these are layer settings)."""
-    if isinstance(value, Tensor) and value.dim() == 0 and value.dtype.is_floating_point:
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if finite and not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def clamp_value(clamp, name: str = "clamp") -> float:
-    """``None`` → ``-1`` (the ops' "no clamp"); else a number ``>= 0``."""
-    if clamp is None:
-        return -1.0
-    value = number(clamp, name, finite=False)
-    if not value >= 0:
-        raise ValueError(f"{name} must be None or >= 0, got {value}")
-    return value
-
-
 def act_code(act) -> int:
     if not isinstance(act, str) or act not in ACT_CODES:
         raise ValueError(f"act must be one of {list(ACT_CODES)}, got {act!r}")
     return ACT_CODES[act]
-
-
-def bias(b, x: Tensor, dim: int, name: str = "b") -> Tensor | None:
-    """``None`` or a 1-D tensor of ``x``'s dtype and device with ``x.shape[dim]`` elements."""
-    if b is None:
-        return None
-    if not isinstance(b, Tensor):
-        raise TypeError(f"{name} must be None or a torch.Tensor, got {type(b).__name__}")
-    if b.dim() != 1 or b.shape[0] != x.shape[dim]:
-        raise ValueError(f"{name} must be a 1-D tensor of x.shape[{dim}] = {x.shape[dim]} elements, got shape {tuple(b.shape)}")
-    if b.dtype != x.dtype:
-        raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {b.dtype} (use b.to(x.dtype))")
-    check.same_device(f"x/{name}", x, b)
-    return b
 
 
 def _dim(dim, x: Tensor, has_bias: bool) -> int:
@@ -116,11 +80,11 @@ def bias_act(
     check.tensor(x, "x", min_dim=0)
     code = act_code(act)
     dim = _dim(dim, x, b is not None)
-    b = bias(b, x, dim)
+    b = check.bias(b, x, dim)
     def_alpha, def_gain = ACTIVATIONS[act]
-    alpha = def_alpha if alpha is None else number(alpha, "alpha")
-    gain = def_gain if gain is None else number(gain, "gain")
-    clamp = clamp_value(clamp)
+    alpha = def_alpha if alpha is None else check.number(alpha, "alpha")
+    gain = def_gain if gain is None else check.number(gain, "gain")
+    clamp = check.clamp_value(clamp)
     op = fused("bias_act", backend, x.device)
     if op is None or x.numel() == 0 or x.dim() == 0:  # nothing to fuse: the eager formula
         return ref.bias_act(x, b, dim, code, alpha, gain, clamp)

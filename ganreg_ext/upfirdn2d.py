@@ -18,7 +18,7 @@ from torch import Tensor
 from . import _checks as check
 from ._contract import acc_dtype
 from ._dispatch import fused
-from .bias_act import bias, bias_act, clamp_value, number
+from .bias_act import bias_act
 from .reference import upfirdn2d as ref
 from .reference.upfirdn2d import out_size
 
@@ -127,7 +127,7 @@ def _resample(x, f, up, down, padding, flip_filter, gain, backend, pad_fn, what)
     up, down = parse_scaling(up, "up"), parse_scaling(down, "down")
     padding = parse_padding(padding)
     flip_filter = _flag(flip_filter, "flip_filter")
-    gain = number(gain, "gain")
+    gain = check.number(gain, "gain")
     fw, fh = f.shape[-1], f.shape[0]
     pad = pad_fn(fw, fh, up, down, padding)
     _check_output(x.shape, f, up, down, pad, what)
@@ -173,7 +173,7 @@ def setup_filter(f, device=CPU, normalize=True, flip_filter=False, gain=1, separ
         f = f / total
     if _flag(flip_filter, "flip_filter"):
         f = f.flip(list(range(f.dim())))
-    f = f * (number(gain, "gain") ** (f.dim() / 2))
+    f = f * (check.number(gain, "gain") ** (f.dim() / 2))
     return f.to(device=device)
 
 
@@ -203,7 +203,7 @@ def upsample2d(x: Tensor, f, up=2, padding=0, flip_filter=False, gain=1, backend
         return [p[0] + (fw + u[0] - 1) // 2, p[1] + (fw - u[0]) // 2, p[2] + (fh + u[1] - 1) // 2, p[3] + (fh - u[1]) // 2]
 
     up = parse_scaling(up, "up")
-    return _resample(x, f, up, 1, padding, flip_filter, number(gain, "gain") * up[0] * up[1], backend, pad, "padding")
+    return _resample(x, f, up, 1, padding, flip_filter, check.number(gain, "gain") * up[0] * up[1], backend, pad, "padding")
 
 
 def downsample2d(x: Tensor, f, down=2, padding=0, flip_filter=False, gain=1, backend: str | None = None) -> Tensor:
@@ -256,16 +256,16 @@ def filtered_lrelu(
     """
     x = _images(x)
     fu_t, fd_t = _filter(fu, x, "fu"), _filter(fd, x, "fd")
-    b = bias(b, x, 1)
+    b = check.bias(b, x, 1)
     up, down = parse_scaling(up, "up"), parse_scaling(down, "down")
     padding = parse_padding(padding)
-    gain = number(gain, "gain")
+    gain = check.number(gain, "gain")
     if not gain > 0:
         raise ValueError(f"gain must be > 0, got {gain}")
-    slope = number(slope, "slope")
+    slope = check.number(slope, "slope")
     if not slope >= 0:
         raise ValueError(f"slope must be >= 0, got {slope}")
-    clamp = clamp_value(clamp)
+    clamp = check.clamp_value(clamp)
     flip_filter = _flag(flip_filter, "flip_filter")
     _check_output(x.shape, fu_t, up, [1, 1], padding, "padding")
     n, c, h, w = x.shape
