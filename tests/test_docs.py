@@ -392,8 +392,10 @@ def test_readme_example_runs(name):
             assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
     reached = [t for t in leaves if t.grad is not None]
     assert modules or reached, f"example {name!r}: its backward reaches no parameter"
-    for t in reached:
-        assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0, name
+    # a leaf may legitimately get a zero gradient (the second derivative of a piecewise-linear
+    # network w.r.t. its input, in the blocks example); at least one must be non-zero
+    assert all(torch.isfinite(t.grad).all() for t in reached), name
+    assert modules or any(t.grad.abs().sum() > 0 for t in reached), name
 
 
 # ---------------------------------------------------------------- packaging metadata (issue 23)
