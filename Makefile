@@ -44,9 +44,12 @@ DEMO_BUILD := $(if $(HAS_GPU),$(VENV)/.build-stamp,$(VENV)/.build-cpu-stamp)
 
 build: $(VENV)/.build-stamp
 
+# The test backend cuda_emu (csrc/emu: the CUDA kernels' own source run on the CPU) is built first and
+# required (GANREG_REQUIRE_EMU=1: a missing or stale build fails the run instead of skipping it).
 test: build
 	$(BIN)/python -m ganreg_ext info
-	$(BIN)/python -m pytest tests -q -n 2 --durations=15
+	$(BIN)/python csrc/emu/build.py
+	GANREG_REQUIRE_EMU=1 $(BIN)/python -m pytest tests -q -n 2 --durations=15
 
 test-fast: build
 	$(BIN)/python -m pytest tests -q -x -m "not slow" -n 2

@@ -9,6 +9,8 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include "common/op_namespace.h"  // GANREG_NS: ganreg_C, or ganreg_emu (csrc/emu)
+
 #include "common/augment.h"
 #include "common/bias_act.h"
 #include "common/reduce.h"
@@ -33,32 +35,32 @@ c10::TypedOperatorHandle<Sig> op(const char* name) {
     static auto h = op<__VA_ARGS__>(name);       \
     return h;                                    \
   }
-GANREG_OP(sqnorm_op, "ganreg_C::sqnorm", at::Tensor(at::TensorList, const OptT&, double, int64_t))
-GANREG_OP(scale_op, "ganreg_C::scale", Tensors(at::TensorList, const at::Tensor&, double, bool))
-GANREG_OP(dot_op, "ganreg_C::dot", at::Tensor(at::TensorList, at::TensorList, bool))
-GANREG_OP(noise_dot_op, "ganreg_C::noise_dot", at::Tensor(const at::Tensor&, int64_t, double))
-GANREG_OP(noise_axpy_op, "ganreg_C::noise_axpy",
+GANREG_OP(sqnorm_op, GANREG_NS_STR "::sqnorm", at::Tensor(at::TensorList, const OptT&, double, int64_t))
+GANREG_OP(scale_op, GANREG_NS_STR "::scale", Tensors(at::TensorList, const at::Tensor&, double, bool))
+GANREG_OP(dot_op, GANREG_NS_STR "::dot", at::Tensor(at::TensorList, at::TensorList, bool))
+GANREG_OP(noise_dot_op, GANREG_NS_STR "::noise_dot", at::Tensor(const at::Tensor&, int64_t, double))
+GANREG_OP(noise_axpy_op, GANREG_NS_STR "::noise_axpy",
           at::Tensor(const OptT&, const at::Tensor&, int64_t, double, c10::IntArrayRef, at::ScalarType))
-GANREG_OP(sq_diff_sum_op, "ganreg_C::sq_diff_sum", at::Tensor(const at::Tensor&, const at::Tensor&, double))
-GANREG_OP(diff_scale_op, "ganreg_C::diff_scale",
+GANREG_OP(sq_diff_sum_op, GANREG_NS_STR "::sq_diff_sum", at::Tensor(const at::Tensor&, const at::Tensor&, double))
+GANREG_OP(diff_scale_op, GANREG_NS_STR "::diff_scale",
           std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&))
-GANREG_OP(bias_act_op, "ganreg_C::bias_act",
+GANREG_OP(bias_act_op, GANREG_NS_STR "::bias_act",
           at::Tensor(const at::Tensor&, const OptT&, int64_t, int64_t, double, double, double))
-GANREG_OP(bias_act_grad_op, "ganreg_C::bias_act_grad",
+GANREG_OP(bias_act_grad_op, GANREG_NS_STR "::bias_act_grad",
           at::Tensor(const OptT&, const OptT&, const OptT&, at::TensorList, int64_t, int64_t, double, double, double,
                      int64_t))
-GANREG_OP(upfirdn2d_op, "ganreg_C::upfirdn2d",
+GANREG_OP(upfirdn2d_op, GANREG_NS_STR "::upfirdn2d",
           at::Tensor(const at::Tensor&, const at::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, bool,
                      double))
 using AugSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t);
-GANREG_OP(diff_augment_op, "ganreg_C::diff_augment", AugSig)
-GANREG_OP(diff_augment_adj_op, "ganreg_C::diff_augment_adj", AugSig)
+GANREG_OP(diff_augment_op, GANREG_NS_STR "::diff_augment", AugSig)
+GANREG_OP(diff_augment_adj_op, GANREG_NS_STR "::diff_augment_adj", AugSig)
 using CrSig = at::Tensor(const at::Tensor&, const at::Tensor&);
-GANREG_OP(cr_augment_op, "ganreg_C::cr_augment", CrSig)
-GANREG_OP(cr_augment_adj_op, "ganreg_C::cr_augment_adj", CrSig)
-GANREG_OP(ada_augment_op, "ganreg_C::ada_augment",
+GANREG_OP(cr_augment_op, GANREG_NS_STR "::cr_augment", CrSig)
+GANREG_OP(cr_augment_adj_op, GANREG_NS_STR "::cr_augment_adj", CrSig)
+GANREG_OP(ada_augment_op, GANREG_NS_STR "::ada_augment",
           at::Tensor(const at::Tensor&, const at::Tensor&, const OptT&, const OptT&, bool))
-GANREG_OP(ada_augment_adj_op, "ganreg_C::ada_augment_adj",
+GANREG_OP(ada_augment_adj_op, GANREG_NS_STR "::ada_augment_adj",
           at::Tensor(const at::Tensor&, const at::Tensor&, const OptT&, const OptT&))
 #undef GANREG_OP
 
@@ -563,19 +565,19 @@ std::tuple<at::Tensor, at::Tensor> path_length_kernel(const at::Tensor& g, const
 }  // namespace
 }  // namespace ganreg
 
-TORCH_LIBRARY_IMPL(ganreg_C, CPU, m) {
+GANREG_LIBRARY_IMPL(CPU, m) {
   m.impl("grad_penalty", &ganreg::grad_penalty_kernel);
   m.impl("path_length", &ganreg::path_length_kernel);
 }
 
 #ifdef GANREG_WITH_CUDA
-TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) {
+GANREG_LIBRARY_IMPL(CUDA, m) {
   m.impl("grad_penalty", &ganreg::grad_penalty_kernel);
   m.impl("path_length", &ganreg::path_length_kernel);
 }
 #endif
 
-TORCH_LIBRARY_IMPL(ganreg_C, Autograd, m) {
+GANREG_LIBRARY_IMPL(Autograd, m) {
   using namespace ganreg;
   using OptT = std::optional<at::Tensor>;
   m.impl("grad_penalty", [](at::TensorList g, const OptT& inv, double c, double w, double eps, bool one_sided,

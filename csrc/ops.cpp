@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/op_namespace.h"
 #include "common/reduce.h"
 
 namespace ganreg {
@@ -24,9 +25,11 @@ static void set_poison(bool flag) { g_poison.store(flag, std::memory_order_relax
 // Test hook: an output allocated like every kernel's (any device), left unwritten (NaN while poisoning is on).
 static at::Tensor new_output_like_hook(const at::Tensor& like) { return new_output_like(like); }
 
+#ifndef GANREG_CUDA_EMU
 namespace cpu {
 at::Tensor normal_stream(int64_t seed, int64_t offset, int64_t numel, bool scalar);  // cpu/noise.cpp
 }
+#endif
 
 // The CPU reuse cache's counters and controls (cpu/alloc.cpp, docs/memory.md).
 std::vector<int64_t> cpu_cache_stats();
@@ -82,7 +85,7 @@ static int64_t parallel_threads(int64_t n) {
 
 }  // namespace ganreg
 
-TORCH_LIBRARY(ganreg_C, m) {
+GANREG_LIBRARY(m) {
   m.def("sqnorm(Tensor[] grads, Tensor? inv_scale, float weight, int reduction) -> Tensor");
   m.def("scale(Tensor[] grads, Tensor coef, float factor, bool per_sample) -> Tensor[]");
   m.def("dot(Tensor[] a, Tensor[] b, bool per_sample) -> Tensor");
@@ -102,7 +105,9 @@ TORCH_LIBRARY(ganreg_C, m) {
   m.def("ada_augment(Tensor x, Tensor geom, Tensor? color, Tensor? cutout, bool affine) -> Tensor");
   m.def("ada_augment_adj(Tensor g, Tensor geom, Tensor? color, Tensor? cutout) -> Tensor");
   // test hook: elements [offset, offset+numel) of the docs/semantics.md#path-length-regularization-stylegan2 stream (CPU), scalar or vector path
+#ifndef GANREG_CUDA_EMU  // the emulation module (csrc/emu) has no CPU kernels
   m.def("normal_stream(int seed, int offset, int numel, bool scalar) -> Tensor", &ganreg::cpu::normal_stream);
+#endif
   m.def("set_poison(bool flag) -> ()", &ganreg::set_poison);
   m.def("new_output_like(Tensor like) -> Tensor", &ganreg::new_output_like_hook);
   m.def("build_info() -> str", &ganreg::build_info);

@@ -131,7 +131,7 @@ def use_backend(name: str):
 
 
 def _check_name(name, arg: str) -> str:
-    if not isinstance(name, str) or name not in _CHOICES:
+    if not isinstance(name, str) or (name not in _CHOICES and name not in _TEST_BACKENDS):
         raise ValueError(f"{arg} must be one of {list(_CHOICES)}, got {name!r}")
     return name
 
@@ -143,6 +143,8 @@ def _device_ok(backend: str, device: torch.device) -> tuple[bool, str]:
         return False, f"the cuda backend runs on CUDA tensors only, got a {device.type} tensor"
     if backend == "triton" and device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
         return False, "the triton backend runs CPU tensors only under TRITON_INTERPRET=1"
+    if backend in _TEST_BACKENDS and device.type != "cpu":
+        return False, f"the test backend {backend} runs on CPU tensors only, got a {device.type} tensor"
     return True, ""
 
 
@@ -165,8 +167,9 @@ _resolved: dict[tuple[str, str, str], tuple[str, Callable | None]] = {}
 def has_op(op: str, backend: str) -> bool:
     """Whether ``backend`` has a kernel for ``op`` (native: for its dispatch key)."""
     if backend in _DISPATCH_KEY:
-        return hasattr(torch.ops.ganreg_C, op) and torch._C._dispatch_has_kernel_for_dispatch_key(
-            f"ganreg_C::{op}", _DISPATCH_KEY[backend]
+        ns = _NAMESPACE[backend]
+        return hasattr(getattr(torch.ops, ns), op) and torch._C._dispatch_has_kernel_for_dispatch_key(
+            f"{ns}::{op}", _DISPATCH_KEY[backend]
         )
     return hasattr(torch.ops.ganreg_triton, op)
 
@@ -239,3 +242,20 @@ def set_poison(flag: bool) -> None:
     _contract.set_poison(flag)
     if _probe("cpu")[0] or _status.get("cuda", (False, ""))[0]:
         torch.ops.ganreg_C.set_poison(bool(flag))
+    for ns in _TEST_BACKENDS.values():
+        getattr(torch.ops, ns).set_poison(bool(flag))
+
+
+_TEST_BACKENDS: dict[str, str] = {}
+"""Backends that exist only in the tests: name → the op namespace of a native module the tests loaded,
+whose kernels take CPU tensors (``cuda_emu``: the CUDA kernels' own source run on the CPU, csrc/emu).
+Never listed by :func:`available_backends` nor picked by ``auto``."""
+
+
+def register_test_backend(name: str, namespace: str) -> None:
+    """Tests only: ``backend=name`` calls ``torch.ops.<namespace>.<op>`` (same schemas as ganreg_C,
+    kernels on the CPU dispatch key) for CPU tensors."""
+    _TEST_BACKENDS[name] = _NAMESPACE[name] = namespace
+    _DISPATCH_KEY[name] = "CPU"
+    _status[name] = (True, f"test backend (torch.ops.{namespace})")
+    _resolved.clear()

@@ -12,7 +12,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the first triton import
 
 import ganreg_ext as gx  # noqa: E402
-from helpers import backend_device, lacks_device_fixture, set_poison  # noqa: E402
+from helpers import EMU_UNAVAILABLE, backend_device, lacks_device_fixture, set_poison  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -56,4 +56,5 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_report_header(config):
-    return f"ganreg_ext backends: {gx.available_backends()}  TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')}"
+    emu = "cuda_emu (test backend)" if EMU_UNAVAILABLE is None else f"no cuda_emu ({EMU_UNAVAILABLE})"
+    return f"ganreg_ext backends: {gx.available_backends()} + {emu}  TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')}"

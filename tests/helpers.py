@@ -5,7 +5,10 @@ input makers and tolerances."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,7 +31,40 @@ DA, CR = FAMILIES["augment"][:2], FAMILIES["augment"][2:]
 ALL_OPS = tuple(op for ops in FAMILIES.values() for op in ops)
 FAMILY_OF = {op: fam for fam, ops in FAMILIES.items() for op in ops}
 
-AVAILABLE = gx.available_backends()
+
+
+def _load_cuda_emu() -> str | None:
+    """Register the test backend ``cuda_emu``: csrc/cuda's kernels compiled for the CPU under the CUDA
+    execution model (csrc/emu; `make test` builds build/emu/ganreg_emu.so). Returns why it is not
+    loaded, or None. Under GANREG_REQUIRE_EMU=1 (make test) a missing or stale build is an error."""
+    if os.environ.get("GANREG_NO_EMU") == "1":
+        return "disabled by GANREG_NO_EMU=1"
+    path = Path(__file__).resolve().parents[1] / "csrc" / "emu" / "build.py"
+    spec = importlib.util.spec_from_file_location("ganreg_emu_build", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    try:
+        mod.load()
+    except (RuntimeError, OSError) as e:
+        if os.environ.get("GANREG_REQUIRE_EMU") == "1":
+            raise
+        return str(e)
+    from ganreg_ext import _dispatch
+    from ganreg_ext.ops import FAMILIES
+
+    for fam in FAMILIES.values():  # the fake kernels of ganreg_C's ops (torch.compile, opcheck)
+        for name, fake in fam.FAKES.items():
+            if hasattr(getattr(torch.ops, mod.NAMESPACE), name):
+                torch.library.register_fake(f"{mod.NAMESPACE}::{name}")(fake)
+    _dispatch.register_test_backend("cuda_emu", mod.NAMESPACE)
+    return None
+
+
+EMU_UNAVAILABLE = _load_cuda_emu()
+TEST_BACKENDS = [] if EMU_UNAVAILABLE else ["cuda_emu"]  # run only by the tests, on CPU tensors
+# backends whose adjoints scatter with atomic adds (last bits vary run to run: gradcheck's nondet_tol)
+ATOMIC_ADJOINT = {"cuda", "cuda_emu"} | ({"triton"} if torch.cuda.is_available() else set())
+AVAILABLE = gx.available_backends() + TEST_BACKENDS
 FUSED_BACKENDS = [b for b in AVAILABLE if b != "reference"]
 BACKENDS = ["reference"] + FUSED_BACKENDS
 # every test parametrized by "backend" takes the ``device`` fixture (conftest enforces it)
@@ -74,6 +110,10 @@ def missing_ops(backend: str, ops=ALL_OPS) -> list[str]:
         return []
     if backend in ("cpu", "cuda"):
         return [op for op in ops if not native_has_kernel(op, backend.upper())]
+    if backend in TEST_BACKENDS:
+        from ganreg_ext import _dispatch
+
+        return [op for op in ops if not _dispatch.has_op(op, backend)]
     return [op for op in ops if not triton_has_op(op)]
 
 
@@ -127,7 +167,7 @@ def raw_output(backend: str, device, n: int = 64) -> torch.Tensor:
 
         return empty((n,), torch.float32, device)
     importlib.import_module("ganreg_ext._C")
-    probe = getattr(torch.ops.ganreg_C, "new_output_like", None)
+    probe = getattr(torch.ops.ganreg_emu if backend == "cuda_emu" else torch.ops.ganreg_C, "new_output_like", None)
     if probe is None:
         pytest.fail("ganreg_C has no test hook `new_output_like(Tensor like) -> Tensor` (the native output allocator)")
     return probe(torch.zeros(n, device=device))

@@ -132,9 +132,9 @@ at::Tensor ada_impl(const at::Tensor& x, const at::Tensor& geom, const OptT& col
                     bool adjoint) {
   const char* op = adjoint ? "ada_augment_adj" : "ada_augment";
   const char* xname = adjoint ? "g" : "x";
-  TORCH_CHECK(x.is_cuda(), op, ": ", xname, " must be a CUDA tensor, got one on ", x.device());
+  TORCH_CHECK(on_device(x), op, ": ", xname, " must be a ", kDeviceName, ", got one on ", x.device());
   ada_check(x, geom, color, cutout, op, xname);
-  c10::cuda::CUDAGuard guard(x.device());
+  DeviceGuard guard(x.device());
   at::Tensor out = new_output_contiguous(x);
   if (out.numel() == 0) return out;
   const at::Tensor gc = geom.contiguous();
@@ -153,21 +153,21 @@ at::Tensor ada_impl(const at::Tensor& x, const at::Tensor& geom, const OptT& col
   a.sh = x.stride(2);
   a.sw = x.stride(3);
   a.affine = affine;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   const int64_t work = a.B * a.H * a.W;
   const int grid = grid_for(work / kThreads + 1, x.get_device(), 16);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ganreg_ada_augment_cuda", [&] {
     using T = scalar_t;
     using A = acc_t<T>;
     if (!adjoint) {
-      ada_forward_kernel<T, A><<<grid, kThreads, 0, stream.stream()>>>(x.const_data_ptr<T>(), a, out.data_ptr<T>());
+      GANREG_LAUNCH(ada_forward_kernel<T, A>, grid, kThreads, 0, stream.stream())(x.const_data_ptr<T>(), a, out.data_ptr<T>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     } else {
       at::globalContext().alertNotDeterministic("ganreg_C::ada_augment_adj (CUDA: atomicAdd scatter)");
       constexpr bool same = std::is_same_v<T, A>;
       at::Tensor acc = same ? out.zero_()
                             : at::zeros(x.sizes(), x.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous));
-      ada_adjoint_kernel<T, A><<<grid, kThreads, 0, stream.stream()>>>(x.const_data_ptr<T>(), a, acc.data_ptr<A>());
+      GANREG_LAUNCH(ada_adjoint_kernel<T, A>, grid, kThreads, 0, stream.stream())(x.const_data_ptr<T>(), a, acc.data_ptr<A>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       if (!same) out.copy_(acc);
     }
@@ -188,7 +188,7 @@ at::Tensor ada_augment_adj(const at::Tensor& g, const at::Tensor& geom, const Op
 }  // namespace cuda
 }  // namespace ganreg
 
-TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) {
+GANREG_LIBRARY_IMPL(GANREG_DEVICE_KEY, m) {
   m.impl("ada_augment", &ganreg::cuda::ada_augment);
   m.impl("ada_augment_adj", &ganreg::cuda::ada_augment_adj);
 }

@@ -125,11 +125,11 @@ at::Tensor diff_augment_impl(const at::Tensor& x, const at::Tensor& fparams0, co
   check_params(fparams0, x, "fparams", at::kFloat, im.B, 3);
   check_params(iparams0, x, "iparams", at::kInt, im.B, 4);
   TORCH_CHECK(flags >= 0 && flags < 32, "flags must be a bit set of BRIGHTNESS..CUTOUT (0..31), got ", flags);
-  c10::cuda::CUDAGuard guard(x.device());
+  DeviceGuard guard(x.device());
   at::Tensor out = new_output_contiguous(x);
   if (x.numel() == 0) return out;
   const at::Tensor fp = fparams0.contiguous(), ip = iparams0.contiguous();
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   const int dev = x.get_device();
   const auto adt = acc_dtype(x.scalar_type());
   at::Tensor sums;
@@ -144,11 +144,11 @@ at::Tensor diff_augment_impl(const at::Tensor& x, const at::Tensor& fparams0, co
       sums = at::empty({im.B}, x.options().dtype(adt));
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ganreg_diffaug_sum", [&] {
         using A = acc_t<scalar_t>;
-        masked_sum_kernel<scalar_t><<<grid_for(im.B * K, dev), kThreads, 0, stream.stream()>>>(
+        GANREG_LAUNCH(masked_sum_kernel<scalar_t>, grid_for(im.B * K, dev), kThreads, 0, stream.stream())(
             x.const_data_ptr<scalar_t>(), im, fp.const_data_ptr<float>(), ip.const_data_ptr<int32_t>(), flags, K,
             chunk, parts.data_ptr<A>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-        sum_rows_kernel<A><<<grid_for(im.B, dev, 32), kThreads, 0, stream.stream()>>>(parts.data_ptr<A>(), im.B, K,
+        GANREG_LAUNCH(sum_rows_kernel<A>, grid_for(im.B, dev, 32), kThreads, 0, stream.stream())(parts.data_ptr<A>(), im.B, K,
                                                                                       sums.data_ptr<A>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
@@ -157,7 +157,7 @@ at::Tensor diff_augment_impl(const at::Tensor& x, const at::Tensor& fparams0, co
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ganreg_diff_augment_cuda", [&] {
     using A = acc_t<scalar_t>;
     const int64_t work = im.B * im.H * im.W;
-    diff_augment_kernel<scalar_t><<<grid_for(work / kThreads + 1, dev, 16), kThreads, 0, stream.stream()>>>(
+    GANREG_LAUNCH(diff_augment_kernel<scalar_t>, grid_for(work / kThreads + 1, dev, 16), kThreads, 0, stream.stream())(
         x.const_data_ptr<scalar_t>(), im, fp.const_data_ptr<float>(), ip.const_data_ptr<int32_t>(), flags,
         sums.defined() ? sums.const_data_ptr<A>() : nullptr, adjoint, out.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -202,14 +202,14 @@ __global__ void __launch_bounds__(kThreads) cr_kernel(const T* __restrict__ x, I
 at::Tensor cr_impl(const at::Tensor& x, const at::Tensor& iparams0, bool adjoint) {
   const Img im = img_of(x, adjoint ? "g" : "x");
   check_params(iparams0, x, "iparams", at::kInt, im.B, 3);
-  c10::cuda::CUDAGuard guard(x.device());
+  DeviceGuard guard(x.device());
   at::Tensor out = new_output_contiguous(x);
   const int64_t total = x.numel();
   if (total == 0) return out;
   const at::Tensor ip = iparams0.contiguous();
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ganreg_cr_augment_cuda", [&] {
-    cr_kernel<scalar_t><<<grid_for(total / kThreads + 1, x.get_device(), 16), kThreads, 0, stream.stream()>>>(
+    GANREG_LAUNCH(cr_kernel<scalar_t>, grid_for(total / kThreads + 1, x.get_device(), 16), kThreads, 0, stream.stream())(
         x.const_data_ptr<scalar_t>(), im, ip.const_data_ptr<int32_t>(), adjoint, out.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -223,7 +223,7 @@ at::Tensor cr_augment_adj(const at::Tensor& g, const at::Tensor& iparams) { retu
 }  // namespace cuda
 }  // namespace ganreg
 
-TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) {
+GANREG_LIBRARY_IMPL(GANREG_DEVICE_KEY, m) {
   m.impl("diff_augment", &ganreg::cuda::diff_augment);
   m.impl("diff_augment_adj", &ganreg::cuda::diff_augment_adj);
   m.impl("cr_augment", &ganreg::cuda::cr_augment);

@@ -5,7 +5,7 @@
 // as channels_last are kept). Operands with the output's strides are read in place, each in its own
 // dtype; an operand with other strides (a rare mix of layouts, or a non-dense view) is first copied
 // into the output's layout. The bias index of memory element i is (i / stride_dim) % size_dim, with
-// 32-bit multiply-shift division when the tensor has < 2^31 elements. Per-call constants (the
+// 32-bit multiply-shift division when the tensor has < 2^31 elements (kIndex32Limit). Per-call constants (the
 // derivative polynomials) are computed on the host and passed by value: no host sync, no upload.
 #include <torch/library.h>
 
@@ -202,7 +202,7 @@ at::Tensor bias_act(const at::Tensor& x0, const std::optional<at::Tensor>& b, in
                     double gain, double clamp) {
   check_cuda_tensor(x0, "x");
   check_act(act, clamp, "bias_act");
-  c10::cuda::CUDAGuard guard(x0.device());
+  DeviceGuard guard(x0.device());
   at::Tensor out = new_output_like(x0);
   // math in float32, float64 when x or b is float64 (the accumulation rule)
   const bool dbl = x0.scalar_type() == at::kDouble || (b.has_value() && b->scalar_type() == at::kDouble);
@@ -210,7 +210,7 @@ at::Tensor bias_act(const at::Tensor& x0, const std::optional<at::Tensor>& b, in
   const int64_t n = out.numel();
   if (n == 0) return out;
   const at::Tensor x = like_out(x0, out);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   auto run = [&](auto atag, auto itag) {
     using A = decltype(atag);
     using I = decltype(itag);
@@ -221,11 +221,11 @@ at::Tensor bias_act(const at::Tensor& x0, const std::optional<at::Tensor>& b, in
     a.ok = kind_of(out.scalar_type());
     const auto p = make_act_params<A>(static_cast<int>(act), 0, alpha, gain, clamp);
     launch<A, I>(a, ba, n, x.get_device(), [&](int grid) {
-      bias_act_kernel<A, I><<<grid, kThreads, 0, stream.stream()>>>(a, p);
+      GANREG_LAUNCH(bias_act_kernel<A, I>, grid, kThreads, 0, stream.stream())(a, p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   };
-  const bool small = n < (int64_t(1) << 31);
+  const bool small = n < kIndex32Limit;
   if (dbl) {
     if (small) run(double(0), uint32_t(0));
     else run(double(0), int64_t(0));
@@ -262,7 +262,7 @@ at::Tensor bias_act_grad(const std::optional<at::Tensor>& x0, const std::optiona
   TORCH_CHECK(!smooth || x0.has_value(), "bias_act_grad: x is required for a smooth activation (act=", act, ")");
   TORCH_CHECK(x0.has_value() || y0.has_value() || (act == kActLinear && clamp < 0),
               "bias_act_grad: x or y is required (act=", act, ", clamp=", clamp, ")");
-  c10::cuda::CUDAGuard guard(m0.device());
+  DeviceGuard guard(m0.device());
   at::Tensor out = new_output_like(m0);
   const int64_t n = out.numel();
   bool dbl = false;
@@ -285,7 +285,7 @@ at::Tensor bias_act_grad(const std::optional<at::Tensor>& x0, const std::optiona
     mults.resize(kMaxMults - 1);
     mults.push_back(like_out(rest, out));
   }
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   auto run = [&](auto atag, auto itag) {
     using A = decltype(atag);
     using I = decltype(itag);
@@ -312,11 +312,11 @@ at::Tensor bias_act_grad(const std::optional<at::Tensor>& x0, const std::optiona
     auto p = make_act_params<A>(static_cast<int>(act), static_cast<int>(order), alpha, gain, clamp);
     if (has_y && cl) p.clamp_y = static_cast<A>(clamp_in_dtype(clamp, y0->scalar_type()));
     launch<A, I>(a, need_z ? ba : BiasArg{}, n, out.get_device(), [&](int grid) {
-      bias_act_grad_kernel<A, I><<<grid, kThreads, 0, stream.stream()>>>(a, p);
+      GANREG_LAUNCH(bias_act_grad_kernel<A, I>, grid, kThreads, 0, stream.stream())(a, p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   };
-  const bool small = n < (int64_t(1) << 31);
+  const bool small = n < kIndex32Limit;
   if (dbl) {
     if (small) run(double(0), uint32_t(0));
     else run(double(0), int64_t(0));
@@ -331,7 +331,7 @@ at::Tensor bias_act_grad(const std::optional<at::Tensor>& x0, const std::optiona
 }  // namespace cuda
 }  // namespace ganreg
 
-TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) {
+GANREG_LIBRARY_IMPL(GANREG_DEVICE_KEY, m) {
   m.impl("bias_act", &ganreg::cuda::bias_act);
   m.impl("bias_act_grad", &ganreg::cuda::bias_act_grad);
 }

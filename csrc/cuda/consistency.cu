@@ -18,7 +18,7 @@ void check_pair(const at::Tensor& a, const at::Tensor& b) {
 
 at::Tensor sq_diff_sum(const at::Tensor& a, const at::Tensor& b, double weight) {
   check_pair(a, b);
-  c10::cuda::CUDAGuard guard(a.device());
+  DeviceGuard guard(a.device());
   return multi_reduce(kSqDiff, {a}, {b}, kRedTotal, weight, Scalar{}, "sq_diff_sum");
 }
 
@@ -44,13 +44,13 @@ std::tuple<at::Tensor, at::Tensor> diff_scale(const at::Tensor& a, const at::Ten
   TORCH_CHECK(coef.device() == a.device(), "diff_scale: coef must be on ", a.device(), ", got ", coef.device());
   check_cuda_tensor(coef, "coef");
   TORCH_CHECK(coef.numel() == 1, "diff_scale: coef must be a 0-d tensor, got shape ", coef.sizes());
-  c10::cuda::CUDAGuard guard(a.device());
+  DeviceGuard guard(a.device());
   at::Tensor oa = new_output_contiguous(a), ob = new_output_contiguous(b);
   const int64_t n = a.numel();
   if (n == 0) return {oa, ob};
   const Plan p = make_plan({a, b}, false, false, "diff_scale");
   const Scalar c = device_scalar(coef);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   const int grid = grid_for(n / kThreads + 1, a.get_device(), 16);
   dispatch_float(a.scalar_type(), "diff_scale", [&](auto ta) {
     dispatch_float(b.scalar_type(), "diff_scale", [&](auto tb) {
@@ -58,7 +58,7 @@ std::tuple<at::Tensor, at::Tensor> diff_scale(const at::Tensor& a, const at::Ten
       using TB = typename decltype(tb)::type;
       // the contract's accumulation type of the pair
       using A = std::conditional_t<std::is_same_v<TA, double> || std::is_same_v<TB, double>, double, float>;
-      diff_scale_kernel<TA, TB, A><<<grid, kThreads, 0, stream.stream()>>>(
+      GANREG_LAUNCH(diff_scale_kernel<TA, TB, A>, grid, kThreads, 0, stream.stream())(
           a.const_data_ptr<TA>(), b.const_data_ptr<TB>(), p, n, c, oa.data_ptr<TA>(), ob.data_ptr<TB>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
@@ -70,7 +70,7 @@ std::tuple<at::Tensor, at::Tensor> diff_scale(const at::Tensor& a, const at::Ten
 }  // namespace cuda
 }  // namespace ganreg
 
-TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) {
+GANREG_LIBRARY_IMPL(GANREG_DEVICE_KEY, m) {
   m.impl("sq_diff_sum", &ganreg::cuda::sq_diff_sum);
   m.impl("diff_scale", &ganreg::cuda::diff_scale);
 }

@@ -5,10 +5,15 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <torch/library.h>
+#ifdef GANREG_CUDA_EMU
+#include "emu/cuda_emu.h"  // the test-only build on the CPU (csrc/emu): device code runs on fibers
+#else
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -16,7 +21,39 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/op_namespace.h"
 #include "common/reduce.h"
+
+// ---------------------------------------------------------------- what both compilers read
+// A kernel launch both nvcc and the emulation build (g++, -DGANREG_CUDA_EMU) compile:
+//   GANREG_LAUNCH(kernel<T, A>, grid, block, smem, stream)(args...)
+// nvcc: kernel<T, A><<<grid, block, smem, stream>>>(args...). The kernel may be a template-id with
+// up to 4 arguments (the macro counts its arguments; the last four are the launch configuration).
+#define GANREG_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, N, ...) N
+#define GANREG_NARGS(...) GANREG_NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1)
+#define GANREG_CAT_(a, b) a##b
+#define GANREG_CAT(a, b) GANREG_CAT_(a, b)
+#define GANREG_LAUNCH(...) GANREG_CAT(GANREG_LAUNCH_, GANREG_NARGS(__VA_ARGS__))(__VA_ARGS__)
+#ifdef GANREG_CUDA_EMU
+#define GANREG_LAUNCH_AT_(name, g, b, s, st) ::ganreg::emu::LaunchSite(g, b, s, st, name, __FILE__, __LINE__)
+#define GANREG_LAUNCH_5(k, g, b, s, st) GANREG_LAUNCH_AT_(#k, g, b, s, st).bind(&k)
+#define GANREG_LAUNCH_6(k, t1, g, b, s, st) GANREG_LAUNCH_AT_(#k "," #t1, g, b, s, st).bind(&k, t1)
+#define GANREG_LAUNCH_7(k, t1, t2, g, b, s, st) GANREG_LAUNCH_AT_(#k "," #t1 "," #t2, g, b, s, st).bind(&k, t1, t2)
+#define GANREG_LAUNCH_8(k, t1, t2, t3, g, b, s, st) \
+  GANREG_LAUNCH_AT_(#k "," #t1 "," #t2 "," #t3, g, b, s, st).bind(&k, t1, t2, t3)
+// dynamic shared memory: exactly the launch's bytes (NaN-filled per block, canary after it)
+#define GANREG_DYNAMIC_SMEM(T, name) T* const name = static_cast<T*>(::ganreg::emu::dynamic_smem())
+// the kernels register for CPU tensors in the emulation module's namespace (-DGANREG_NS=ganreg_emu)
+#define GANREG_DEVICE_KEY CPU
+#define C10_CUDA_KERNEL_LAUNCH_CHECK() ((void)0)  // the emulated launch throws its errors itself
+#else
+#define GANREG_LAUNCH_5(k, g, b, s, st) k<<<g, b, s, st>>>
+#define GANREG_LAUNCH_6(k, t1, g, b, s, st) k, t1<<<g, b, s, st>>>
+#define GANREG_LAUNCH_7(k, t1, t2, g, b, s, st) k, t1, t2<<<g, b, s, st>>>
+#define GANREG_LAUNCH_8(k, t1, t2, t3, g, b, s, st) k, t1, t2, t3<<<g, b, s, st>>>
+#define GANREG_DYNAMIC_SMEM(T, name) extern __shared__ __align__(16) T name[]
+#define GANREG_DEVICE_KEY CUDA
+#endif
 
 namespace ganreg {
 namespace cuda {
@@ -58,6 +95,27 @@ __device__ __forceinline__ bool aligned_for(const T* p) {
   return (reinterpret_cast<uintptr_t>(p) & (sizeof(V) - 1)) == 0;
 }
 
+// ---------------------------------------------------------------- host-side CUDA (the emulation replaces it)
+#ifdef GANREG_CUDA_EMU
+constexpr unsigned kMaxGridYZ = emu::kEmuGridYZ;  // grid.y / grid.z limit (lowered: the plane loops run)
+// tensors with at least this many elements take the 64-bit index paths (2^31 on the device; lowered
+// here so tests reach them with small tensors)
+constexpr int64_t kIndex32Limit = int64_t(1) << 16;
+inline int sm_count(int) { return emu::config().sm_count; }
+inline size_t smem_budget(int) { return static_cast<size_t>(emu::config().smem_budget); }
+struct DeviceGuard {
+  explicit DeviceGuard(const at::Device&) {}
+};
+struct Stream {
+  cudaStream_t stream() const { return nullptr; }
+};
+inline Stream current_stream() { return Stream{}; }
+inline bool stream_is_capturing() { return emu::config().capturing; }
+inline bool on_device(const at::Tensor& t) { return t.is_cpu(); }
+constexpr const char* kDeviceName = "CPU tensor (cuda_emu)";
+#else
+constexpr unsigned kMaxGridYZ = 65535;
+constexpr int64_t kIndex32Limit = int64_t(1) << 31;  // elements: 64-bit index paths from here on
 inline int sm_count(int device) {
   static int cache[64] = {0};
   if (device < 0 || device >= 64) device = 0;
@@ -68,6 +126,18 @@ inline int sm_count(int device) {
   }
   return cache[device];
 }
+// dynamic shared memory a block may use without the opt-in attribute (every GPU since Kepler)
+inline size_t smem_budget(int) { return 48 * 1024; }
+using DeviceGuard = c10::cuda::CUDAGuard;
+inline c10::cuda::CUDAStream current_stream() { return c10::cuda::getCurrentCUDAStream(); }
+inline bool stream_is_capturing() {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(c10::cuda::getCurrentCUDAStream().stream(), &st));
+  return st != cudaStreamCaptureStatusNone;
+}
+inline bool on_device(const at::Tensor& t) { return t.is_cuda(); }
+constexpr const char* kDeviceName = "CUDA tensor";
+#endif
 
 // Grid size: enough blocks to fill the GPU (a few per SM), never more than the work.
 inline int grid_for(int64_t work_items, int device, int per_sm = 8) {
@@ -228,9 +298,15 @@ __device__ __forceinline__ void for_units(const TDesc& d, int64_t local, F&& f) 
 template <typename D>
 at::Tensor upload(const D* v, size_t n, const at::Device& dev) {
   const int64_t bytes = static_cast<int64_t>(n * sizeof(D));
+#ifdef GANREG_CUDA_EMU
+  at::Tensor host = at::empty({bytes}, at::TensorOptions().dtype(at::kByte));  // "device" memory is host memory
+  std::memcpy(host.data_ptr(), v, bytes);
+  return host;
+#else
   at::Tensor host = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
   std::memcpy(host.data_ptr(), v, bytes);
   return host.to(dev, /*non_blocking=*/true);
+#endif
 }
 
 // launch(table) for the descriptors ds (one dtype group, none empty) on the current stream.
@@ -238,11 +314,7 @@ template <typename F>
 void launch_tables(std::vector<TDesc>& ds, const at::Device& dev, F&& launch) {
   if (ds.empty()) return;
   bool upload_all = false;
-  if (ds.size() > static_cast<size_t>(kTab)) {
-    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
-    C10_CUDA_CHECK(cudaStreamIsCapturing(c10::cuda::getCurrentCUDAStream().stream(), &st));
-    upload_all = st == cudaStreamCaptureStatusNone;
-  }
+  if (ds.size() > static_cast<size_t>(kTab)) upload_all = !stream_is_capturing();
   const size_t step = upload_all ? ds.size() : static_cast<size_t>(kTab);
   for (size_t i0 = 0; i0 < ds.size(); i0 += step) {
     const size_t i1 = std::min(ds.size(), i0 + step);
@@ -264,7 +336,7 @@ void launch_tables(std::vector<TDesc>& ds, const at::Device& dev, F&& launch) {
 }
 
 inline void check_cuda_tensor(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor, got one on ", t.device());
+  TORCH_CHECK(on_device(t), name, " must be a ", kDeviceName, ", got one on ", t.device());
   const auto s = t.scalar_type();
   TORCH_CHECK(s == at::kFloat || s == at::kDouble || s == at::kHalf || s == at::kBFloat16, name,
               " must be float16, bfloat16, float32 or float64, got ", s);

@@ -11,6 +11,7 @@
 
 namespace ganreg {
 
+#ifndef GANREG_CUDA_EMU
 std::string cuda_build_info() {
   std::ostringstream s;
   s << "\"cuda_version\": \"" << __CUDACC_VER_MAJOR__ << "." << __CUDACC_VER_MINOR__ << "\", \"cuda_arch_list\": [";
@@ -21,6 +22,7 @@ std::string cuda_build_info() {
   s << "]";
   return s.str();
 }
+#endif
 
 namespace cuda {
 namespace {
@@ -154,7 +156,7 @@ at::Tensor multi_reduce_mode(const std::vector<at::Tensor>& xs, const std::vecto
   const bool direct = reduction == kRedNone ? P == 1 : B * P == 1;
   at::Tensor parts = direct ? out : at::empty({std::max<int64_t>(B * P, 1)}, out.options());
   const int dev_index = dev.index();
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   // one tile launch per (x dtype, y dtype) group, all writing into `parts`
   std::vector<bool> done(xs.size(), false);
   for (size_t t0 = 0; t0 < xs.size(); ++t0) {
@@ -176,7 +178,7 @@ at::Tensor multi_reduce_mode(const std::vector<at::Tensor>& xs, const std::vecto
       constexpr bool single = MODE == kSqDiff || MODE == kSum;
       if constexpr (single ? std::is_same_v<A, double> == has_double : std::is_same_v<A, double> || !has_double) {
         launch_tables(group, dev, [&](const Table& tab) {
-          reduce_tiles_kernel<TX, TY, A, MODE><<<grid_for(tab.ntiles, dev_index), kThreads, 0, stream.stream()>>>(
+          GANREG_LAUNCH(reduce_tiles_kernel<TX, TY, A, MODE>, grid_for(tab.ntiles, dev_index), kThreads, 0, stream.stream())(
               tab, parts.data_ptr<A>(), P, inv, static_cast<A>(direct ? weight : 1.0));
           C10_CUDA_KERNEL_LAUNCH_CHECK();
         });
@@ -193,8 +195,7 @@ at::Tensor multi_reduce_mode(const std::vector<at::Tensor>& xs, const std::vecto
     const bool rows = reduction == kRedNone;
     dispatch_acc(dbl, [&](auto acc) {
       using A = typename decltype(acc)::type;
-      finalize_kernel<A><<<rows ? grid_for(ceil_div(B, kThreads / 32), dev_index) : 1, rows ? kThreads : kFinalThreads,
-                           0, stream.stream()>>>(parts.const_data_ptr<A>(), B, P, static_cast<int>(reduction),
+      GANREG_LAUNCH(finalize_kernel<A>, rows ? grid_for(ceil_div(B, kThreads / 32), dev_index) : 1, rows ? kThreads : kFinalThreads, 0, stream.stream())(parts.const_data_ptr<A>(), B, P, static_cast<int>(reduction),
                                                  static_cast<A>(weight), out.data_ptr<A>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
@@ -258,7 +259,7 @@ void check_list(const std::vector<at::Tensor>& xs, const char* name, bool per_sa
 at::Tensor sqnorm(at::TensorList grads, const std::optional<at::Tensor>& inv_scale, double weight, int64_t reduction) {
   std::vector<at::Tensor> xs(grads.begin(), grads.end());
   check_list(xs, "grads", reduction != kRedTotal);
-  c10::cuda::CUDAGuard guard(xs[0].device());
+  DeviceGuard guard(xs[0].device());
   Scalar inv;
   if (inv_scale.has_value() && inv_scale->defined()) {
     const at::Tensor& s = *inv_scale;
@@ -283,7 +284,7 @@ at::Tensor dot(at::TensorList a, at::TensorList b, bool per_sample) {
   TORCH_CHECK(ys[0].device() == xs[0].device(), "dot: a and b must be on one device, got a on ", xs[0].device(),
               " and b on ", ys[0].device());
   check_paired(xs, ys);
-  c10::cuda::CUDAGuard guard(xs[0].device());
+  DeviceGuard guard(xs[0].device());
   return multi_reduce(kDot, xs, ys, per_sample ? kRedNone : kRedTotal, 1.0, Scalar{}, "dot");
 }
 
@@ -295,7 +296,7 @@ std::vector<at::Tensor> scale(at::TensorList grads, const at::Tensor& coef, doub
   check_cuda_tensor(coef, "coef");
   const int64_t B = per_sample ? xs[0].size(0) : 1;
   TORCH_CHECK(coef.numel() == B, "scale: coef must have ", B, " element(s), got shape ", coef.sizes());
-  c10::cuda::CUDAGuard guard(dev);
+  DeviceGuard guard(dev);
   const bool dbl = any_double(xs);
   const at::Tensor c = coef.dim() <= 1 ? coef : coef.reshape({-1});  // [B] of any stride (expanded too)
   const Scalar cs = device_scalar(c);
@@ -309,7 +310,7 @@ std::vector<at::Tensor> scale(at::TensorList grads, const at::Tensor& coef, doub
     tile_desc(ds[t]);
   }
   const int dev_index = dev.index();
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   std::vector<bool> done(xs.size(), false);
   for (size_t t0 = 0; t0 < xs.size(); ++t0) {  // one launch per dtype group: outputs in their own dtype
     if (done[t0]) continue;
@@ -326,7 +327,7 @@ std::vector<at::Tensor> scale(at::TensorList grads, const at::Tensor& coef, doub
         using A = typename decltype(atag)::type;
         if constexpr (std::is_same_v<A, double> || !std::is_same_v<T, double>) {
           launch_tables(group, dev, [&](const Table& tab) {
-            scale_tiles_kernel<T, A><<<grid_for(tab.ntiles, dev_index), kThreads, 0, stream.stream()>>>(tab, cs, factor);
+            GANREG_LAUNCH(scale_tiles_kernel<T, A>, grid_for(tab.ntiles, dev_index), kThreads, 0, stream.stream())(tab, cs, factor);
             C10_CUDA_KERNEL_LAUNCH_CHECK();
           });
         }
@@ -355,7 +356,7 @@ at::Tensor multi_reduce(int mode, const std::vector<at::Tensor>& xs, const std::
 }  // namespace cuda
 }  // namespace ganreg
 
-TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) {
+GANREG_LIBRARY_IMPL(GANREG_DEVICE_KEY, m) {
   m.impl("sqnorm", &ganreg::cuda::sqnorm);
   m.impl("scale", &ganreg::cuda::scale);
   m.impl("dot", &ganreg::cuda::dot);

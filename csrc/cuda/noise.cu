@@ -75,23 +75,23 @@ __global__ void __launch_bounds__(kThreads) noise_axpy_kernel(const T* __restric
 at::Tensor noise_dot(const at::Tensor& x, int64_t seed, double scale) {
   check_cuda_tensor(x, "x");
   TORCH_CHECK(seed >= 0, "noise_dot: seed must be a non-negative 63-bit integer, got ", seed);
-  c10::cuda::CUDAGuard guard(x.device());
+  DeviceGuard guard(x.device());
   const Plan p = make_plan({x}, false, false, "noise_dot");
   const int64_t n = x.numel();
   const auto adt = acc_dtype(x.scalar_type());
   at::Tensor out = new_output({}, x.options().dtype(adt));
   const int64_t ntiles = (n + kNoiseChunk - 1) / kNoiseChunk;
   at::Tensor parts = at::empty({ntiles > 0 ? ntiles : 1}, x.options().dtype(adt));
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ganreg_noise_dot_cuda", [&] {
     using A = acc_t<scalar_t>;
     if (ntiles > 0) {
-      noise_dot_kernel<scalar_t><<<grid_for(ntiles, x.get_device()), kThreads, 0, stream.stream()>>>(
+      GANREG_LAUNCH(noise_dot_kernel<scalar_t>, grid_for(ntiles, x.get_device()), kThreads, 0, stream.stream())(
           x.const_data_ptr<scalar_t>(), p, n, static_cast<uint64_t>(seed), static_cast<float>(1.0 / scale), ntiles,
           parts.data_ptr<A>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
-    sum_scaled_kernel<A><<<1, kThreads, 0, stream.stream()>>>(parts.data_ptr<A>(), ntiles, A(1),
+    GANREG_LAUNCH(sum_scaled_kernel<A>, 1, kThreads, 0, stream.stream())(parts.data_ptr<A>(), ntiles, A(1),
                                                               out.data_ptr<A>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -105,7 +105,7 @@ at::Tensor noise_axpy(const std::optional<at::Tensor>& x_opt, const at::Tensor& 
   TORCH_CHECK(seed >= 0, "noise_axpy: seed must be a non-negative 63-bit integer, got ", seed);
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf || dtype == at::kBFloat16,
               "noise_axpy: dtype must be float16, bfloat16, float32 or float64, got ", dtype);
-  c10::cuda::CUDAGuard guard(alpha.device());
+  DeviceGuard guard(alpha.device());
   at::Tensor x;
   if (x_opt.has_value() && x_opt->defined()) {
     x = *x_opt;
@@ -120,10 +120,9 @@ at::Tensor noise_axpy(const std::optional<at::Tensor>& x_opt, const at::Tensor& 
   Plan p;
   if (x.defined()) p = make_plan({x}, false, false, "noise_axpy");
   const Scalar a = device_scalar(alpha);  // read in the kernel as it is: no conversion launch
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "ganreg_noise_axpy_cuda", [&] {
-    noise_axpy_kernel<scalar_t><<<grid_for((n + 3) / 4 / kThreads + 1, alpha.get_device(), 16), kThreads, 0,
-                                  stream.stream()>>>(x.defined() ? x.const_data_ptr<scalar_t>() : nullptr, p,
+    GANREG_LAUNCH(noise_axpy_kernel<scalar_t>, grid_for((n + 3) / 4 / kThreads + 1, alpha.get_device(), 16), kThreads, 0, stream.stream())(x.defined() ? x.const_data_ptr<scalar_t>() : nullptr, p,
                                                      out.data_ptr<scalar_t>(), n, static_cast<uint64_t>(seed),
                                                      a, static_cast<float>(1.0 / scale));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -135,7 +134,7 @@ at::Tensor noise_axpy(const std::optional<at::Tensor>& x_opt, const at::Tensor& 
 }  // namespace cuda
 }  // namespace ganreg
 
-TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) {
+GANREG_LIBRARY_IMPL(GANREG_DEVICE_KEY, m) {
   m.impl("noise_dot", &ganreg::cuda::noise_dot);
   m.impl("noise_axpy", &ganreg::cuda::noise_axpy);
 }

@@ -10,8 +10,9 @@
 //     then the vertical polyphase pass per output; 2-D f: the 2-D polyphase sum per output. Only
 //     taps meeting an input sample are visited (t ≡ −(k·down − p0) mod up);
 //  4. outputs are written coalesced (threads along the row) to the contiguous NCHW output.
-// Windows over the shared-memory budget (huge filters or down factors) use a direct kernel that
-// reads x from global memory with the same polyphase loops.
+// Windows over the shared-memory budget (huge filters or down factors) and outputs with more tile
+// rows than the grid's y limit (65,535) use a direct kernel that reads x from global memory with the
+// same polyphase loops (a grid-stride loop: any size).
 #include <torch/library.h>
 
 #include "common/upfirdn2d.h"
@@ -69,7 +70,7 @@ __device__ __forceinline__ void axis_tap(const AxisTile& at, int kl, int up, int
 
 template <typename T, typename A, int V>
 __global__ void __launch_bounds__(kThreads) upfirdn2d_tile_kernel(UfdArgs a) {
-  extern __shared__ unsigned char smem_raw[];
+  GANREG_DYNAMIC_SMEM(unsigned char, smem_raw);
   A* sf = reinterpret_cast<A*>(smem_raw);
   const int nf = a.separable ? a.fw : a.fw * a.fh;
   A* sx = sf + ((nf + 3) & ~3);
@@ -196,8 +197,6 @@ __global__ void __launch_bounds__(kThreads) upfirdn2d_direct_kernel(UfdArgs a) {
   }
 }
 
-constexpr size_t kSmemBudget = 48 * 1024;  // default dynamic shared memory per block
-
 size_t smem_bytes(const UfdArgs& a, size_t esize) {
   const int nf = a.separable ? a.fw : a.fw * a.fh;
   size_t n = static_cast<size_t>((nf + 3) & ~3) + static_cast<size_t>(a.in_w) * a.in_h;
@@ -222,7 +221,7 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
                   down[0] <= (1 << 20) && down[1] <= (1 << 20) && std::abs(padding[0]) <= (int64_t(1) << 30) &&
                   std::abs(padding[2]) <= (int64_t(1) << 30),
               "upfirdn2d: filter, up/down factors or padding too large");
-  c10::cuda::CUDAGuard guard(x.device());
+  DeviceGuard guard(x.device());
   at::Tensor out = new_output({x.size(0), x.size(1), OH, OW}, x.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() == 0) return out;
   if (H == 0 || W == 0) return out.zero_();
@@ -253,7 +252,7 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
   a.separable = separable;
   a.flip = flip_filter;
   a.gain = gain;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = current_stream();
   const int dev = x.get_device();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ganreg_upfirdn2d_cuda", [&] {
     using T = scalar_t;
@@ -264,10 +263,11 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
                          reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
     a.vec = aligned ? VW : 1;
     // output tile: 64×32, halved (rows first) until the window fits the shared-memory budget
+    const size_t budget = smem_budget(dev);
     a.TW = 64;
     a.TH = 32;
     window(a);
-    while (smem_bytes(a, sizeof(A)) > kSmemBudget && (a.TH > 8 || a.TW > 32)) {
+    while (smem_bytes(a, sizeof(A)) > budget && (a.TH > 8 || a.TW > 32)) {
       if (a.TH > 8) a.TH /= 2;
       else a.TW /= 2;
       window(a);
@@ -278,19 +278,20 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
       window(a);
     }
     const size_t smem = smem_bytes(a, sizeof(A));
-    if (smem <= kSmemBudget) {
-      const int64_t gx = ceil_div(OW, a.TW), gy = ceil_div(OH, a.TH);
-      TORCH_CHECK(gx <= INT32_MAX && gy <= 65535, "upfirdn2d: output too large (", OH, "x", OW, ")");
+    const int64_t gx = ceil_div(OW, a.TW), gy = ceil_div(OH, a.TH);
+    // tiles: the window fits the budget and the tiles the grid (x < 2^31, y <= kMaxGridYZ); planes
+    // beyond grid.z's limit are looped over. Otherwise the direct kernel.
+    if (smem <= budget && gx <= INT32_MAX && gy <= kMaxGridYZ) {
       const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
-                      static_cast<unsigned>(std::min<int64_t>(a.planes, 65535)));
+                      static_cast<unsigned>(std::min<int64_t>(a.planes, kMaxGridYZ)));
       if (a.vec > 1) {
-        upfirdn2d_tile_kernel<T, A, VW><<<grid, kThreads, smem, stream.stream()>>>(a);
+        GANREG_LAUNCH(upfirdn2d_tile_kernel<T, A, VW>, grid, kThreads, smem, stream.stream())(a);
       } else {
-        upfirdn2d_tile_kernel<T, A, 1><<<grid, kThreads, smem, stream.stream()>>>(a);
+        GANREG_LAUNCH(upfirdn2d_tile_kernel<T, A, 1>, grid, kThreads, smem, stream.stream())(a);
       }
     } else {
       const int64_t total = a.planes * OH * OW;
-      upfirdn2d_direct_kernel<T, A><<<grid_for(total / kThreads + 1, dev, 16), kThreads, 0, stream.stream()>>>(a);
+      GANREG_LAUNCH(upfirdn2d_direct_kernel<T, A>, grid_for(total / kThreads + 1, dev, 16), kThreads, 0, stream.stream())(a);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -301,4 +302,4 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
 }  // namespace cuda
 }  // namespace ganreg
 
-TORCH_LIBRARY_IMPL(ganreg_C, CUDA, m) { m.impl("upfirdn2d", &ganreg::cuda::upfirdn2d); }
+GANREG_LIBRARY_IMPL(GANREG_DEVICE_KEY, m) { m.impl("upfirdn2d", &ganreg::cuda::upfirdn2d); }

@@ -1,0 +1,3 @@
+// csrc/cuda/bias_act.cu compiled by g++ for the emulated CUDA backend (csrc/emu/cuda_emu.h; g++ does not
+// compile .cu files by their extension).
+#include "cuda/bias_act.cu"
