@@ -86,7 +86,7 @@ FIELDS = [
     "step", "size", "batch", "channels", "params", "threads", "fused_backend", "reps",
     "ref_ms", "ref_q1_ms", "ref_q3_ms", "fused_ms", "fused_q1_ms", "fused_q3_ms", "speedup",
     "ref_peak_mib", "fused_peak_mib", "max_grad_rel_err", "worst_param", "loss_rel_err", "f32_floor_rel_err", "floor_worst_param", "f64_rel_err",
-    "conv_ms", "conv_calls", "limit_speedup", "pct_of_limit", "ref_conv_ms",
+    "conv_ms", "conv_calls", "limit_speedup", "pct_of_limit", "ref_conv_ms", "conv_prof_ms", "fused_prof_ms", "ref_prof_ms",
 ]  # fmt: skip
 
 
@@ -466,7 +466,10 @@ def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
     # the convolution-bound limit: the network's convolutions are PyTorch's on both paths; the fused
     # step's profile holds no other convolution (the reference's FIR filters are depthwise conv2d too)
     profile = {b: top_ops(step, b, max(args.profile, 1), args.profile_tries) for b in ("reference", fused)}
-    conv_ms = profile[fused]["conv_ms"]
+    # conv share of the fused step, both from the same profiled step (a shared machine's load moves
+    # every time, so a ratio within one run is what holds); the conv time of a timed step is that share
+    share = profile[fused]["conv_ms"] / profile[fused]["wall_ms"]
+    conv_ms = share * t["fused"][0]
     limit = t["ref"][0] / conv_ms if conv_ms > 0 else None
     row = {
         "step": STEPS[kind], "size": size, "batch": batch if kind == "d_r1" else max(batch // 2, 1),
@@ -476,6 +479,8 @@ def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
         "speedup": t["ref"][0] / t["fused"][0], "ref_peak_mib": peak.get("ref"), "fused_peak_mib": peak.get("fused"),
         **cmp, "conv_ms": conv_ms, "conv_calls": profile[fused]["conv_calls"], "limit_speedup": limit,
         "pct_of_limit": None if limit is None else 100 * t["ref"][0] / t["fused"][0] / limit,
+        "conv_prof_ms": profile[fused]["conv_ms"], "fused_prof_ms": profile[fused]["wall_ms"],
+        "ref_prof_ms": profile["reference"]["wall_ms"],
         "ref_conv_ms": profile["reference"]["conv_ms"],
     }  # fmt: skip
     print(table([row], header=False), flush=True)
@@ -540,11 +545,12 @@ def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
         "a step = forward, the `create_graph` gradient, the penalty and `backward()` into every parameter "
         "(no optimizer). **ref** = the eager `reference` blocks: `bias_act` in torch ops, FIR filtering by "
         "depthwise (grouped) `conv2d` as StyleGAN's own reference filters.",
-        "- **conv ms**: wall time of the network's convolutions (forward, transposed, backward and double-backward "
-        "convolution ops, outermost events only) in the profile of one fused step (least disturbed of "
-        "`--profile-tries`; the fused step has no other convolution). They are PyTorch's on both paths, so "
-        "**limit** = ref ms / conv ms is the speed-up if everything else took no time, and **% of limit** = "
-        "speed-up / limit.",
+        "- **conv ms**: time of the network's convolutions in a fused step: their share of one profiled fused "
+        "step (wall time of the outermost forward, transposed, backward and double-backward convolution ops / "
+        "the step's wall time, same profiled step, least disturbed of `--profile-tries`; the fused step has no "
+        "other convolution) times the fused ms. They are PyTorch's on both paths, so **limit** = ref ms / conv ms "
+        "is the speed-up if everything else took no time, and **% of limit** = speed-up / limit (= that conv share). "
+        "`results.csv` has the raw profile times (`conv_prof_ms`, `fused_prof_ms`, `ref_prof_ms`).",
         "- **peak MiB**: extra memory at the peak of one step (torch.profiler `profile_memory` records replayed in time order).",
         "- **max grad rel err**: over every parameter, `max|g_fused − g_ref| / max|g_ref|`, one step from the "
         "same weights, inputs, noise and seeds (worst parameter in `results.csv`); **f32 floor**: the same error "

@@ -56,8 +56,13 @@ def test_cli_writes_table(tmp_path, capsys):
         # fused vs reference in float64 (the fused noise is float32: docs/semantics.md#path-length-regularization-stylegan2)
         assert float(r["f64_rel_err"]) < 1e-5
         assert r["ref_peak_mib"] == "" or float(r["ref_peak_mib"]) > 0
+        # the convolution-bound limit: conv time > 0 and below the fused step; % of limit = speed-up / limit
+        conv, limit = float(r["conv_ms"]), float(r["limit_speedup"])
+        assert 0 < conv and int(r["conv_calls"]) > 0 and limit > 1
+        assert abs(float(r["pct_of_limit"]) - 100 * float(r["speedup"]) / limit) < 1e-6 * limit
+        assert abs(float(r["pct_of_limit"]) - 100 * float(r["conv_prof_ms"]) / float(r["fused_prof_ms"])) < 1e-6
     md = (tmp_path / "results.md").read_text()
-    assert "| step | size |" in md and "Where the time goes" in md
+    assert "| step | size |" in md and "Where the time goes" in md and "% of limit" in md
     assert "max grad rel err" in capsys.readouterr().out
 
 
@@ -85,3 +90,32 @@ def test_arguments_are_checked():
         SG.parse_args(["--sizes", "48"])
     with pytest.raises(SystemExit):
         SG.parse_args(["--steps", "d_r2"])
+
+
+def test_conv_time_counts_each_convolution_once():
+    """conv_time_ms: the outermost convolution events only (aten::conv2d → convolution → mkldnn_convolution
+    is one), forward and backward; other ops are not counted."""
+    import torch.nn.functional as F
+    from torch.profiler import profile
+
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    w = torch.randn(5, 4, 3, 3)
+    with profile() as prof:
+        F.conv2d(x, w, padding=1).square().sum().backward()
+        torch.relu(x).sum()
+    ms, n = SG.conv_time_ms(prof.events())
+    assert n == 2 and ms > 0  # the forward conv2d and one convolution_backward
+    with profile() as prof:
+        torch.relu(x).sum()
+    assert SG.conv_time_ms(prof.events()) == (0.0, 0)
+
+
+def test_networks_have_nonzero_biases_and_noise():
+    """The benchmark networks start with random biases and non-zero noise strengths (issue 22)."""
+    for kind in SG.STEPS:
+        step = SG.make_step(kind, **TINY)
+        for name, p in step.model.named_parameters():
+            if name.endswith("bias"):
+                assert p.abs().min() > 0 and (p.numel() == 1 or p.std() > 0), name
+            if name.endswith("noise_strength"):
+                assert p.item() == pytest.approx(SG.NOISE_STRENGTH, rel=1e-6), name
