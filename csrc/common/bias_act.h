@@ -13,6 +13,11 @@
 //   elu      f^(k) = z >= 0 ? [k == 1] : e^z            selu  λ·(z >= 0 ? [k == 1] : α_s·e^z)
 //   linear / relu / lrelu: piecewise linear, f' ∈ {1, 0 or alpha}, f^(k) = 0 for k >= 2; f' may be
 //   taken from the sign of y·gain when only the output y is known.
+//
+// NaN (docs/semantics.md, bias_act; the reference's arithmetic): f^(k)(NaN) is NaN for the smooth
+// activations (elu/selu test z >= 0, so NaN takes the e^z branch), the branch a comparison with NaN
+// selects for the piecewise-linear ones (relu 0, lrelu alpha, linear 1; 0 for k >= 2); the clamp
+// mask MULTIPLIES (act_masked): a NaN derivative or multiplier survives it (NaN·0 = NaN).
 #pragma once
 
 #include <cmath>
@@ -219,10 +224,10 @@ GANREG_HD A act_deriv_smooth(const ActParams<A>& p, A z) {
       const A s = act_sigmoid<A>(z);
       return z * act_poly<A>(p.p0, p.n0, s) + p.korder * act_poly<A>(p.p1, p.n1, s);
     }
-    case kActElu:
-      return z < A(0) ? act_exp<A>(z) : (p.order == 1 ? A(1) : A(0));
+    case kActElu:  // z >= 0, not z < 0: a NaN z takes e^z (NaN), as the reference
+      return z >= A(0) ? (p.order == 1 ? A(1) : A(0)) : act_exp<A>(z);
     case kActSelu:
-      return A(kSeluLambda) * (z < A(0) ? A(kSeluAlpha) * act_exp<A>(z) : (p.order == 1 ? A(1) : A(0)));
+      return A(kSeluLambda) * (z >= A(0) ? (p.order == 1 ? A(1) : A(0)) : A(kSeluAlpha) * act_exp<A>(z));
     default:
       return A(0);
   }
@@ -251,6 +256,13 @@ GANREG_HD A act_deriv_pl_y(const ActParams<A>& p, A y) {
 template <typename A>
 GANREG_HD bool act_unclamped(const ActParams<A>& p, A y0, A c) {
   return p.clamp < A(0) || (y0 < c && y0 > -c);
+}
+
+// v·[|y0| < c]: the clamp mask as a multiplication, as the reference computes it, so a NaN (or an
+// infinite) v stays NaN where y0 is clamped (a select `keep ? v : 0` would return 0 there).
+template <typename A>
+GANREG_HD A act_masked(const ActParams<A>& p, A v, A y0, A c) {
+  return v * (act_unclamped<A>(p, y0, c) ? A(1) : A(0));
 }
 
 }  // namespace ganreg

@@ -236,10 +236,10 @@ inline Vec<A> vd(const ActParams<A>& p, Vec<A> z) {
   } else if constexpr (ACT == kActSwish) {
     const V s = vsigmoid<A>(z);
     return at::vec::fmadd(z, vpoly<A>(p.p0, p.n0, s), V(p.korder) * vpoly<A>(p.p1, p.n1, s));
-  } else if constexpr (ACT == kActElu) {
-    return V::blendv(V(p.order == 1 ? A(1) : A(0)), z.exp(), z < zero);
+  } else if constexpr (ACT == kActElu) {  // z >= 0 selects the constant: a NaN z takes e^z (NaN)
+    return V::blendv(z.exp(), V(p.order == 1 ? A(1) : A(0)), z >= zero);
   } else if constexpr (ACT == kActSelu) {
-    return V(A(kSeluLambda)) * V::blendv(V(p.order == 1 ? A(1) : A(0)), V(A(kSeluAlpha)) * z.exp(), z < zero);
+    return V(A(kSeluLambda)) * V::blendv(V(A(kSeluAlpha)) * z.exp(), V(p.order == 1 ? A(1) : A(0)), z >= zero);
   } else {
     return zero;
   }
@@ -260,11 +260,12 @@ inline Vec<A> vd_pl(const ActParams<A>& p, Vec<A> v) {
   }
 }
 
+// val·[|y0| < clamp] (act_masked): a multiplication, so a NaN val stays NaN where y0 is clamped.
 template <typename A>
 inline Vec<A> vclamp_mask(A clamp, Vec<A> val, Vec<A> y0) {
   using V = Vec<A>;
   const V c(clamp), nc(-clamp);
-  return V::blendv(V(A(0)), val, (y0 < c) & (y0 > nc));
+  return val * V::blendv(V(A(0)), V(A(1)), (y0 < c) & (y0 > nc));
 }
 
 template <typename A>
@@ -461,6 +462,8 @@ void bias_act_grad_run(const EwIter& it, const Operand& x, bool has_x, const A* 
             Vec<A> d;
             if constexpr (smooth) {
               d = vd<A, ACT>(p, z);
+            } else if (p.order != 1) {
+              d = Vec<A>(A(0));  // piecewise linear: f^(k) = 0 for k >= 2 (still times Π mults: NaN stays)
             } else if (has_x) {
               d = vd_pl<A, ACT, false>(p, z);
             } else {
@@ -510,7 +513,6 @@ at::Tensor bias_act_grad(const std::optional<at::Tensor>& x, const std::optional
   const BiasInfo bi = x.has_value() ? check_bias(b, m0.sizes(), dim, "bias_act_grad") : BiasInfo{};
   at::Tensor out = new_output_like(m0);
   if (out.numel() == 0) return out;
-  if (!smooth && order >= 2) return out.zero_();  // piecewise linear: f^(k) = 0 for k >= 2
 
   bool dbl = m0.scalar_type() == at::kDouble;
   for (const auto& t : mults) dbl = dbl || t.scalar_type() == at::kDouble;
