@@ -57,11 +57,12 @@ _HOST_READ_OPS = ("aten::item", "aten::_local_scalar_dense", "aten::is_nonzero")
 
 
 @contextlib.contextmanager
-def no_dispatcher_host_reads():
+def no_dispatcher_host_reads(allowed=()):
     """Fails when any op called inside reads a tensor's value on the host through the dispatcher,
     from Python OR from C++ (an ``x.item<double>()`` inside a CPU kernel calls ``aten::item`` →
     ``aten::_local_scalar_dense`` through the dispatcher, which the profiler's RecordFunction
-    hooks see; a Python-level patch of ``Tensor.item`` does not)."""
+    hooks see; a Python-level patch of ``Tensor.item`` does not). ``allowed``: substrings of a read's
+    chain (innermost op first) that make it legal."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         yield
     reads = []
@@ -71,7 +72,9 @@ def no_dispatcher_host_reads():
             while p is not None:
                 chain.append(p.name)
                 p = p.cpu_parent
-            reads.append(f"{e.name} inside {' < '.join(chain) or 'the caller'}")
+            read = f"{e.name} inside {' < '.join(chain) or 'the caller'}"
+            if not any(a in read for a in allowed):
+                reads.append(read)
     if reads:
         raise AssertionError(f"host read of tensor data: {reads[:5]}")
 
@@ -135,6 +138,15 @@ def _calls(backend: str, device: str):
             [v for v in ap.values() if isinstance(v, torch.Tensor)],
         )
         yield "AdaptiveAugment", ada_step, [rg(4, 3, 8, 8)], [ada.p, ada.r_t, ada._stat]
+    b, f = rg(3), torch.tensor([1.0, 3.0, 2.0], device=device)  # an asymmetric filter
+    yield "bias_act", lambda x: gx.bias_act(x, b, act="swish", clamp=1.5, **kw).sum(), [rg(4, 3, 8, 8)], []
+    yield "upfirdn2d", lambda x: gx.upfirdn2d(x, f, up=2, padding=[1, 1, 1, 1], **kw).sum(), [rg(4, 3, 8, 8)], []
+    yield (
+        "filtered_lrelu",
+        lambda x: gx.filtered_lrelu(x, f, f, b, up=2, down=2, padding=2, clamp=1.0, **kw).sum(),
+        [rg(4, 3, 8, 8)],
+        [],
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -149,17 +161,29 @@ def test_no_host_sync_in_a_step(backend, device):
         assert torch.isfinite(loss.detach()).all(), name
 
 
+# Host reads that are legal on the CPU backends because the data is host memory (no device sync):
+# the native kernels read their 0-d scalar arguments on the host when those are CPU tensors
+# (csrc/cpu/gradnorm.cpp inv_scale, csrc/cpu/noise.cpp alpha, csrc/cpu/consistency.cpp coef; the CUDA
+# kernels do so only for CPU scalars), and cr_augment checks user-given CPU translations with a
+# ValueError (augment._check_cr_range: an asynchronous device assert for device parameters).
+CPU_SCALAR_READS = ("::sqnorm", "::noise_axpy", "::diff_scale")
+CPU_CHECK_READS = {name: ("aten::is_nonzero",) for name in ("cr_augment", "AdaptiveAugment")}
+
+
 @pytest.mark.parametrize("backend", [b for b in FUSED_BACKENDS if b != "triton"])
 def test_no_host_read_inside_the_native_kernels(backend, device):
     """Every public op on a native backend, forward and backward, with the C++-level guard: no
-    ``item``/``_local_scalar_dense`` anywhere below the call, the kernels' own C++ included."""
+    ``item``/``_local_scalar_dense`` anywhere below the call, the kernels' own C++ included, except
+    the listed reads of CPU scalars (host memory on these CPU backends)."""
+    found = {}
     for name, fn, inputs, _ in _calls(backend, device):
         fn(*inputs)
         try:
-            with no_dispatcher_host_reads():
+            with no_dispatcher_host_reads(CPU_SCALAR_READS + CPU_CHECK_READS.get(name, ())):
                 fn(*inputs).backward()
         except AssertionError as e:
-            raise AssertionError(f"{name}: {e}") from None
+            found[name] = str(e)
+    assert not found, found
 
 
 def test_the_cpp_guard_catches_a_host_read_inside_a_cpp_kernel():
