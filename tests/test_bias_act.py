@@ -485,13 +485,9 @@ def test_fc_layer_bias_gradient(backend, device, act, seed):
         assert_ref64(got, ref[name][0], ref[name][1], ref[name][2], ref[name][3], msg=name)
 
 
-# measured divergences from the reference's NaN policy (issue 22), fixed in the kernels by another
-# change; each entry must fail (a fixed one is removed from here)
-_NAN_WHY = "issue 22 NaN policy: the gradient at a NaN input differs from the reference's"
-NAN_KNOWN_DIVERGENT = {
-    ("triton", "relu", None): _NAN_WHY,
-    **{("triton", a, c): _NAN_WHY for a in ("elu", "selu") for c in (None, 0.5)},
-}
+# measured divergences from the reference's NaN policy (issue 22); each entry must fail (a fixed one
+# is removed from here)
+NAN_KNOWN_DIVERGENT: dict = {}  # (backend, act, clamp) → why; strict: an entry that passes fails
 NAN_ACTS = ["linear", "relu", "lrelu", "tanh", "sigmoid", "elu", "selu", "softplus", "swish"]
 
 

@@ -80,8 +80,8 @@ def activation(z: torch.Tensor, act: int, alpha: float) -> torch.Tensor:
     """``f(z)`` for activation code ``act``, with plain autograd (every order of derivative)."""
     if act == LINEAR:
         return z
-    if act == RELU:
-        return torch.relu(z)
+    if act == RELU:  # f'(NaN) = 0 like the closed form [z > 0] (torch.relu's backward passes it through)
+        return torch.where(z > 0, z, torch.where(torch.isnan(z), z.detach(), torch.zeros_like(z)))
     if act == LRELU:
         return torch.where(z > 0, z, z * alpha)
     if act == TANH:
@@ -90,7 +90,8 @@ def activation(z: torch.Tensor, act: int, alpha: float) -> torch.Tensor:
         return torch.sigmoid(z)
     if act in (ELU, SELU):
         # expm1 of min(z, 0): the branch that is not taken never overflows (no inf·0 in the backward)
-        neg = torch.expm1(z.clamp(max=0))
+        # (a NaN z reaches expm1 and gives a NaN derivative, as the closed form eᶻ does)
+        neg = torch.expm1(torch.where(z > 0, torch.zeros_like(z), z))
         if act == ELU:
             return torch.where(z >= 0, z, neg)
         return SELU_LAMBDA * torch.where(z >= 0, z, SELU_ALPHA * neg)
