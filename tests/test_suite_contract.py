@@ -130,6 +130,31 @@ def _every_op(backend, x, y, dp, cp, seed):
         gx.instance_noise(x, 0.5, seed, backend=backend),  # noise_axpy
         a, torch.autograd.grad(a, g, y)[0],  # diff_augment, diff_augment_adj
         r, torch.autograd.grad(r, g, y)[0],  # cr_augment, cr_augment_adj
+        *_block_ops(backend, x, y, seed),
+    ]  # fmt: skip
+
+
+def _block_ops(backend, x, y, seed):
+    """bias_act (bias_act_grad in its backward, to second order), upfirdn2d (and its adjoint),
+    filtered_lrelu, and ADA (ada_augment, ada_augment_adj) in float64, so positions agree."""
+    g, b = leaf(x), leaf(torch.randn(x.shape[1], generator=torch.Generator().manual_seed(seed)).to(x.device))
+    f = torch.tensor([1.0, 3.0, 2.0, -0.5], device=x.device)  # asymmetric
+    ba = gx.bias_act(g, b, act="swish", clamp=1.2, backend=backend)  # bias_act
+    dx, db = torch.autograd.grad(ba, (g, b), y, create_graph=True)  # bias_act_grad, order 1
+    d2 = torch.autograd.grad((dx * y).sum(), (g, b))  # bias_act_grad, order 2
+    lr = gx.bias_act(g, b, act="lrelu", backend=backend)  # saves its output: bias_act_grad from y
+    u = gx.upfirdn2d(g, f, up=2, down=[1, 2], padding=[3, 2, 1, 2], backend=backend)
+    fl = gx.filtered_lrelu(g, f, f, b, up=2, down=2, padding=2, clamp=1.0, backend=backend)
+    x64 = leaf(x.double())
+    B, _, H, W = x.shape
+    prm = gx.sample_ada_params(B, H, W, 1.0, "bg", device=x.device, cutout=True,
+                               generator=torch.Generator(device=x.device).manual_seed(seed))  # fmt: skip
+    a = gx.ada_augment(x64, prm, backend=backend)
+    return [
+        ba, dx, db, *d2, lr, torch.autograd.grad(lr, g, y)[0],
+        u, torch.autograd.grad(u, g, torch.ones_like(u))[0],  # upfirdn2d (forward and adjoint)
+        fl, torch.autograd.grad(fl, (g, b), torch.ones_like(fl))[0],
+        a, torch.autograd.grad(a, x64, y.double())[0],  # ada_augment, ada_augment_adj
     ]  # fmt: skip
 
 
@@ -137,7 +162,7 @@ def _every_op(backend, x, y, dp, cp, seed):
 def test_poisoned_outputs_are_fully_written(backend, device, seed):
     """Poisoning is on (a fresh output of the backend's allocator is NaN), so an element a kernel
     forgets stays NaN: every op's outputs are finite and equal the reference."""
-    need(backend, *ALL_OPS)
+    need(backend, *package_ops())
     assert torch.isnan(raw_output(backend, device)).all(), "poisoning is off: unwritten outputs would go unnoticed"
     B, H, W = 3, 8, 9
     x, y = make((B, 2, H, W), device=device, layout="channels_last"), make((B, 2, H, W), device=device)
