@@ -56,7 +56,7 @@ def extensions():
     if platform.system() == "Linux":
         cxx.append("-fopenmp")
         link.append("-fopenmp")
-    sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/autograd/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     include_dirs = [os.path.abspath("csrc")]
     macros = []
     if with_cuda:

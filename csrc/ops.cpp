@@ -13,6 +13,7 @@
 
 #include "common/op_namespace.h"
 #include "common/reduce.h"
+#include "common/output.h"
 
 namespace ganreg {
 

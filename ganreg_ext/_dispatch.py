@@ -164,13 +164,16 @@ _DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
 _resolved: dict[tuple[str, str, str], tuple[str, Callable | None]] = {}
 
 
+def has_kernel(ns: str, op: str, dispatch_key: str) -> bool:
+    """Whether the registered op ``ns::op`` exists and has a kernel for ``dispatch_key`` ("CPU",
+    "CUDA"): the one probe of the package and its tests (a private dispatcher query, kept here)."""
+    return hasattr(getattr(torch.ops, ns), op) and torch._C._dispatch_has_kernel_for_dispatch_key(f"{ns}::{op}", dispatch_key)
+
+
 def has_op(op: str, backend: str) -> bool:
     """Whether ``backend`` has a kernel for ``op`` (native: for its dispatch key)."""
     if backend in _DISPATCH_KEY:
-        ns = _NAMESPACE[backend]
-        return hasattr(getattr(torch.ops, ns), op) and torch._C._dispatch_has_kernel_for_dispatch_key(
-            f"{ns}::{op}", _DISPATCH_KEY[backend]
-        )
+        return has_kernel(_NAMESPACE[backend], op, _DISPATCH_KEY[backend])
     return hasattr(torch.ops.ganreg_triton, op)
 
 

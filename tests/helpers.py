@@ -83,7 +83,7 @@ def backend_device(backend: str) -> str:
 def native_has_kernel(op: str, dispatch_key: str) -> bool:
     """Whether ``torch.ops.ganreg_C.<op>`` has a kernel for ``dispatch_key`` ("CPU"/"CUDA")."""
     importlib.import_module("ganreg_ext._C")
-    return hasattr(torch.ops.ganreg_C, op) and torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", dispatch_key)
+    return gx._dispatch.has_kernel("ganreg_C", op, dispatch_key)
 
 
 def native_with_cuda() -> bool:

@@ -1,6 +1,6 @@
-// Iteration plans (stride-sorted, coalesced views of one sample), fixed tiling for deterministic
-// reductions, and the poison-aware output allocator. Plan/tiling are plain structs usable on both
-// devices; the builders and the allocator are host code (parsed by nvcc in both passes).
+// Iteration plans (stride-sorted, coalesced views of one sample) and fixed tiling for deterministic
+// reductions. Plan/tiling are plain structs usable on both devices; the builders are host code
+// (parsed by nvcc in both passes). Output allocation: common/output.h.
 #pragma once
 
 #include <cstdint>
@@ -65,41 +65,6 @@ GANREG_HD bool plan_dense(const Plan& p, int op) { return p.ndim == 1 && p.strid
 #include <vector>
 
 namespace ganreg {
-
-bool poison_enabled();
-
-// Large CPU outputs: a reuse cache of huge-page blocks (cpu/alloc.cpp explains why).
-constexpr int64_t kReuseBytes = int64_t(4) << 20;
-at::Tensor empty_reuse(at::IntArrayRef size, at::IntArrayRef strides, at::ScalarType dtype);
-bool reuse_enabled();
-
-inline at::Tensor poisoned(at::Tensor out) {
-  if (poison_enabled() && out.is_floating_point()) out.fill_(std::numeric_limits<double>::quiet_NaN());
-  return out;
-}
-
-// Output allocation for every kernel: NaN-filled when the poison flag is on (tests).
-inline at::Tensor new_output(at::IntArrayRef size, const at::TensorOptions& opts) {
-  const int64_t bytes = c10::multiply_integers(size) * static_cast<int64_t>(opts.dtype().itemsize());
-  if (opts.device().is_cpu() && bytes >= kReuseBytes && reuse_enabled()) {
-    const at::Tensor meta = at::empty(size, opts.device(at::kMeta));  // the strides of the memory format
-    return poisoned(empty_reuse(size, meta.strides(), meta.scalar_type()));
-  }
-  return poisoned(at::empty(size, opts));
-}
-
-// Like torch.empty_like (preserve_format: dense inputs keep their strides).
-inline at::Tensor new_output_like(const at::Tensor& t) {
-  if (t.is_cpu() && t.nbytes() >= static_cast<size_t>(kReuseBytes) && reuse_enabled()) {
-    const at::Tensor meta = at::empty_like(t, t.options().device(at::kMeta));
-    return poisoned(empty_reuse(t.sizes(), meta.strides(), t.scalar_type()));
-  }
-  return poisoned(at::empty_like(t));
-}
-
-inline at::Tensor new_output_contiguous(const at::Tensor& t) {
-  return new_output(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
-}
 
 // Build a plan over `tensors` (same shape). per_sample: dim 0 is the batch; otherwise the whole
 // tensor is one sample. reorder: sort sample dims by operand 0's strides (largest first) so dense

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/reduce.h"
+#include "common/output.h"
 
 namespace ganreg {
 namespace {

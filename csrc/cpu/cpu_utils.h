@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "common/reduce.h"
+#include "common/output.h"
 
 namespace ganreg {
 namespace cpu {

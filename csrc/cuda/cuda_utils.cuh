@@ -23,6 +23,7 @@
 
 #include "common/op_namespace.h"
 #include "common/reduce.h"
+#include "common/output.h"
 
 // ---------------------------------------------------------------- what both compilers read
 // A kernel launch both nvcc and the emulation build (g++, -DGANREG_CUDA_EMU) compile:

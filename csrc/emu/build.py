@@ -1,6 +1,6 @@
 """Build the test-only module ``ganreg_emu``: the CUDA kernels of ``csrc/cuda/*.cu`` compiled a second
 time, by g++, against the CUDA execution model of ``csrc/emu/cuda_emu.h`` (one wrapper ``.cpp`` per
-``.cu``), with ``csrc/ops.cpp`` and ``csrc/autograd.cpp`` compiled again under the op namespace
+``.cu``), with ``csrc/ops.cpp`` and ``csrc/autograd/*.cpp`` compiled again under the op namespace
 ``ganreg_emu`` (schemas, C++ autograd, double backward) and the kernels registered for CPU tensors.
 The installed package never needs it; ``make test`` builds it and tests/conftest.py loads it as the
 test backend ``cuda_emu``.
@@ -39,15 +39,15 @@ FLAGS = [
 
 
 def sources() -> list[str]:
-    """ops.cpp + autograd.cpp (schemas, autograd), cpu/alloc.cpp (the output allocator; registers no
+    """ops.cpp + autograd/*.cpp (schemas, autograd), cpu/alloc.cpp (the output allocator; registers no
     kernel), the scheduler and one wrapper per CUDA source."""
     emu = sorted(glob.glob(str(CSRC / "emu" / "*_emu.cpp")))
+    autograd = sorted(glob.glob(str(CSRC / "autograd" / "*.cpp")))
     return [
         str(CSRC / "ops.cpp"),
-        str(CSRC / "autograd.cpp"),
         str(CSRC / "cpu" / "alloc.cpp"),
         str(CSRC / "emu" / "runtime.cpp"),
-    ] + emu
+    ] + autograd + emu
 
 
 def library_path() -> Path:
@@ -55,7 +55,7 @@ def library_path() -> Path:
 
 
 def _inputs() -> list[Path]:
-    pats = ("cuda/*", "common/*", "emu/*", "ops.cpp", "autograd.cpp", "cpu/alloc.cpp")
+    pats = ("cuda/*", "common/*", "emu/*", "autograd/*", "ops.cpp", "cpu/alloc.cpp")
     return [Path(p) for pat in pats for p in glob.glob(str(CSRC / pat))]
 
 

@@ -1,5 +1,5 @@
 """Ops of the ADA family (adaptive discriminator augmentation): schemas, fake kernels, autograd of the
-Triton ops (native: ``csrc/autograd.cpp``, the same formulas). Semantics: ``ganreg_ext/reference/ada.py``.
+Triton ops (native: ``csrc/autograd/ada.cpp``, the same formulas). Semantics: ``ganreg_ext/reference/ada.py``.
 
 ``ada_augment(x, geom, color, cutout, affine)`` resamples each image through its own affine map,
 mixes channels with its colour matrix (+ offset when ``affine``) and applies its cutout, in one pass.

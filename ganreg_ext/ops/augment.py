@@ -1,5 +1,5 @@
 """Ops of the augmentation family: DiffAugment and the CR transform from packed parameters (schemas,
-fake kernels, autograd of the Triton ops; native: ``csrc/autograd.cpp``, same formulas).
+fake kernels, autograd of the Triton ops; native: ``csrc/autograd/augment.cpp``, same formulas).
 
 Both transforms are (affine-)linear in the image for fixed parameters, so each backward is the
 exact adjoint kernel and the adjoint's backward is the forward without the brightness offset.

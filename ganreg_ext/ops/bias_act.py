@@ -1,5 +1,5 @@
 """Ops of the bias_act family (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu): schemas, fake kernels, and the autograd of the Triton ops
-(native: ``csrc/autograd.cpp``, the same formulas).
+(native: ``csrc/autograd/bias_act.cpp``, the same formulas).
 
 ``bias_act(x, b) = clamp(gain·f(x + b))`` and ``bias_act_grad(x, b, y, mults, order) =
 Π mults · gain · f^(order)(x + b) · [unclamped]``: the vjp of ``bias_act_grad`` is again a

@@ -1,5 +1,5 @@
 """Ops of the consistency family: schemas, fake kernels, and the autograd of the Triton ops (native:
-``csrc/autograd.cpp``, same formulas).
+``csrc/autograd/consistency.cpp``, same formulas).
 
 ``sq_diff_sum(a, b, w) = w·Σ (a − b)²``; ``diff_scale(a, b, c) = (c·(a − b), −c·(a − b))`` in one
 pass, so the backward into both arguments writes no difference tensor.

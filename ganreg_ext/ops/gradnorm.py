@@ -1,5 +1,5 @@
 """Ops of the gradient-norm family: schemas, fake kernels, and the autograd of the Triton ops (the
-native ops' autograd is the same formulas in C++, ``csrc/autograd.cpp``).
+native ops' autograd is the same formulas in C++, ``csrc/autograd/gradnorm.cpp``).
 
 ``sqnorm(g) = weight·reduce_b Σ_i (inv·g)²``, ``scale(g, c) = factor·c_b·g``, ``dot(a, b) = Σ_i a·b``:
 each one's derivative is expressed with the others, so the family is closed under differentiation.

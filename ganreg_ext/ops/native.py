@@ -1,6 +1,6 @@
 """Loads the C++/CUDA extension ``ganreg_ext._C``: the ops ``torch.ops.ganreg_C.<op>`` (schemas in
 ``csrc/ops.cpp``), their CPU kernels (``csrc/cpu``), CUDA kernels when built with nvcc
-(``csrc/cuda``) and C++ autograd (``csrc/autograd.cpp``); the PyTorch dispatcher picks the kernel
+(``csrc/cuda``) and C++ autograd (``csrc/autograd/<family>.cpp``); the PyTorch dispatcher picks the kernel
 by device. This module adds what only Python can: the fake kernels (``torch.compile``, ``opcheck``).
 """
 
@@ -18,6 +18,7 @@ except ImportError as e:  # pragma: no cover - depends on the build
         f"({e}); build it with `CUDA_HOME=/usr/local/cuda-13.0 pip install --no-build-isolation -e .`"
     ) from e
 
+from .. import _dispatch
 from . import FAMILIES
 
 OPS = tuple(op for mod in FAMILIES.values() for op in mod.SCHEMAS)
@@ -26,7 +27,7 @@ _DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
 
 def has_kernel(op: str, backend: str) -> bool:
     """Whether ``torch.ops.ganreg_C.<op>`` has a kernel for ``backend``'s dispatch key."""
-    return torch._C._dispatch_has_kernel_for_dispatch_key(f"ganreg_C::{op}", _DISPATCH_KEY[backend])
+    return _dispatch.has_kernel("ganreg_C", op, _DISPATCH_KEY[backend])
 
 
 NATIVE_DEVICES: tuple[str, ...] = tuple(b for b in ("cpu", "cuda") if has_kernel("sqnorm", b))

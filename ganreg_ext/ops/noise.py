@@ -1,5 +1,5 @@
 """Ops on the Philox normal stream of docs/semantics.md#path-length-regularization-stylegan2 (path length noise-dot, instance noise): schemas, fake
-kernels, and the autograd of the Triton ops (native: ``csrc/autograd.cpp``, same formulas).
+kernels, and the autograd of the Triton ops (native: ``csrc/autograd/noise.cpp``, same formulas).
 
 ``noise_dot(x) = scale·Σ x·n`` and ``noise_axpy(x, α) = x + α·scale·n``: the noise ``n`` is made
 inside the kernels from ``seed`` and never stored; each op's derivative is the other.

@@ -1,5 +1,5 @@
 """Ops of the upfirdn2d family (docs/semantics.md#building-blocks-bias_act-upfirdn2d-filtered_lrelu): schema, fake kernel, and the autograd of the Triton op
-(native: ``csrc/autograd.cpp``, the same formula).
+(native: ``csrc/autograd/upfirdn2d.cpp``, the same formula).
 
 ``upfirdn2d`` is linear in ``x`` and its adjoint is again an ``upfirdn2d`` (up and down swapped, the
 filter flipped, the padding adjusted to the input size), so every order of derivative is one fused
