@@ -40,7 +40,8 @@ def _fwd_bwd(fn, inputs, backend, cot_seed=1):
     for name, ins in ((backend, inputs), ("reference", [t.double() for t in inputs])):
         ins = [_leaf(t) for t in ins]
         y = fn(*ins, name)
-        w = torch.randn(y.shape, generator=torch.Generator().manual_seed(cot_seed), dtype=F64).to(y.device, y.dtype)
+        w = torch.randn(y.shape, generator=torch.Generator().manual_seed(cot_seed), dtype=F64)
+        w = w.to(inputs[0].dtype).to(y.device, y.dtype)  # the cotangent the fused run gets, in both runs
         gs = torch.autograd.grad(y, ins, w) if y.requires_grad else []
         out.append((y.detach(), [g.detach() for g in gs], w))
     return out
@@ -183,6 +184,7 @@ def probe_ada_taps(n, backend, device, dtype):
 
 
 def _ufd_check(x, f, backend, **kw):
+    f = f.to(x.dtype)  # the filter the fused run gets, in both runs
     fa = f.abs().double()
     kw_abs = dict(kw, gain=abs(kw.get("gain", 1.0)))
     (y, (g,), w), (y64, (g64,), _) = _fwd_bwd(lambda t, name: gx.upfirdn2d(t, f.to(t.dtype), backend=name, **kw), [x], backend)
