@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import ganreg_ext as gx
-from helpers import NOISE_ATOL, assert_close, assert_ref64, assert_sum_close, fused, make, need
+from helpers import ATOMIC_ADJOINT, NOISE_ATOL, assert_close, assert_ref64, assert_sum_close, fused, make, need
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -580,3 +580,38 @@ def test_band_rows_formula_is_the_source():
     assert "std::max<int64_t>(4, (int64_t(192) << 10) / std::max<int64_t>(1, row_bytes))" in text
     assert "(budget_rows - vt) * upy / downy" in text
     assert ufd_band_rows(1536, torch.float32) == 29 and math.ceil(3 / 1) == 3
+
+
+# ------------------------------------------------------------------------------------- gradchecks
+# float64 gradcheck (fast mode: one random projection; the full Jacobian of a tile-sized input is
+# too slow) through a tile boundary of the table, and gradgradcheck where the op runs under
+# create_graph in training (bias_act and upfirdn2d inside D for R1; ADA's double backward is linear).
+
+
+def _grad_cases(device):
+    g = torch.Generator().manual_seed(5)
+    f17 = torch.randn(1, 17, generator=g, dtype=F64).to(device)  # 17 taps per phase (> 16 per register pass)
+    f33 = torch.randn(3, 3, generator=g, dtype=F64).to(device)
+    ada9 = _ada_params(9, 4, 5, device)  # batch 9: the CPU adjoint's chunking at B >= 8
+    ada_taps = _ada_params(2, 12, 12, device, [[0.9, 0.2, 1.0], [0.1, 9 / 4, -3.0]])  # 9 row taps (> TAPS = 8)
+    return [
+        ("bias_act db past kBlk=256", lambda x, b, be: gx.bias_act(x, b, 1, "swish", clamp=2.5, backend=be), [(2, 257), (257,)], True),
+        ("bias_act past BLOCK=256", lambda x, be: gx.bias_act(x, act="tanh", gain=1.3, backend=be), [(257,)], True),
+        ("upfirdn2d 17 taps", lambda x, be: gx.upfirdn2d(x, f17, padding=[8, 8, 0, 0], backend=be), [(1, 1, 2, 20)], True),
+        ("upfirdn2d tile BW=32", lambda x, be: gx.upfirdn2d(x, f33, up=[1, 1], padding=1, backend=be), [(1, 1, 3, 33)], True),
+        ("ada batch 9", lambda x, be: gx.ada_augment(x, ada9, backend=be), [(9, 1, 4, 5)], False),
+        ("ada 9 row taps", lambda x, be: gx.ada_augment(x, ada_taps, backend=be), [(2, 1, 12, 12)], False),
+    ]  # fmt: skip
+
+
+@fused
+@pytest.mark.parametrize("k", range(6), ids=["bias_db_kBlk", "bias_BLOCK", "ufd_17taps", "ufd_BW", "ada_B9", "ada_taps9"])
+def test_gradcheck_across_a_tile(backend, device, k, seed):
+    name, fn, shapes, second = _grad_cases(device)[k]
+    need(backend)
+    ins = tuple(torch.randn(s, dtype=F64, device=device).requires_grad_() for s in shapes)
+    f = lambda *t: fn(*t, backend)  # noqa: E731
+    nondet = 1e-12 if backend in ATOMIC_ADJOINT else 0.0
+    assert torch.autograd.gradcheck(f, ins, fast_mode=True, nondet_tol=nondet), name
+    if second:
+        assert torch.autograd.gradgradcheck(f, ins, fast_mode=True, nondet_tol=nondet), name
