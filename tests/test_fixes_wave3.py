@@ -59,27 +59,15 @@ def _special_inputs(device, dtype=torch.float64):
     return x.to(device), m.to(device)
 
 
-CUDA_FIX = (
-    "csrc/cuda/bias_act.cu still masks with a select (`if (!keep) v = 0`, NaN -> 0) and returns zeros for "
-    "piecewise-linear orders >= 2 (NaN multipliers -> 0): use common/bias_act.h act_masked and drop the early zero_()"
-)
-
-
-def _cuda_pending(request, backend):
-    if backend in ("cuda", "cuda_emu"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=CUDA_FIX))
-
-
 # ------------------------------------------------------------------------------------- bias_act NaN
 
 
 @fused
 @pytest.mark.parametrize("act", ACTS)
-def test_bias_act_grad_nan_policy_matches_reference(backend, device, act, request):
+def test_bias_act_grad_nan_policy_matches_reference(backend, device, act):
     """bias_act_grad of every order 1, 2, clamp off/on, with x (and y) or y alone: the fused
     backend's NaN/inf pattern and values equal the reference's (float64)."""
     need(backend, "bias_act", "bias_act_grad")
-    _cuda_pending(request, backend)
     grad_op = _dispatch.registered("bias_act_grad", backend)
     fwd_op = _dispatch.registered("bias_act", backend)
     code, gain = ACT_CODES[act], 1.3
@@ -124,16 +112,12 @@ def test_reference_nan_policy_is_the_documented_one():
 
 @fused
 @pytest.mark.parametrize("act", ["tanh", "swish", "elu", "selu", "lrelu", "relu"])
-def test_bias_act_autograd_nan_input(backend, device, act, request):
+def test_bias_act_autograd_nan_input(backend, device, act):
     """Through the public op and autograd (first and second order, clamp off/on): the gradient
     equals the reference backend's at finite inputs, and at NaN inputs follows the documented
     policy (docs/semantics.md, bias_act and NaN): NaN for the smooth acts, α·gain for lrelu and 0
-    for relu, 0 for both where clamped. (The reference backend's eager autograd differs at NaN for
-    relu and elu/selu — torch.relu's backward and an overflow guard — so NaN positions are checked
-    against the policy, which its closed form ``bias_act_grad`` gives.)"""
+    for relu, 0 for both where clamped."""
     need(backend, "bias_act", "bias_act_grad")
-    if act not in PL:
-        _cuda_pending(request, backend)
     x0 = torch.randn(3, 5, dtype=torch.float64) * 2
     nan_at = torch.zeros(3, 5, dtype=torch.bool)
     nan_at[0, 1] = nan_at[2, 3] = True

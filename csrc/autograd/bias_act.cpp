@@ -26,7 +26,7 @@ at::Tensor bias_grad(const at::Tensor& dx, int64_t dim, at::ScalarType dtype) {
   std::vector<int64_t> dims;
   for (int64_t d = 0; d < dx.dim(); ++d)
     if (d != dim) dims.push_back(d);
-  return dx.sum(dims).to(dtype);
+  return (dims.empty() ? dx : dx.sum(dims)).to(dtype);  // sum over no dim is a sum over all in ATen
 }
 
 struct BiasActFn : torch::autograd::Function<BiasActFn> {

@@ -133,10 +133,8 @@ __global__ void __launch_bounds__(kThreads) bias_act_grad_kernel(const __grid_co
     else if (a.has_x) d = act_deriv_pl_z<A>(p, z);
     else d = act_deriv_pl_y<A>(p, yv);
     A v = pr * (p.gain * d);
-    if (p.clamp >= A(0)) {
-      const bool keep = a.has_y ? act_unclamped<A>(p, yv, p.clamp_y) : act_unclamped<A>(p, act_f<A>(p, z) * p.gain, p.clamp);
-      if (!keep) v = A(0);
-    }
+    if (p.clamp >= A(0))  // the mask multiplies (NaN·0 = NaN, docs/semantics.md)
+      v = a.has_y ? act_masked<A>(p, v, yv, p.clamp_y) : act_masked<A>(p, v, act_f<A>(p, z) * p.gain, p.clamp);
     st<A>(a.out, a.ok, i, v);
   }
 }
@@ -270,7 +268,6 @@ at::Tensor bias_act_grad(const std::optional<at::Tensor>& x0, const std::optiona
   for (const auto* t : {&x0, &b, &y0}) dbl = dbl || (t->has_value() && (*t)->scalar_type() == at::kDouble);
   const BiasArg ba = x0.has_value() ? bias_arg(b, m0, out, dim, dbl, "bias_act_grad") : BiasArg{};
   if (n == 0) return out;
-  if (!smooth && order >= 2) return out.zero_();  // piecewise linear: f^(k) = 0 for k >= 2
 
   const bool has_x = x0.has_value(), has_y = y0.has_value(), cl = clamp >= 0;
   const bool need_z = smooth || (has_x && act != kActLinear) || (cl && !has_y);

@@ -46,7 +46,8 @@ def saved_by_bias_act(act: int, clamp: float) -> str:
 
 def bias_grad(dx: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
     """∂L/∂b from ∂L/∂x: the sum over every dimension but ``dim``."""
-    return dx.sum([d for d in range(dx.dim()) if d != dim]).to(dtype)
+    dims = [d for d in range(dx.dim()) if d != dim]
+    return (dx.sum(dims) if dims else dx).to(dtype)  # a sum over no dim would sum over all
 
 
 def autograd(T) -> dict:

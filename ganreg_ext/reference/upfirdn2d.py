@@ -11,7 +11,7 @@ with ``upy, downy, py0, py1``), in 1-D::
 
 ``F = f`` reversed (a true convolution) unless ``flip_filter`` (a correlation). Negative padding
 crops. A 2-D filter ``[fh, fw]`` is applied as such; a 1-D filter ``[fw]`` means the separable
-``f ⊗ f`` (one pass per axis, the gain ``gain^(1/2)`` per pass). The filter is a constant: no gradient.
+``f ⊗ f`` (one pass per axis, the gain applied once). The filter is a constant: no gradient.
 
 Computed the way StyleGAN's own eager reference (the code its users run on a CPU) computes it:
 zero insertion by reshape + pad, ``F.pad`` / slicing for the padding and cropping, a depthwise
@@ -59,7 +59,7 @@ def upfirdn2d(
     x: torch.Tensor, f: torch.Tensor, up: list[int], down: list[int], padding: list[int], flip_filter: bool, gain: float
 ) -> torch.Tensor:
     """``upfirdn2d`` of the module docstring by zero insertion, pad/crop and a depthwise ``conv2d``
-    of stride ``down`` with the (flipped unless ``flip_filter``) filter scaled by ``gain^(ndim/2)``.
+    of stride ``down`` with the (flipped unless ``flip_filter``) filter, times ``gain`` (once).
     ``up = [upx, upy]``, ``down = [downx, downy]``, ``padding = [px0, px1, py0, py1]``; ``f`` 2-D
     ``[fh, fw]`` or 1-D ``[fw]`` (separable: a ``[1, fw]`` pass along the width, then an ``[fw, 1]``
     pass along the height). Returns contiguous NCHW in the dtype of ``x``."""
@@ -74,13 +74,13 @@ def upfirdn2d(
     xp = _pad_or_crop(_zero_insert(x.to(acc), upx, upy), px0, px1, py0, py1)
 
     # conv2d correlates: the weight is F = f reversed for a true convolution, f itself for a correlation
-    wt = f.to(acc) * (gain ** (f.dim() / 2))
+    wt = f.to(acc)
     if not flip_filter:
         wt = wt.flip(list(range(f.dim())))
     if f.dim() == 2:
-        out = F.conv2d(xp, wt[None, None].repeat(c, 1, 1, 1), stride=(downy, downx), groups=c)
-    else:  # separable: along the width, then along the height
-        out = F.conv2d(xp, wt[None, None, None, :].repeat(c, 1, 1, 1), stride=(1, downx), groups=c)
+        out = F.conv2d(xp, (wt * gain)[None, None].repeat(c, 1, 1, 1), stride=(downy, downx), groups=c)
+    else:  # separable: along the width (with the gain, once: any sign), then along the height
+        out = F.conv2d(xp, (wt * gain)[None, None, None, :].repeat(c, 1, 1, 1), stride=(1, downx), groups=c)
         out = F.conv2d(out, wt[None, None, :, None].repeat(c, 1, 1, 1), stride=(downy, 1), groups=c)
     assert out.shape[2:] == (oh, ow), (out.shape, oh, ow)
     return out.to(x.dtype).contiguous()
