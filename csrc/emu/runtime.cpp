@@ -64,7 +64,7 @@ namespace {
 constexpr size_t kStack = size_t(128) << 10;  // per thread of a block
 constexpr size_t kGuard = 4096;
 constexpr int kMaxThreads = 1024;
-constexpr size_t kCanary = 256;
+constexpr size_t kCanary = 16384;  // bytes after the dynamic shared memory, checked after each block
 
 enum State : int { kReady = 0, kAtSync = 1, kAtWarp = 2, kExited = 3 };
 
