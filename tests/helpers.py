@@ -32,7 +32,6 @@ ALL_OPS = tuple(op for ops in FAMILIES.values() for op in ops)
 FAMILY_OF = {op: fam for fam, ops in FAMILIES.items() for op in ops}
 
 
-
 def _load_cuda_emu() -> str | None:
     """Register the test backend ``cuda_emu``: csrc/cuda's kernels compiled for the CPU under the CUDA
     execution model (csrc/emu; `make test` builds build/emu/ganreg_emu.so). Returns why it is not
@@ -141,7 +140,7 @@ class no_kernels(TorchDispatchMode):
     """Context manager: any fused kernel (a ``ganreg_C``/``ganreg_triton`` op) called inside fails."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.namespace in ("ganreg_C", "ganreg_triton") and func._opname not in _UTILITY_OPS:
+        if func.namespace in ("ganreg_C", "ganreg_triton", "ganreg_emu") and func._opname not in _UTILITY_OPS:
             raise AssertionError(f"the kernel {func.name()} ran (bad input must be rejected before any kernel runs)")
         return func(*args, **(kwargs or {}))
 

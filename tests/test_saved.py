@@ -16,7 +16,7 @@ import torch
 import ganreg_ext as gx
 from ganreg_ext._contract import ACT_CODES
 from ganreg_ext.ops.bias_act import saved_by_bias_act
-from helpers import every_backend
+from helpers import ATOMIC_ADJOINT, every_backend
 
 INPLACE_ERROR = "modified by an inplace operation"
 
@@ -37,7 +37,7 @@ def _run(fn, inputs, inplace: bool, order: int):
     return torch.autograd.grad((grads[0] * v).sum(), inputs, allow_unused=True)
 
 
-def check(fn, inputs, legal: bool, order: int = 1):
+def check(fn, inputs, legal: bool, order: int = 1, exact: bool = True):
     torch.manual_seed(0)
     plain = _run(fn, inputs, False, order)
     if not legal:
@@ -48,8 +48,10 @@ def check(fn, inputs, legal: bool, order: int = 1):
     edited = _run(fn, inputs, True, order)
     for a, b in zip(plain, edited):
         assert (a is None) == (b is None)
-        if a is not None:
+        if a is not None and exact:
             assert torch.equal(a, b)
+        elif a is not None:  # an atomicAdd adjoint: last bits vary run to run (float64 here)
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def leaf(*shape, dtype=torch.float64, device="cpu"):
@@ -136,8 +138,9 @@ def test_image_ops_inplace_output(backend, device, seed, name):
     elif name == "cr_augment":
         params = gx.sample_cr_params(2, 8, 7, device=device, generator=g)
         fns[name] = lambda x: gx.cr_augment(x, params=params, backend=backend)
-    check(fns[name], (x,), True)
-    check(fns[name], (x,), True, order=2)
+    exact = not (name == "ada_augment" and backend in ATOMIC_ADJOINT)
+    check(fns[name], (x,), True, exact=exact)
+    check(fns[name], (x,), True, order=2, exact=exact)
 
 
 @every_backend
