@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 # test steps: name, pytest -k expression (the tests that run on CUDA tensors), xdist workers, limit s
 TESTS = (
-    ("tests_cuda", "cuda and not triton", 4, 150),
+    ("tests_cuda", "cuda and not triton and not cuda_emu", 4, 150),
     ("tests_triton", "triton and not without_gpu", 6, 150),
 )
 MEMCHECK_SHAPE = "3x3x13x11"
