@@ -197,13 +197,18 @@ def test_zoo_float32(name, precision, backend, device, seed):
     floor = {k: max(sm[k] for sm in samples) for k in want}
     errs = {k: _rel(got[k], want[k]) for k in want}
     typical = float(torch.tensor(list(floor.values())).median())
-    tol = {k: F32_FACTOR * max(floor[k], typical) for k in want}
+    # capped below 1: a zero or sign-flipped quantity (relative error >= 1) fails whatever the floor
+    tol = {k: min(F32_FACTOR * max(floor[k], typical), 0.9) for k in want}
     print(
         f"\n[zoo] {name} {precision} {backend}: max rel err {max(errs.values()):.3g}, reference floor max "
         f"{max(floor.values()):.3g} median {typical:.3g}, worst err/tol {max(errs[k] / tol[k] for k in want):.3g} "
         f"({time.perf_counter() - t0:.2f} s)"
     )
-    assert 0 < typical < 0.1, f"reference floor out of range: median {typical}, worst {_worst(floor)}"
+    # half-precision blocks (bfloat16: 8 mantissa bits) through a double backward: a median of 0.13
+    # has been seen for a correct reference; far beyond it the comparison says nothing
+    assert 0 < typical < (0.1 if precision == "float32" else 0.3), (
+        f"reference floor out of range: median {typical}, worst {_worst(floor)}"
+    )
     bad = {k: (errs[k], tol[k]) for k in want if not errs[k] <= tol[k]}
     assert not bad, f"{name} {precision} on {backend}: {len(bad)} quantities beyond tolerance (err, tol): {_worst(bad)}"
 
