@@ -197,8 +197,11 @@ def test_zoo_float32(name, precision, backend, device, seed):
     floor = {k: max(sm[k] for sm in samples) for k in want}
     errs = {k: _rel(got[k], want[k]) for k in want}
     typical = float(torch.tensor(list(floor.values())).median())
-    # capped below 1: a zero or sign-flipped quantity (relative error >= 1) fails whatever the floor
-    tol = {k: min(F32_FACTOR * max(floor[k], typical), 0.9) for k in want}
+    # capped below 1 where the original itself keeps the quantity (floor < 0.2), so a zero or
+    # sign-flipped result fails there; quantities that half precision wipes out in the original too
+    # (noise-strength gradients: floors up to ~6 seen) keep the floor-relative tolerance
+    tol = {k: F32_FACTOR * max(floor[k], typical) for k in want}
+    tol = {k: min(t, 0.9) if floor[k] < 0.2 else t for k, t in tol.items()}
     print(
         f"\n[zoo] {name} {precision} {backend}: max rel err {max(errs.values()):.3g}, reference floor max "
         f"{max(floor.values()):.3g} median {typical:.3g}, worst err/tol {max(errs[k] / tol[k] for k in want):.3g} "
