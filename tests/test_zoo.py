@@ -34,6 +34,7 @@ from helpers import BACKENDS
 
 F64_RTOL = 1e-10
 F32_FACTOR = 4.0  # × the reference's own float32-vs-float64 error
+HALF_FACTOR = 8.0  # the same with half-precision blocks (heavier-tailed rounding errors)
 BATCH = 2
 R1_GAMMA = 0.7
 # every backend; the Triton interpreter runs the FIR taps one by one (minutes here): marked slow
@@ -200,11 +201,15 @@ def test_zoo_float32(name, precision, backend, device, seed):
     # capped below 1 where the original itself keeps the quantity (floor < 0.2), so a zero or
     # sign-flipped result fails there; quantities that half precision wipes out in the original too
     # (noise-strength gradients: floors up to ~6 seen) keep the floor-relative tolerance
-    tol = {k: F32_FACTOR * max(floor[k], typical) for k in want}
+    factor = F32_FACTOR if precision == "float32" else HALF_FACTOR
+    tol = {k: factor * max(floor[k], typical) for k in want}
     tol = {k: min(t, 0.9) if floor[k] < 0.2 else t for k, t in tol.items()}
+    # where the original's own error reaches 50 %, the quantity is rounding noise in half precision
+    # (its float32 run, test_zoo_float32[...-float32], checks it): not compared
+    tol = {k: t for k, t in tol.items() if precision == "float32" or floor[k] < 0.5}
     print(
         f"\n[zoo] {name} {precision} {backend}: max rel err {max(errs.values()):.3g}, reference floor max "
-        f"{max(floor.values()):.3g} median {typical:.3g}, worst err/tol {max(errs[k] / tol[k] for k in want):.3g} "
+        f"{max(floor.values()):.3g} median {typical:.3g}, worst err/tol {max(errs[k] / tol[k] for k in tol):.3g}, {len(want) - len(tol)} not compared "
         f"({time.perf_counter() - t0:.2f} s)"
     )
     # half-precision blocks (bfloat16: 8 mantissa bits) through a double backward: a median of 0.13
@@ -212,7 +217,8 @@ def test_zoo_float32(name, precision, backend, device, seed):
     assert 0 < typical < (0.1 if precision == "float32" else 0.3), (
         f"reference floor out of range: median {typical}, worst {_worst(floor)}"
     )
-    bad = {k: (errs[k], tol[k]) for k in want if not errs[k] <= tol[k]}
+    assert len(tol) >= 0.8 * len(want), f"only {len(tol)} of {len(want)} quantities comparable"
+    bad = {k: (errs[k], tol[k]) for k in tol if not errs[k] <= tol[k]}
     assert not bad, f"{name} {precision} on {backend}: {len(bad)} quantities beyond tolerance (err, tol): {_worst(bad)}"
 
 
