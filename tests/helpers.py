@@ -7,11 +7,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import math
 import os
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import ganreg_ext as gx
@@ -292,3 +294,18 @@ def raises_before_any_kernel(call, backend: str, device, exc, needle: str) -> No
         with pytest.raises(exc) as info:
             call()
     assert needle in str(info.value), str(info.value)
+
+
+# StyleGAN2 bias_act conventions, written independently with torch.nn.functional (the eager oracle of
+# test_bias_act and the zoo's original semantics): name → (f(z, alpha), default alpha, default gain)
+ANCHOR_ACTS = {
+    "linear": (lambda z, a: z, 0.0, 1.0),
+    "relu": (lambda z, a: F.relu(z), 0.0, math.sqrt(2)),
+    "lrelu": (lambda z, a: F.leaky_relu(z, a), 0.2, math.sqrt(2)),
+    "tanh": (lambda z, a: torch.tanh(z), 0.0, 1.0),
+    "sigmoid": (lambda z, a: torch.sigmoid(z), 0.0, 1.0),
+    "elu": (lambda z, a: F.elu(z), 0.0, 1.0),
+    "selu": (lambda z, a: F.selu(z), 0.0, 1.0),
+    "softplus": (lambda z, a: F.softplus(z), 0.0, 1.0),
+    "swish": (lambda z, a: torch.sigmoid(z) * z, 0.0, math.sqrt(2)),
+}

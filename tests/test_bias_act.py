@@ -20,6 +20,7 @@ from ganreg_ext.bias_act import ACTIVATIONS
 from ganreg_ext.nvlabs import bias_act as nv_bias_act
 from ganreg_ext.reference import bias_act as ref
 from helpers import (
+    ANCHOR_ACTS,
     DTYPES,
     LAYOUTS,
     assert_ref64,
@@ -35,18 +36,7 @@ SMOOTH = ["tanh", "sigmoid", "elu", "selu", "softplus", "swish"]
 SQRT2 = math.sqrt(2)
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "blocks.md"
 
-# StyleGAN2 torch_utils/ops/bias_act.py conventions, written independently with torch.nn.functional
-ANCHOR = {
-    "linear": (lambda z, a: z, 0.0, 1.0),
-    "relu": (lambda z, a: F.relu(z), 0.0, SQRT2),
-    "lrelu": (lambda z, a: F.leaky_relu(z, a), 0.2, SQRT2),
-    "tanh": (lambda z, a: torch.tanh(z), 0.0, 1.0),
-    "sigmoid": (lambda z, a: torch.sigmoid(z), 0.0, 1.0),
-    "elu": (lambda z, a: F.elu(z), 0.0, 1.0),
-    "selu": (lambda z, a: F.selu(z), 0.0, 1.0),
-    "softplus": (lambda z, a: F.softplus(z), 0.0, 1.0),
-    "swish": (lambda z, a: torch.sigmoid(z) * z, 0.0, SQRT2),
-}
+ANCHOR = ANCHOR_ACTS  # StyleGAN2 conventions (tests/helpers.py)
 
 
 def _layout(t: torch.Tensor, layout: str) -> torch.Tensor:

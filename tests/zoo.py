@@ -36,26 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import ANCHOR_ACTS
+
 # ================================================================ original semantics (eager)
 
 
-def _act_table():
-    """name → (f(z, alpha), default alpha, default gain) (docs/blocks.md, table of ``bias_act``)."""
-    sq2 = math.sqrt(2)
-    return {
-        "linear": (lambda z, a: z, 0.0, 1.0),
-        "relu": (lambda z, a: torch.relu(z), 0.0, sq2),
-        "lrelu": (lambda z, a: F.leaky_relu(z, a), 0.2, sq2),
-        "tanh": (lambda z, a: torch.tanh(z), 0.0, 1.0),
-        "sigmoid": (lambda z, a: torch.sigmoid(z), 0.0, 1.0),
-        "elu": (lambda z, a: F.elu(z), 0.0, 1.0),
-        "selu": (lambda z, a: F.selu(z), 0.0, 1.0),
-        "softplus": (lambda z, a: F.softplus(z), 0.0, 1.0),
-        "swish": (lambda z, a: torch.sigmoid(z) * z, 0.0, sq2),
-    }
-
-
-_ACTS = _act_table()
+_ACTS = ANCHOR_ACTS  # name → (f(z, alpha), default alpha, default gain)
 
 
 def _bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, impl="ref"):
