@@ -1,6 +1,7 @@
-"""Benchmarks of ganreg_ext: ``python -m benchmarks.run`` (sweep → CSV, markdown, plots),
-``pytest benchmarks/ --benchmark-only`` (pytest-benchmark suite), ``python3 -m benchmarks.gpu_check`` (the GPU check
-and its verdict table; ``benchmarks/gpu_check.sh`` wraps it)."""
+"""Benchmarks of ganreg_ext, one front door: ``python -m benchmarks <subcommand> [args]`` (``__main__.py``;
+``--help`` lists the subcommands: ``ops`` the sweep → CSV, markdown, plots; ``quick``; ``check``;
+``stylegan2``; ``clients``; ``demo-timing``; ``suite`` the pytest-benchmark suite; ``gpu`` the GPU check
+and its verdict table, which ``benchmarks/gpu_check.sh`` wraps). See benchmarks/README.md."""
 
 import os as _os
 

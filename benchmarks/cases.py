@@ -35,6 +35,8 @@ from torch import Tensor
 
 import ganreg_ext as gx
 
+from .checks import max_err, outputs
+
 MODES = ("fwd", "bwd", "fwdbwd")
 MODE_LABEL = {"fwd": "fwd", "bwd": "bwd", "fwdbwd": "fwd+bwd", "dbl": "double bwd", "nograd": "call, no grad", "step": "step"}
 OVERHEAD_SHAPE = (4, 3, 8, 8)
@@ -112,33 +114,18 @@ def _same_noise_check(case: Case, inp: Inputs, call) -> tuple[bool, float, str]:
 
     try:
         torch.randn_like = philox_like
-        got_out = call(inp)
-        got = [got_out.detach()] + [None if g is None else g.detach() for g in _grads(got_out, inp)]
+        got = outputs(case, inp, call, dbl=False)
     finally:
         torch.randn_like = real
-    want_out = case.fn(inp, "reference")
-    want = [want_out.detach()] + [None if g is None else g.detach() for g in _grads(want_out, inp)]
-    return _compare(got, want, *case.tol)
+    want = outputs(case, inp, lambda i: case.fn(i, "reference"), dbl=False)
+    return max_err(got, want, *case.tol)
 
 
-def _grads(out: Tensor, inp: Inputs):
-    return torch.autograd.grad(out, inp.leaves, inp.grad_out, allow_unused=True)
-
-
-def _compare(got, want, rtol: float, atol: float) -> tuple[bool, float, str]:
-    worst = 0.0
-    for i, (a, b) in enumerate(zip(got, want)):
-        if (a is None) != (b is None):
-            return False, math.inf, f"result {i}: one of the two is None"
-        if a is None:
-            continue
-        err = (a.double() - b.double()).abs().max().item()
-        worst = max(worst, err)
-        try:
-            torch.testing.assert_close(a.double(), b.double(), rtol=rtol, atol=atol)
-        except AssertionError as e:
-            return False, worst, f"result {i}: " + " ".join(str(e).split())[:200]
-    return True, worst, ""
+def compiled(fn: Callable[[Inputs], Tensor], inp: Inputs) -> Callable[[Inputs], Tensor]:
+    """``torch.compile(dynamic=False)`` of ``fn(inputs)`` over the leaves of ``inp`` (its other
+    arguments fixed), as a call on inputs like ``fn``: the ``compile`` and ``compile_<extra>`` rows."""
+    body = torch.compile(lambda *leaves: fn(Inputs(list(leaves), inp.kw, inp.grad_out)), dynamic=False)
+    return lambda i: body(*i.leaves)
 
 
 SAME_NOISE = ExtraCheck(_same_noise_check, "checked: same formula as the reference given its noise; timed with randn_like noise")

@@ -2,8 +2,8 @@
 losses, once with its own ``torch_utils.ops`` (the original) and once with the drop-in
 ``ganreg_ext.nvlabs`` swapped in; parameter gradients compared, phases timed interleaved.
 
-    python -m benchmarks.clients --client stylegan2-ada --path ~/src/stylegan2-ada-pytorch
-    python -m benchmarks.clients --stylegan2-ada P1 --stylegan3 P2 --r3gan P3   # each in its own process
+    python -m benchmarks clients --client stylegan2-ada --path ~/src/stylegan2-ada-pytorch
+    python -m benchmarks clients --stylegan2-ada P1 --stylegan3 P2 --r3gan P3   # each in its own process
 
 Nothing of the clients is copied here (their licences): the checkout is imported from ``--path``.
 
@@ -38,18 +38,15 @@ Every bias and noise strength is set to a random non-zero value first (trained n
 they start at zero), the same for both variants. Per phase: the gradient check (one phase from the
 same weights, inputs and seed per variant; worst parameter of ``max|g_ours − g_orig| / max|g_orig|``;
 the float32 floor is the larger of the same error of the original on 1 thread against 2 threads
-(the reduction order alone) and of the original with its weights perturbed by half a float32 ulp), then ``--reps`` interleaved runs of each (the order alternating), median ms.
+(the reduction order alone) and of the original with its weights perturbed by half a float32 ulp), then ``--reps`` interleaved runs of each (``timing.interleaved``: the order alternating, ``--warmup`` rounds first), median ms.
 Output: ``<out>/<client>.json`` per client and ``<out>/results.md`` from every JSON present.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
-import os
-import statistics
 import subprocess
 import sys
 import time
@@ -57,6 +54,10 @@ import types
 from pathlib import Path
 
 import torch
+
+from . import report
+from . import timing as T
+from .checks import errmsg, worst_rel
 
 ROOT = Path(__file__).resolve().parent
 OPS = ("bias_act", "upfirdn2d", "filtered_lrelu")
@@ -147,6 +148,23 @@ def _sg2_nets(N, size: int, cmax: int):
     return G, D
 
 
+def _loss_phases(loss, z_dim: int, batch: int, size: int, names: dict, **kw) -> dict:
+    """{label: run()}: ``loss.accumulate_gradients(name, …, gain=1, **kw)`` of each ``names`` entry
+    (label → phase name) on fixed random reals and latents, no labels, the path-length mean reset."""
+    real = torch.randn(batch, 3, size, size)
+    z = torch.randn(batch, z_dim)
+    c = torch.zeros(batch, 0)
+
+    def phase(name):
+        def run():
+            loss.pl_mean.zero_()
+            loss.accumulate_gradients(name, real, c, z, c, gain=1, **kw)
+
+        return run
+
+    return {label: phase(name) for label, name in names.items()}
+
+
 def stylegan2_ada(size: int, batch: int, cmax: int) -> dict:
     """{phase: run()}: StyleGAN2-ADA ``Dreg`` and ``Greg`` of its ``StyleGAN2Loss``."""
     import training.loss as L
@@ -156,18 +174,8 @@ def stylegan2_ada(size: int, batch: int, cmax: int) -> dict:
     G, D = _sg2_nets(N, size, cmax)
     randomize_biases(G, D)
     loss = L.StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D)
-    real = torch.randn(batch, 3, size, size)
-    z = torch.randn(batch, G.z_dim)
-    c = torch.zeros(batch, 0)
-
-    def phase(name):
-        def run():
-            loss.pl_mean.zero_()
-            loss.accumulate_gradients(name, real, c, z, c, sync=True, gain=1)
-
-        return run
-
-    return {"models": (G, D), "phases": {"Dreg (R1)": phase("Dreg"), "Greg (path length)": phase("Greg")}}
+    phases = _loss_phases(loss, G.z_dim, batch, size, {"Dreg (R1)": "Dreg", "Greg (path length)": "Greg"}, sync=True)
+    return {"models": (G, D), "phases": phases}
 
 
 def stylegan3(size: int, batch: int, cmax: int, config: str) -> dict:
@@ -188,18 +196,8 @@ def stylegan3(size: int, batch: int, cmax: int, config: str) -> dict:
     )
     randomize_biases(G, D)
     loss = L.StyleGAN2Loss(torch.device("cpu"), G, D, pl_weight=2)
-    real = torch.randn(batch, 3, size, size)
-    z = torch.randn(batch, G.z_dim)
-    c = torch.zeros(batch, 0)
-
-    def phase(name):
-        def run():
-            loss.pl_mean.zero_()
-            loss.accumulate_gradients(name, real, c, z, c, gain=1, cur_nimg=0)
-
-        return run
-
-    return {"models": (G, D), "phases": {f"{config}: Gmain": phase("Gmain"), f"{config}: Greg (path length)": phase("Greg")}}
+    names = {f"{config}: Gmain": "Gmain", f"{config}: Greg (path length)": "Greg"}
+    return {"models": (G, D), "phases": _loss_phases(loss, G.z_dim, batch, size, names, cur_nimg=0)}
 
 
 def r3gan(size: int, batch: int, cmax: int) -> dict:
@@ -247,21 +245,6 @@ def grads_of(models, run, seed: int = 1) -> dict:
     }
 
 
-def worst_rel(got: dict, want: dict) -> tuple[float, str]:
-    """Worst over parameters of ``max|got − want| / max|want|``; a parameter without a gradient in
-    one variant counts as zeros there (whether autograd links a parameter the loss does not depend
-    on, e.g. toRGB biases under the path length, differs between implementations)."""
-    worst, name = 0.0, ""
-    for n in set(got) | set(want):
-        a = got[n].double() if n in got else torch.zeros_like(want[n], dtype=torch.float64)
-        b = want[n].double() if n in want else torch.zeros_like(got[n], dtype=torch.float64)
-        scale = b.abs().max().item()
-        e = (a - b).abs().max().item() / scale if scale > 0 else (0.0 if a.abs().max().item() == 0 else math.inf)
-        if e > worst:
-            worst, name = e, n
-    return worst, name
-
-
 def perturbed_grads(models, run, rel: float = 2.0**-24) -> dict:
     """Gradients of the original with every weight multiplied by ``1 + rel·n`` (``n`` standard normal,
     ``rel`` half a float32 ulp): how far float32 rounding alone moves them (e.g. a pre-activation
@@ -293,37 +276,29 @@ def measure_phase(swap: Swap, models, run, reps: int, warmup: int) -> dict:
         g_ours = grads_of(models, run)
     except Exception as e:  # the drop-in fails where the original runs: that is the result
         swap.use(False)
-        out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0]}"[:400]
+        out["error"] = errmsg(e, 400)
         return out
     out["max_grad_rel_err"], out["worst_param"] = worst_rel(g_ours, g_orig)
     out["f32_floor_rel_err"], out["floor_worst_param"] = max(worst_rel(g_orig1, g_orig), worst_rel(g_orig_p, g_orig))
-    ms = {"orig": [], "ours": []}
-    order = ["orig", "ours"]
-    for i in range(warmup + reps):
-        for v in order if i % 2 == 0 else order[::-1]:
-            swap.use(v == "ours")
-            for m in models:
-                m.zero_grad(set_to_none=True)
-            torch.manual_seed(2)
-            t0 = time.perf_counter()
-            run()
-            dt = (time.perf_counter() - t0) * 1e3
-            if i >= warmup:
-                ms[v].append(dt)
+
+    def before(v):  # untimed: the variant's ops, fresh gradients, the same random draws
+        swap.use(v == "ours")
+        for m in models:
+            m.zero_grad(set_to_none=True)
+        torch.manual_seed(2)
+
+    st = T.interleaved({"orig": run, "ours": run}, reps, warmup, before=before)
     swap.use(False)
-    for v, xs in ms.items():
-        q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
-        out[f"{v}_ms"], out[f"{v}_q1_ms"], out[f"{v}_q3_ms"] = statistics.median(xs), q[0], q[2]
+    for v, x in st.items():
+        out[f"{v}_ms"], out[f"{v}_q1_ms"], out[f"{v}_q3_ms"] = x.median_ms, x.q1_ms, x.q3_ms
     out["speedup"] = out["orig_ms"] / out["ours_ms"]
     out["reps"] = reps
     return out
 
 
 def run_client(args) -> dict:
-    from . import timing as T
-
     swap = Swap(Path(args.path))
-    load0 = os.getloadavg()[0]
+    load0 = T.loadavg()
     t0 = time.perf_counter()
     rows = []
     for size, batch in args.sizes:
@@ -345,15 +320,12 @@ def run_client(args) -> dict:
     return {
         "client": args.client,
         "checkout_commit": rev or "unknown (not a git checkout)",
-        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "device": f"CPU: {T.cpu_model()}",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        **T.header(torch.device("cpu")),
         "load_start": load0,
-        "load_end": os.getloadavg()[0],
+        "load_end": T.loadavg(),
         "elapsed_s": time.perf_counter() - t0,
         "swapped_modules": swap.use(False),
-        "argv": " ".join(sys.argv[1:]),
+        "argv": args.argv,
         "rows": rows,
     }
 
@@ -361,11 +333,8 @@ def run_client(args) -> dict:
 # ------------------------------------------------------------------------------------- report
 
 
-def _f(v, spec):
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
-
 def write_md(out: Path) -> None:
+    fs = report.fmt_spec
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     md = [
         "# Real clients: their own networks and losses, original ops vs the drop-in (`ganreg_ext.nvlabs`)",
@@ -396,8 +365,8 @@ def write_md(out: Path) -> None:
                 )
                 continue
             md.append(
-                f"| {x['phase']} | {x['size']}² | {x['batch']} | {_f(x['orig_ms'], '.0f')} | {_f(x['ours_ms'], '.0f')} | "
-                f"{_f(x['speedup'], '.2f')}× | {_f(x['max_grad_rel_err'], '.1e')} | {_f(x['f32_floor_rel_err'], '.1e')} | "
+                f"| {x['phase']} | {x['size']}² | {x['batch']} | {fs(x['orig_ms'], '.0f')} | {fs(x['ours_ms'], '.0f')} | "
+                f"{fs(x['speedup'], '.2f')}× | {fs(x['max_grad_rel_err'], '.1e')} | {fs(x['f32_floor_rel_err'], '.1e')} | "
                 f"{x['n_params']} |"
             )
         md.append("")
@@ -408,7 +377,7 @@ def write_md(out: Path) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.clients", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks clients", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--client", choices=CLIENTS, help="which codebase --path is")
     p.add_argument("--path", help="the user's checkout")
@@ -422,14 +391,13 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="default benchmarks/results/<device-slug>/clients/")
     a = p.parse_args(argv)
+    a.argv = T.argv_line(argv)
     return a
 
 
 def main(argv=None) -> int:
-    from . import timing as T
-
     a = parse_args(argv)
-    out = Path(a.out) if a.out else ROOT / "results" / T.device_slug(torch.device("cpu")) / "clients"
+    out = Path(a.out) if a.out else report.results_dir(torch.device("cpu"), "clients")
     out.mkdir(parents=True, exist_ok=True)
     many = {c: getattr(a, c.replace("-", "_")) for c in CLIENTS if getattr(a, c.replace("-", "_"))}
     if many:  # one process per checkout: they share package names (training, torch_utils, dnnlib)

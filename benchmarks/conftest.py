@@ -1,6 +1,7 @@
-"""pytest-benchmark suite over the same cases as ``python -m benchmarks.run`` at small sizes:
+"""pytest-benchmark suite over the same cases as ``python -m benchmarks ops`` at small sizes:
 
-    pytest benchmarks/ --benchmark-only [--bench-device cuda] [--bench-compile] [--bench-ops r1,diff_augment]
+    python -m benchmarks suite [--bench-device cuda] [--bench-compile] [--bench-ops r1,diff_augment]
+    (= pytest benchmarks/test_bench.py --benchmark-only ...)
 
 ``torch.compile`` rows are opt-in (``--bench-compile``): a cold compile costs 10–60 s per graph on a
 small CPU machine.

@@ -5,11 +5,12 @@ ms of every implementation, measured *interleaved* (one call of each implementat
 ratios are meaningful on a noisy shared machine. When a case's working set (3× its input bytes:
 read forward, read and write backward) exceeds the last-level cache, the caches are flushed (a
 rewrite of 2×LLC bytes, untimed) before every call, so no input is timed cache-resident; each line
-says ``flushed`` or ``warm``.
+says ``flushed`` or ``warm``. The rounds are :func:`benchmarks.timing.interleaved` (the order
+alternating from round to round; warm-up rounds first).
 
-    python -m benchmarks.cpu_quick                     # all cases, 20 reps
-    python -m benchmarks.cpu_quick --cases r1,diffaug --reps 40
-    python -m benchmarks.cpu_quick --no-compile        # skip torch.compile baselines
+    python -m benchmarks quick                     # all cases, 20 reps
+    python -m benchmarks quick --cases r1,diffaug --reps 40
+    python -m benchmarks quick --no-compile        # skip torch.compile baselines
 
 Baselines: ``eager`` = ``backend="reference"``; ``compile`` = ``torch.compile`` of that call. For the
 noise ops the compiled integer-Philox reference is impractically slow on CPU, so the practical
@@ -20,17 +21,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import resource
-import statistics
-import time
+import sys
 
 import torch
 
 import ganreg_ext as gx
 
 from . import timing as T
-
-SEED = 0x5EED_1234_ABCD
+from .cases import SEED
 
 
 def _randn(shape, gen, grad=True):
@@ -53,58 +51,40 @@ def _fb(fn, leaves, go=None):
     return run
 
 
-def case_r1(gen, compile_):
-    g = _randn((32, 3, 256, 256), gen)
-    ref = lambda t: gx.r1_penalty(t, backend="reference")  # noqa: E731
-    impls = {"eager": _fb(lambda: ref(g), [g])}
+def _vs_reference(op, leaves, compile_, go=None, **kw):
+    """fwd+bwd runners of ``op(*leaves, **kw)``: ``eager`` (``backend="reference"``), ``compile`` (its
+    ``torch.compile``) and ``cpu``; → (impls, input bytes)."""
+    ref = lambda *t: op(*t, backend="reference", **kw)  # noqa: E731
+    impls = {"eager": _fb(lambda: ref(*leaves), leaves, go)}
     if compile_:
         c = torch.compile(ref)
-        impls["compile"] = _fb(lambda: c(g), [g])
-    impls["cpu"] = _fb(lambda: gx.r1_penalty(g, backend="cpu"), [g])
-    return impls, g.nbytes
+        impls["compile"] = _fb(lambda: c(*leaves), leaves, go)
+    impls["cpu"] = _fb(lambda: op(*leaves, backend="cpu", **kw), leaves, go)
+    return impls, sum(t.nbytes for t in leaves)
 
 
-def _diffaug_inputs(gen):
-    x = _randn((32, 3, 64, 64), gen)
-    p = gx.sample_diffaug_params(32, 64, 64, generator=gen)
-    go = torch.randn((32, 3, 64, 64), generator=gen)
-    return x, p, go
+def case_r1(gen, compile_):
+    return _vs_reference(gx.r1_penalty, [_randn((32, 3, 256, 256), gen)], compile_)
 
 
 def case_diffaug(gen, compile_):
-    x, p, go = _diffaug_inputs(gen)
-    ref = lambda t: gx.diff_augment(t, params=p, backend="reference")  # noqa: E731
-    impls = {"eager": _fb(lambda: ref(x), [x], go)}
-    if compile_:
-        c = torch.compile(ref)
-        impls["compile"] = _fb(lambda: c(x), [x], go)
-    impls["cpu"] = _fb(lambda: gx.diff_augment(x, params=p, backend="cpu"), [x], go)
-    return impls, x.nbytes
+    x = _randn((32, 3, 64, 64), gen)
+    p = gx.sample_diffaug_params(32, 64, 64, generator=gen)
+    go = torch.randn((32, 3, 64, 64), generator=gen)
+    return _vs_reference(gx.diff_augment, [x], compile_, go, params=p)
 
 
 def case_cr(gen, compile_):
     x = _randn((32, 3, 64, 64), gen)
     p = gx.sample_cr_params(32, 64, 64, generator=gen)
     go = torch.randn((32, 3, 64, 64), generator=gen)
-    ref = lambda t: gx.cr_augment(t, params=p, backend="reference")  # noqa: E731
-    impls = {"eager": _fb(lambda: ref(x), [x], go)}
-    if compile_:
-        c = torch.compile(ref)
-        impls["compile"] = _fb(lambda: c(x), [x], go)
-    impls["cpu"] = _fb(lambda: gx.cr_augment(x, params=p, backend="cpu"), [x], go)
-    return impls, x.nbytes
+    return _vs_reference(gx.cr_augment, [x], compile_, go, params=p)
 
 
 def case_zcr(gen, compile_):
     a = _randn((16, 3, 256, 256), gen)
     b = _randn((16, 3, 256, 256), gen)
-    ref = lambda u, v: gx.zcr_generator_loss(u, v, backend="reference")  # noqa: E731
-    impls = {"eager": _fb(lambda: ref(a, b), [a, b])}
-    if compile_:
-        c = torch.compile(ref)
-        impls["compile"] = _fb(lambda: c(a, b), [a, b])
-    impls["cpu"] = _fb(lambda: gx.zcr_generator_loss(a, b, backend="cpu"), [a, b])
-    return impls, a.nbytes + b.nbytes
+    return _vs_reference(gx.zcr_generator_loss, [a, b], compile_)
 
 
 def case_noise(gen, compile_):
@@ -142,35 +122,22 @@ CASES = {
 
 
 def bench(impls: dict, reps: int, warmup: int, flush: bool) -> dict:
-    for _ in range(warmup):
-        for f in impls.values():
-            f()
-    times = {k: [] for k in impls}
-    faults = {k: 0 for k in impls}
-    for r in range(reps):
-        keys = list(impls)
-        if r % 2:
-            keys.reverse()  # alternate the order so neither side always runs first
-        for k in keys:
-            if flush:
-                T.flush_caches(torch.device("cpu"))
-            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            t0 = time.perf_counter()
-            impls[k]()
-            times[k].append((time.perf_counter() - t0) * 1e3)
-            faults[k] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
-    return {k: (statistics.median(v), min(v), faults[k] / reps) for k, v in times.items()}
+    """name → (median ms, min ms, minor page faults per call), interleaved; caches flushed before each call with ``flush``."""
+    cpu = torch.device("cpu")
+    before = (lambda _: T.flush_caches(cpu)) if flush else None
+    st = T.interleaved(impls, reps, warmup, before=before, faults=True)
+    return {k: (s.median_ms, s.min_ms, s.faults) for k, s in st.items()}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks quick", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--faults", action="store_true", help="also print minor page faults per call")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     llc = T.llc_bytes()
@@ -191,7 +158,8 @@ def main() -> None:
             pf = f" pf {flt:.0f}" if args.faults else ""
             parts.append(f"{k} {med:.2f} (min {lo:.2f}{pf}){extra}")
         print(f"{label:44s} [{'flushed' if flush else 'warm'}] " + " | ".join(parts), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

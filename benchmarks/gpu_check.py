@@ -2,8 +2,8 @@
 and Triton tests on CUDA tensors, a determinism pass, compute-sanitizer memcheck, the overhead family
 and the benchmark sweep, then ONE verdict table (benchmarks/verdict.py).
 
-    python3 -m benchmarks.gpu_check [--out DIR] [--budget 470]   # or: bash benchmarks/gpu_check.sh, make gpu-check
-    python3 -m benchmarks.gpu_check --dry-run                    # any machine: the steps and the GPU test ids; runs nothing
+    python3 -m benchmarks gpu [--out DIR] [--budget 470]   # or: bash benchmarks/gpu_check.sh, make gpu-check
+    python3 -m benchmarks gpu --dry-run                    # any machine: the steps and the GPU test ids; runs nothing
 
 Steps, each under its own time limit (a failure or a timeout never stops the others), the whole run
 within --budget seconds (default 470: 8 minutes less a margin):
@@ -11,11 +11,11 @@ within --budget seconds (default 470: 8 minutes less a margin):
                 not import: python setup.py build_ext --inplace. TORCH_CUDA_ARCH_LIST as given, else setup.py's
                 default 8.0;9.0+PTX (what tests/test_native.py asserts); nvcc --threads 3; MAX_JOBS = cores.
   2 in parallel info; tests_cuda, tests_triton (pytest -v, no -x, -n with pytest-xdist when installed);
-                check_1, check_2 (benchmarks.op_check in two processes: vs the reference, a repeated call
-                bitwise equal, SHA-256 of every result compared across the two); memcheck (compute-sanitizer
-                on op_check at a tiny odd shape; "refused" when the container runtime does not allow it).
-  3 overhead    python -m benchmarks.run --ops overhead (µs per call of every public function)
-  4 sweep       python -m benchmarks.run --quick --ops sweep --sizes primary (the largest GPU size of every family,
+                check_1, check_2 (python -m benchmarks check in two processes: vs the reference, a repeated
+                call bitwise equal, SHA-256 of every result compared across the two); memcheck (compute-sanitizer
+                on that check at a tiny odd shape; "refused" when the container runtime does not allow it).
+  3 overhead    python -m benchmarks ops --ops overhead (µs per call of every public function)
+  4 sweep       python -m benchmarks ops --quick --ops sweep --sizes primary (the largest GPU size of every family,
                 L2 flushed, eager + compile + cuda + triton)
   5 verdict     op × backend: correct / wrong / not run; ms, ×eager, ×compile, % of HBM peak; µs per call
 
@@ -28,7 +28,6 @@ build failed, else 0.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import glob
 import importlib.util
 import json
@@ -96,13 +95,13 @@ def plan(dest: Path) -> dict[str, list[Step]]:
     build_env.setdefault("NVCC_APPEND_FLAGS", "--threads 3")  # sm_80, sm_90 and the PTX compiled in parallel
     checks = [Step("info", [PY, "-m", "ganreg_ext", "info"], 30)]
     checks += [Step(name, pytest_argv(expr, n), limit) for name, expr, n, limit in TESTS]
-    check = [PY, "-m", "benchmarks.op_check", "--device", "cuda", "--json"]
+    check = [PY, "-m", "benchmarks", "check", "--device", "cuda", "--json"]
     checks += [Step(f"check_{i}", check + [str(dest / f"check_{i}.json")], 90) for i in (1, 2)]
     san = compute_sanitizer() or "compute-sanitizer"  # not run when absent
     memcheck = [san, "--tool", "memcheck", "--leak-check", "no", *check, str(dest / "check_memcheck.json"), "--shape", MEMCHECK_SHAPE]  # fmt: skip
     # without the caching allocator every tensor is its own allocation: out-of-bounds accesses are visible
     checks.append(Step("memcheck", memcheck, CHECKS_S, _env(PYTORCH_NO_CUDA_MEMORY_CACHING="1")))
-    bench = [PY, "-m", "benchmarks.run", "--device", "cuda"]
+    bench = [PY, "-m", "benchmarks", "ops", "--device", "cuda"]
     return {
         "build": [
             Step("build", [PY, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index", "-v", "-e", "."], BUILD_S, build_env),
@@ -154,24 +153,20 @@ def _clip(steps: list[Step], limit) -> list[Step]:
 def environment(gpu: str) -> dict:
     import torch
 
-    try:
-        import triton
+    from . import timing as T
 
-        triton_v = triton.__version__
-    except ImportError:
-        triton_v = None
     smi = subprocess.run(
         ["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.max.sm", "--format=csv,noheader"],
         capture_output=True, text=True,
     ).stdout.strip() if shutil.which("nvidia-smi") else "nvidia-smi absent"  # fmt: skip
     return {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": T.now(utc=True),
         "gpu": gpu,
         "nvidia-smi": smi,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "torch CUDA": torch.version.cuda,
-        "triton": triton_v,
+        "triton": T.triton_version(),
         "TORCH_CUDA_ARCH_LIST": os.environ.get("TORCH_CUDA_ARCH_LIST", "unset (setup.py default 8.0;9.0+PTX)"),
         "ninja": shutil.which("ninja") or "absent (the build is serial)",
         "pytest-xdist": bool(importlib.util.find_spec("xdist")),
@@ -216,7 +211,7 @@ def dry_run() -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python3 -m benchmarks.gpu_check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(prog="python3 -m benchmarks gpu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--out", default=os.environ.get("OUT"), help="base folder (default $OUT, else the repository)")
     p.add_argument("--budget", type=float, default=float(os.environ.get("GPU_CHECK_BUDGET", 470)))
     p.add_argument("--dry-run", action="store_true", help="list the steps and the GPU test ids; run nothing")
@@ -263,7 +258,7 @@ def main(argv=None) -> int:
         recs.append(run_step(Step(s.name, argv, limit), logs))
         out = dest / s.name
         if recs[-1]["result"] != "rc=0" and (out / "results.csv").exists():  # cut off: rebuild the report
-            recs.append(run_step(Step(f"{s.name}_report", [PY, "-m", "benchmarks.run", "--report-only", "--out", str(out)], min(30, left())), logs))  # fmt: skip
+            recs.append(run_step(Step(f"{s.name}_report", [PY, "-m", "benchmarks", "ops", "--report-only", "--out", str(out)], min(30, left())), logs))  # fmt: skip
     peak = next((f"{k} nominal {bw / 1e12:.2f} TB/s" for k, bw in T.PEAK_BW if k in gpu), "unknown GPU: no nominal peak")
     meta = {**env, "HBM peak (the % column)": peak, "build": "ok" if built else "FAILED (see logs/build*.log)"}
     meta["elapsed"] = f"{time.monotonic() - t0:.0f} s of {a.budget:.0f} s"

@@ -3,7 +3,7 @@
 bitwise identical, and the SHA-256 of all its results (the GPU check compares them across two
 processes). ``BEGIN``/``END`` lines bracket each call, so compute-sanitizer errors can be attributed.
 
-    python -m benchmarks.op_check [--device cuda] [--backends cuda,triton] [--shape 16x3x64x64] [--json PATH]
+    python -m benchmarks check [--device cuda] [--backends cuda,triton] [--shape 16x3x64x64] [--json PATH]
 
 Shapes derive from one image shape (logits ``[B, 1]``, ``pl_grads`` ``[B, C, H·W]``); the StyleGAN
 blocks (bias_act at a 512-channel and a 128-channel layer, 2× FIR up/downsampling, filtered_lrelu) and
@@ -24,16 +24,7 @@ from pathlib import Path
 import torch
 
 from . import cases as C
-from .run import _errmsg, _grad, _max_err, fused_backends
-
-
-def results(case: C.Case, inp: C.Inputs, call) -> list:
-    """Output, input gradients and (where it applies) double-backward gradients of ``call``."""
-    out = call(inp)
-    res = [out] + list(_grad(out, inp.leaves, inp.grad_out))
-    if case.dbl:
-        res += list(_grad(case.dbl(inp, call), inp.leaves, None))
-    return [r if r is None else r.detach() for r in res]
+from .checks import errmsg, fused_backends, max_err, outputs
 
 
 def digest(tensors) -> str:
@@ -89,14 +80,14 @@ def check(device: torch.device, backends, shape, ops=None, log=print) -> list[di
         for layout, inp in (("contiguous", base), ("channels_last", channels_last(base))):
             if inp is None:
                 continue
-            want = results(case, inp, lambda x, c=case: c.fn(x, "reference"))
+            want = outputs(case, inp, lambda x, c=case: c.fn(x, "reference"))
             for b in backends:
                 rec = {"op": case.op, "backend": b, "layout": layout}
                 log(f"BEGIN {case.op} {b} {layout}")
                 try:
-                    got = results(case, inp, lambda x, b=b, c=case: c.fn(x, b))
-                    again = results(case, inp, lambda x, b=b, c=case: c.fn(x, b))
-                    ok, err, msg = _max_err(got, want, *case.tol)
+                    got = outputs(case, inp, lambda x, b=b, c=case: c.fn(x, b))
+                    again = outputs(case, inp, lambda x, b=b, c=case: c.fn(x, b))
+                    ok, err, msg = max_err(got, want, *case.tol)
                     # an atomicAdd backward: the hash (compared across processes) and the repeat check
                     # cover the forward only, which must still be bitwise reproducible
                     n = 1 if (case.op, b) in ATOMIC_BACKWARD else len(got)
@@ -107,7 +98,7 @@ def check(device: torch.device, backends, shape, ops=None, log=print) -> list[di
                 except gx.BackendUnavailable as e:
                     rec.update(status="unavailable", msg=str(e))
                 except Exception as e:
-                    rec.update(status="error", msg=_errmsg(e))
+                    rec.update(status="error", msg=errmsg(e))
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 rep = "" if rec.get("repeat_equal", True) else ", NOT bitwise repeatable"
@@ -117,7 +108,7 @@ def check(device: torch.device, backends, shape, ops=None, log=print) -> list[di
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.op_check", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks check", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--backends", default=None, help="comma separated (default: the fused backends native to the device)")
     p.add_argument("--shape", default="16x3x64x64", help="image shape BxCxHxW")

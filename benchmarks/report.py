@@ -1,5 +1,6 @@
-"""``results.md`` and the PNG plots from ``results.csv`` + ``meta.json`` (also usable on its own:
-``python -m benchmarks.run --report-only --out DIR``)."""
+"""Writing results: the CSV writers, number formats and the default results folder every entry point
+uses, and the sweep's ``results.md`` and PNG plots from ``results.csv`` + ``meta.json`` (also usable on
+its own: ``python -m benchmarks ops --report-only --out DIR``)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import math
 from collections import OrderedDict
 from pathlib import Path
 
+import torch
+
+from . import timing as T
 from .cases import MODE_LABEL
 
+ROOT = Path(__file__).resolve().parent
 IMPL_ORDER = ("eager", "compile", "cpu", "cuda", "triton")
 LAYERS = "layers (no grad)"  # the overhead family's per-layer rows (benchmarks/run.py run_layers)
 
 
-def _f(x) -> float | None:
+def num(x) -> float | None:
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -23,8 +28,8 @@ def _f(x) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _fmt(x, nd: int = 3, suffix: str = "") -> str:
-    v = _f(x)
+def fmt(x, nd: int = 3, suffix: str = "") -> str:
+    v = num(x)
     if v is None:
         return "—"
     if v == 0:
@@ -32,6 +37,36 @@ def _fmt(x, nd: int = 3, suffix: str = "") -> str:
     if abs(v) >= 100:
         return f"{v:.0f}{suffix}"
     return f"{v:.{nd}g}{suffix}"
+
+
+def fmt_spec(v, spec: str) -> str:
+    """``format(v, spec)``; "–" for a missing value (None, "", NaN)."""
+    v = None if v is None or v == "" else float(v)
+    return "–" if v is None or math.isnan(v) else format(v, spec)
+
+
+def results_dir(device: torch.device, sub: str = "") -> Path:
+    """The default output folder: ``benchmarks/results/<device-slug>/[sub]``."""
+    return ROOT / "results" / T.device_slug(device) / sub
+
+
+def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    """``path`` with a header and ``rows`` (missing fields empty)."""
+    with Path(path).open("w", newline="") as f:
+        w = csv.DictWriter(f, fields, restval="")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def append_csv(path: Path, fields: list[str], row: dict) -> None:
+    """One more row (the header first when the file is new): a run cut off by a limit keeps its rows."""
+    path = Path(path)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fields, restval="")
+        if new:
+            w.writeheader()
+        w.writerow(row)
 
 
 def _impl_key(impl: str) -> tuple:
@@ -71,25 +106,25 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     L.append(
         f"- threads {meta.get('threads', '?')} (cores {meta.get('cpu_count', '?')}, "
         f"capability {meta.get('cpu_capability', '?')}); "
-        f"load average at start {_fmt(meta.get('loadavg'))}, at end {_fmt(meta.get('loadavg_end'))}"
+        f"load average at start {fmt(meta.get('loadavg'))}, at end {fmt(meta.get('loadavg_end'))}"
     )
     L.append(
         f"- backends available {meta.get('backends_available', '?')}; fused backends benchmarked: "
         f"{meta.get('fused_benchmarked') or 'none (only eager reference and torch.compile)'}"
     )
     L.append(
-        f"- bandwidth: copy_ {_fmt(meta.get('copy_gbps'))} GB/s measured in this run; % columns are relative to "
+        f"- bandwidth: copy_ {fmt(meta.get('copy_gbps'))} GB/s measured in this run; % columns are relative to "
         f"{meta.get('bw_src', '?')}"
     )
     L.append(
         "- caches: CUDA flushes L2 (256 MB write) before every timed repetition; CPU rewrites 2×LLC "
-        f"(LLC {_fmt(meta.get('llc_mib'))} MiB) before every repetition of a case whose fwd+bwd working set exceeds "
+        f"(LLC {fmt(meta.get('llc_mib'))} MiB) before every repetition of a case whose fwd+bwd working set exceeds "
         "the LLC, else times it warm (`cache` column); the overhead family is timed warm, per call"
     )
     L.append(
         f"- dtype {meta.get('dtype', 'float32')}, {'quick' if meta.get('quick') else 'full'} sweep, "
         f"≥ {meta.get('min_reps', 20)} timed repetitions per figure after warm-up, median [IQR]; "
-        f"run time {_fmt(meta.get('elapsed_s'))} s; args `{meta.get('argv', '')}`"
+        f"run time {fmt(meta.get('elapsed_s'))} s; args `{meta.get('argv', '')}`"
     )
     L.append("")
     L.append(
@@ -121,9 +156,9 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             if not m:
                 continue
             eager = m.get("eager")
-            if eager is None or _f(eager.get("median_ms")) is None:
+            if eager is None or num(eager.get("median_ms")) is None:
                 continue
-            n = _f(eager.get("numel")) or 0
+            n = num(eager.get("numel")) or 0
             if best is None or n >= best[0]:
                 best = (n, size, m)
         if best is None:
@@ -132,25 +167,25 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         fused = _fused(m)
         user = next((r["baseline"] for r in m.values() if r.get("baseline")), "eager")
         user = user if user in m else "eager"
-        cells = [fam, size, _fmt(m[user]["median_ms"]) + ("" if user == "eager" else f" ({user})")]
+        cells = [fam, size, fmt(m[user]["median_ms"]) + ("" if user == "eager" else f" ({user})")]
         comp = m.get("compile" if user == "eager" else f"compile_{user}")
         if comp is None or not str(comp["status"]).startswith("ok"):
             alt = next((k for k in m if k.startswith("compile_") and str(m[k]["status"]).startswith("ok")), None)
             comp = m[alt] if alt else comp
             cells.append(
-                f"{_fmt(comp['median_ms'])} ({alt})" if alt else "—" if comp is None else str(comp["status"]).split(":")[0]
+                f"{fmt(comp['median_ms'])} ({alt})" if alt else "—" if comp is None else str(comp["status"]).split(":")[0]
             )
         else:
-            cells.append(_fmt(comp["median_ms"]))
+            cells.append(fmt(comp["median_ms"]))
         if fused:
             parts = []
             for b in fused:
                 r = m[b]
                 if str(r["status"]).startswith("ok"):
-                    ref = f", ×{_fmt(r['x_ref'])} Philox ref" if _f(r.get("x_ref")) else ""
+                    ref = f", ×{fmt(r['x_ref'])} Philox ref" if num(r.get("x_ref")) else ""
                     parts.append(
-                        f"{b}: {_fmt(r['median_ms'])} ms, ×{_fmt(r['x_eager'])} eager, ×{_fmt(r['x_compile'])} compile{ref}, "
-                        f"{_fmt(r['pct_bw'], 2, '%')} BW"
+                        f"{b}: {fmt(r['median_ms'])} ms, ×{fmt(r['x_eager'])} eager, ×{fmt(r['x_compile'])} compile{ref}, "
+                        f"{fmt(r['pct_bw'], 2, '%')} BW"
                     )
                 else:
                     parts.append(f"{b}: {str(r['status']).split(':')[0]}")
@@ -194,12 +229,12 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                             sizes_noted.append(size)
                         continue
                     ok = str(r["status"]).startswith("ok")
-                    ms = f"{_fmt(r['median_ms'])} [{_fmt(r['q1_ms'])}–{_fmt(r['q3_ms'])}]" if ok else "—"
+                    ms = f"{fmt(r['median_ms'])} [{fmt(r['q1_ms'])}–{fmt(r['q3_ms'])}]" if ok else "—"
                     status = "ok" if r["status"] == "ok" else str(r["status"]).replace("|", "/")[:160]
                     L.append(
-                        f"| {size} | {MODE_LABEL.get(mode, mode)} | {impl} | {ms} | {_fmt(r['x_eager'])} | "
-                        f"{_fmt(r['x_compile'])} | {_fmt(r.get('x_ref'))} | {_fmt(r['gbps'])} | {_fmt(r['pct_bw'], 2)} | "
-                        f"{_fmt(r['peak_mem_mib'])} | {_fmt(r['compile_s'])} | {r.get('cache') or '—'} | {status} |"
+                        f"| {size} | {MODE_LABEL.get(mode, mode)} | {impl} | {ms} | {fmt(r['x_eager'])} | "
+                        f"{fmt(r['x_compile'])} | {fmt(r.get('x_ref'))} | {fmt(r['gbps'])} | {fmt(r['pct_bw'], 2)} | "
+                        f"{fmt(r['peak_mem_mib'])} | {fmt(r['compile_s'])} | {r.get('cache') or '—'} | {status} |"
                     )
         for why, where in notes.items():
             L.append("")
@@ -209,7 +244,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             L.append(
                 "steps/s: "
                 + ", ".join(
-                    f"{impl} {_fmt(r['steps_per_s'])}"
+                    f"{impl} {fmt(r['steps_per_s'])}"
                     for s in sizes.values()
                     for m in s.values()
                     for impl, r in m.items()
@@ -232,7 +267,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
 
 def reuse_table(meta: dict, rows: list[dict]) -> list[str]:
     """Fused CPU rows timed with the reuse cache on and off (``ms_reuse_off``), beside eager."""
-    off = [r for r in rows if _f(r.get("ms_reuse_off")) is not None and str(r["status"]).startswith("ok")]
+    off = [r for r in rows if num(r.get("ms_reuse_off")) is not None and str(r["status"]).startswith("ok")]
     if not off:
         return []
     eager = {(r["family"], r["size"], r["mode"]): r for r in rows if r["impl"] == "eager"}
@@ -240,7 +275,7 @@ def reuse_table(meta: dict, rows: list[dict]) -> list[str]:
     L = [
         "## CPU reuse cache on / off (fused rows whose outputs came from it)",
         "",
-        f"The fused CPU kernels take outputs of ≥ 4 MiB from a reuse cache (limit {_fmt(limit)} MiB in this run, "
+        f"The fused CPU kernels take outputs of ≥ 4 MiB from a reuse cache (limit {fmt(limit)} MiB in this run, "
         "`GANREG_CPU_REUSE_MB`, docs/memory.md): in the timing loop each call gets the block its previous output "
         "freed, so it touches no freshly mapped page, while the eager baseline's outputs come from PyTorch's "
         "allocator and pay the page faults and zeroing of fresh pages. The main tables time the fused rows with "
@@ -250,14 +285,14 @@ def reuse_table(meta: dict, rows: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in off:
-        on_ms, off_ms = _f(r["median_ms"]), _f(r["ms_reuse_off"])
+        on_ms, off_ms = num(r["median_ms"]), num(r["ms_reuse_off"])
         e = eager.get((r["family"], r["size"], r["mode"]))
-        e_ms = _f(e["median_ms"]) if e else None
+        e_ms = num(e["median_ms"]) if e else None
         L.append(
-            f"| {r['family']} | {r['size']} | {MODE_LABEL.get(r['mode'], r['mode'])} | {r['impl']} | {_fmt(on_ms)} | "
-            f"{_fmt(off_ms)} | {_fmt(off_ms / on_ms if on_ms else None)} | {_fmt(e_ms)} | "
-            f"{_fmt(e_ms / on_ms if e_ms and on_ms else None)} | {_fmt(e_ms / off_ms if e_ms and off_ms else None)} | "
-            f"{_fmt(r.get('peak_cache_mib'))} |"
+            f"| {r['family']} | {r['size']} | {MODE_LABEL.get(r['mode'], r['mode'])} | {r['impl']} | {fmt(on_ms)} | "
+            f"{fmt(off_ms)} | {fmt(off_ms / on_ms if on_ms else None)} | {fmt(e_ms)} | "
+            f"{fmt(e_ms / on_ms if e_ms and on_ms else None)} | {fmt(e_ms / off_ms if e_ms and off_ms else None)} | "
+            f"{fmt(r.get('peak_cache_mib'))} |"
         )
     L.append("")
     return L
@@ -293,15 +328,15 @@ def overhead_table(rows: list[dict]) -> list[str]:
             if r is None:
                 cells.append("—")
             elif str(r["status"]).startswith("ok"):
-                cells.append(_fmt(_f(r["median_ms"]) * 1e3))
+                cells.append(fmt(num(r["median_ms"]) * 1e3))
             else:
                 cells.append(str(r["status"]).split(":")[0])
                 notes.setdefault(str(r["status"]).replace("|", "/")[:200], []).append(
                     f"{op} {MODE_LABEL.get(mode, mode)} {r['impl']}"
                 )
-        cells += [_fmt(got[b]["x_eager"]) if b in got else "—" for b in fused]
-        peak = next((_f(got[b]["peak_mem_mib"]) for b in fused if b in got and _f(got[b]["peak_mem_mib"]) is not None), None)
-        cells.append(_fmt(peak * 1024) if peak is not None else "—")
+        cells += [fmt(got[b]["x_eager"]) if b in got else "—" for b in fused]
+        peak = next((num(got[b]["peak_mem_mib"]) for b in fused if b in got and num(got[b]["peak_mem_mib"]) is not None), None)
+        cells.append(fmt(peak * 1024) if peak is not None else "—")
         L.append(f"| {op} | {MODE_LABEL.get(mode, mode)} | " + " | ".join(cells) + " |")
     layers = [r for r in rows if r["op"] == LAYERS]
     if layers:
@@ -309,7 +344,7 @@ def overhead_table(rows: list[dict]) -> list[str]:
         L += ["| layer | µs per call | status |", "|---|---|---|"]
         for r in layers:
             ok = str(r["status"]).startswith("ok")
-            L.append(f"| `{r['impl']}` | {_fmt(_f(r['median_ms']) * 1e3) if ok else '—'} | {r['status'][:160]} |")
+            L.append(f"| `{r['impl']}` | {fmt(num(r['median_ms']) * 1e3) if ok else '—'} | {r['status'][:160]} |")
     if notes:
         L += ["", "Not timed:", ""] + [f"- {why}: {', '.join(where)}" for why, where in notes.items()]
     L.append("")
@@ -324,7 +359,7 @@ def make_plots(out: Path, meta: dict, rows: list[dict]) -> list[Path]:
 
     written = []
     grouped = _group(rows)
-    bw = _f(meta.get("bw_ref_gbps"))
+    bw = num(meta.get("bw_ref_gbps"))
     for fam, sizes in grouped.items():
         if fam.startswith("train") or fam == "overhead":
             continue
@@ -335,14 +370,14 @@ def make_plots(out: Path, meta: dict, rows: list[dict]) -> list[Path]:
             floor: list[tuple[float, float]] = []
             for modes in sizes.values():
                 for impl, r in modes.get(mode, {}).items():
-                    if not str(r["status"]).startswith("ok") or _f(r["median_ms"]) is None:
+                    if not str(r["status"]).startswith("ok") or num(r["median_ms"]) is None:
                         continue
-                    n = _f(r["numel"]) or 0
+                    n = num(r["numel"]) or 0
                     series.setdefault(impl, []).append(
-                        (n, _f(r["median_ms"]), _f(r["q1_ms"]) or 0, _f(r["q3_ms"]) or 0, _f(r["gbps"]))
+                        (n, num(r["median_ms"]), num(r["q1_ms"]) or 0, num(r["q3_ms"]) or 0, num(r["gbps"]))
                     )
-                    if impl == "eager" and _f(r["floor_ms"]):
-                        floor.append((n, _f(r["floor_ms"])))
+                    if impl == "eager" and num(r["floor_ms"]):
+                        floor.append((n, num(r["floor_ms"])))
             ax_t, ax_b = axes[0][col], axes[1][col]
             for impl in sorted(series, key=_impl_key):
                 pts = sorted(series[impl])

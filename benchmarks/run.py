@@ -2,13 +2,14 @@
 ``torch.compile`` of the reference vs every fused backend available on the device, plus two real
 training steps (D with R1, G with path length). Writes CSV, a markdown report and PNG plots.
 
-    python -m benchmarks.run [--device cpu|cuda] [--ops r1,diff_augment ...] [--quick] [--out DIR]
+    python -m benchmarks ops [--device cpu|cuda] [--ops r1,diff_augment ...] [--quick] [--out DIR]
+    (or python -m benchmarks.run ...)
 
 Default output: ``benchmarks/results/<device-slug>/`` (``cpu-<cpu model>`` or e.g. ``h100``).
 ``--report-only`` rebuilds ``results.md`` and the plots from an existing ``results.csv`` (e.g.
 after a run was cut off by a time limit: the CSV is written case by case).
 
-Method (see also benchmarks/timing.py):
+Method (see also benchmarks/timing.py and benchmarks/checks.py):
 - inputs random normal (never zeros), fixed seeds; float32 unless ``--dtype``;
 - before timing, every non-reference implementation's output and input gradients are checked
   against the eager reference (``torch.testing.assert_close``); a wrong row is not timed;
@@ -32,10 +33,7 @@ Method (see also benchmarks/timing.py):
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as _dt
 import json
-import math
 import os
 import platform
 import sys
@@ -49,8 +47,8 @@ from . import cases as C
 from . import report
 from . import timing as T
 from . import train as TR
+from .checks import errmsg, fused_backends, grad, max_err, outputs
 
-ROOT = Path(__file__).resolve().parent
 FIELDS = [
     "family", "op", "size", "numel", "dtype", "mode", "impl", "kind", "status", "median_ms", "q1_ms", "q3_ms",
     "iqr_ms", "reps", "x_eager", "x_compile", "floor_bytes", "floor_ms", "gbps", "pct_bw", "peak_mem_mib",
@@ -64,42 +62,24 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 # ------------------------------------------------------------------------------------------- env
 
 
-def fused_backends(device: torch.device) -> list[str]:
-    """Fused backends that run natively on ``device`` (never the Triton interpreter on CPU)."""
-    import ganreg_ext as gx
-
-    avail = gx.available_backends()
-    want = ("cpu",) if device.type == "cpu" else ("cuda", "triton")
-    return [b for b in want if b in avail]
-
-
 def environment(device: torch.device, args) -> dict:
     import ganreg_ext as gx
 
-    try:
-        import triton
-
-        triton_v = triton.__version__
-    except ImportError:
-        triton_v = None
     return {
-        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {T.cpu_model()}",
+        **T.header(device),
         "device_slug": T.device_slug(device),
-        "torch": torch.__version__,
-        "triton": triton_v,
+        "triton": T.triton_version(),
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
-        "loadavg": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "loadavg": T.loadavg(),
         "backends_available": gx.available_backends(),
         "fused_benchmarked": fused_backends(device),
         "dtype": args.dtype,
         "quick": args.quick,
         "min_reps": args.min_reps,
-        "argv": " ".join(sys.argv[1:]),
+        "argv": args.argv,
         "cpu_reuse_cache_mib": None if T.reuse_cache_limit() is None else T.reuse_cache_limit() / 2**20,
         "reuse_off_timed": bool(args.reuse_off) and device.type == "cpu",
         "peak_method": T.CPU_PEAK_METHOD if device.type == "cpu" else "CUDA max_memory_allocated after reset_peak_memory_stats",
@@ -107,35 +87,6 @@ def environment(device: torch.device, args) -> dict:
 
 
 # ------------------------------------------------------------------------------------- running
-
-
-def _errmsg(e: Exception) -> str:
-    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-
-
-def _grad(out, leaves, grad_out):
-    return torch.autograd.grad(out, leaves, grad_out, allow_unused=True)
-
-
-def _max_err(got, want, rtol: float, atol: float) -> tuple[bool, float, str]:
-    """Compare output + gradients; (ok, max abs error, message)."""
-    worst = 0.0
-    for i, (a, b) in enumerate(zip(got, want)):
-        name = "output" if i == 0 else f"grad[{i - 1}]"
-        if (a is None) != (b is None):
-            return False, math.inf, f"{name}: one of the results is None"
-        if a is None:
-            continue
-        if a.shape != b.shape:
-            return False, math.inf, f"{name}: shape {tuple(a.shape)} != {tuple(b.shape)}"
-        a64, b64 = a.detach().double(), b.detach().double()
-        err = (a64 - b64).abs().max().item() if a.numel() else 0.0
-        worst = max(worst, err if math.isfinite(err) else math.inf)
-        try:
-            torch.testing.assert_close(a64, b64, rtol=rtol, atol=atol, equal_nan=True)
-        except AssertionError as e:
-            return False, worst, f"{name}: " + str(e).splitlines()[0] + " | " + " ".join(str(e).split())[:200]
-    return True, worst, ""
 
 
 def _extra_check(case: C.Case, impl: str) -> C.ExtraCheck | None:
@@ -174,12 +125,7 @@ class Runner:
     def emit(self, row: dict) -> None:
         full = {k: row.get(k, "") for k in FIELDS}
         self.rows.append(full)
-        new = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as f:
-            w = csv.DictWriter(f, FIELDS)
-            if new:
-                w.writeheader()
-            w.writerow(full)
+        report.append_csv(self.csv_path, FIELDS, full)
 
     def bench(self, run, setup=None, flush: bool = False):
         a = self.args
@@ -222,12 +168,7 @@ class Runner:
     def impls_for(self, case: C.Case, inp: C.Inputs) -> list[tuple[str, str, object]]:
         impls: list[tuple[str, str, object]] = [("eager", "eager", lambda i: case.fn(i, "reference"))]
         if self.want("compile", "compile") and self.compile_skip(case) is None:
-
-            def body(*leaves):
-                return case.fn(C.Inputs(list(leaves), inp.kw, inp.grad_out), "reference")
-
-            compiled = torch.compile(body, dynamic=False)
-            impls.append(("compile", "compile", lambda i: compiled(*i.leaves)))
+            impls.append(("compile", "compile", C.compiled(lambda i: case.fn(i, "reference"), inp)))
         for b in fused_backends(self.device):
             if self.want(b, "fused"):
                 impls.append((b, "fused", lambda i, b=b: case.fn(i, b)))
@@ -235,12 +176,7 @@ class Runner:
             if self.impl_filter is not None and name in self.impl_filter or (self.impl_filter is None and self.args.extras):
                 impls.append((name, "extra", fn))
                 if self.want("compile", "compile") and self.compile_skip(case, philox_ok=True) is None:
-
-                    def body_x(*leaves, fn=fn):
-                        return fn(C.Inputs(list(leaves), inp.kw, inp.grad_out))
-
-                    cx = torch.compile(body_x, dynamic=False)
-                    impls.append((f"compile_{name}", "extra", lambda i, cx=cx: cx(*i.leaves)))
+                    impls.append((f"compile_{name}", "extra", C.compiled(fn, inp)))
         return impls
 
     def _modes(self, case: C.Case, fn, inp: C.Inputs):
@@ -251,11 +187,11 @@ class Runner:
             if mode == "fwd":
                 out[mode] = None, (lambda _s: fn(inp))
             elif mode == "bwd":
-                out[mode] = (lambda: fn(inp)), (lambda o: _grad(o, leaves, gout))
+                out[mode] = (lambda: fn(inp)), (lambda o: grad(o, leaves, gout))
             elif mode == "fwdbwd":
-                out[mode] = None, (lambda _s: _grad(fn(inp), leaves, gout))
+                out[mode] = None, (lambda _s: grad(fn(inp), leaves, gout))
             else:  # dbl
-                out[mode] = None, (lambda _s: _grad(case.dbl(inp, fn), leaves, None))
+                out[mode] = None, (lambda _s: grad(case.dbl(inp, fn), leaves, None))
         return out
 
     def _time(self, case: C.Case, run, setup, flush: bool, kind: str = "") -> tuple[T.Stats, T.MemPeak | None, T.Stats | None]:
@@ -285,12 +221,10 @@ class Runner:
             return
         gen = torch.Generator(device=dev).manual_seed(1000 + idx)
         inp = case.make(dev, dt, gen)
-        leaves, gout = inp.leaves, inp.grad_out
+        leaves = inp.leaves
         ref = lambda i: case.fn(i, "reference")  # noqa: E731
-        ref_out = ref(inp)
-        want = [ref_out.detach()] + [g if g is None else g.detach() for g in _grad(ref_out, leaves, gout)]
-        del ref_out
-        want_dbl = [g if g is None else g.detach() for g in _grad(case.dbl(inp, ref), leaves, None)] if case.dbl else None
+        want = outputs(case, inp, ref, dbl=False)
+        want_dbl = [g if g is None else g.detach() for g in grad(case.dbl(inp, ref), leaves, None)] if case.dbl else None
         rtol, atol = (t * TOL_DTYPE[dt] for t in case.tol)
         torch._dynamo.reset()
         # CPU: flush the caches before each repetition when the working set exceeds the LLC
@@ -313,17 +247,15 @@ class Runner:
             try:
                 T.sync(dev)
                 t0 = time.perf_counter()
-                out = fn(inp)
-                got = [out.detach()] + [g if g is None else g.detach() for g in _grad(out, leaves, gout)]
+                got = outputs(case, inp, fn, dbl=False)
                 T.sync(dev)
                 if impl.startswith("compile"):
                     compile_s = time.perf_counter() - t0
                     self.compile_spent += compile_s
-                del out
                 chk = _extra_check(case, impl) if kind == "extra" else None
                 if kind != "extra" or chk is not None:
                     if chk is None:
-                        ok, err, msg = _max_err(got, want, rtol, atol)
+                        ok, err, msg = max_err(got, want, rtol, atol)
                     else:
                         ok, err, msg = chk.fn(case, inp, fn)
                     if not ok:
@@ -341,7 +273,7 @@ class Runner:
                 line.append(f"{impl} n/a")
                 continue
             except Exception as e:  # a failing impl must not stop the sweep
-                msg = _errmsg(e)
+                msg = errmsg(e)
                 for mode in case.modes:
                     self.emit({**row0, "mode": mode, "status": f"error: {msg}"})
                 line.append(f"{impl} ERROR")
@@ -362,13 +294,13 @@ class Runner:
                         # second-order sums grow (Σ over taps of products): absolute tolerance relative
                         # to the largest value, as float32 rounding of a sum scales with its terms
                         big = max([1.0] + [float(w.abs().max()) for w in want_dbl if w is not None and w.numel()])
-                        ok, e2, msg = _max_err(got, want_dbl, rtol, atol * big)
+                        ok, e2, msg = max_err(got, want_dbl, rtol, atol * big)
                         if not ok:
                             self.emit({**row0, "mode": mode, "status": f"WRONG: double backward {msg}", "max_abs_err": e2})
                             continue
                     st, mem, off = self._time(case, run, setup, flush, kind)
                 except Exception as e:
-                    self.emit({**row0, "mode": mode, "status": f"error: {_errmsg(e)}"})
+                    self.emit({**row0, "mode": mode, "status": f"error: {errmsg(e)}"})
                     continue
                 results[(impl, mode)] = st.median_ms
                 row = {**row0, "mode": mode, "status": status, "compile_s": compile_s, "max_abs_err": err}
@@ -415,14 +347,14 @@ class Runner:
             for impl, kind, fn, want in impls:
                 row0 = {**base, "impl": impl, "kind": kind}
                 try:
-                    ok, err, msg = _max_err([fn()], [want], 1e-5, 1e-6)
+                    ok, err, msg = max_err([fn()], [want], 1e-5, 1e-6)
                     if not ok:
                         self.emit({**row0, "status": f"WRONG: {msg}", "max_abs_err": err})
                         continue
                     st = T.per_call(fn, dev)
                     mem = T.peak_memory_bytes(lambda _, fn=fn: fn(), dev) if not self.args.no_memory else None
                 except Exception as e:
-                    self.emit({**row0, "status": f"error: {_errmsg(e)}"})
+                    self.emit({**row0, "status": f"error: {errmsg(e)}"})
                     continue
                 row = {**row0, "status": "ok", "max_abs_err": err, "peak_mem_mib": "" if mem is None else mem / 2**20}
                 row.update(self.perf_fields(st, g.numel() * 4))
@@ -448,10 +380,7 @@ class Runner:
         self.write_csv()
 
     def write_csv(self) -> None:
-        with self.csv_path.open("w", newline="") as f:
-            w = csv.DictWriter(f, FIELDS)
-            w.writeheader()
-            w.writerows(self.rows)
+        report.write_csv(self.csv_path, FIELDS, self.rows)
 
     # ----------------------------------------------------------------------------- train steps
     def run_train(self, idx: int, total: int, case: TR.TrainCase) -> None:
@@ -473,6 +402,8 @@ class Runner:
         backends = ["reference"] + [b for b in fused_backends(dev) if self.want(b, "fused")]
         steps = TR.make_steps(case, backends, dev)
         want_loss, want_grads = steps["reference"].grads()
+        a = self.args
+        timed = lambda step: T.bench(step, dev, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.min_reps, target_s=0.0)  # noqa: E731
         results, line = {}, []
         for b, step in steps.items():
             impl = "eager" if b == "reference" else b
@@ -481,23 +412,22 @@ class Runner:
             try:
                 if b != "reference":
                     loss, grads = step.grads()
-                    ok, err, msg = _max_err([loss] + grads, [want_loss] + want_grads, 1e-3, 1e-5)
+                    ok, err, msg = max_err([loss] + grads, [want_loss] + want_grads, *TR.TOL)
                     if not ok:
                         self.emit({**row0, "status": f"WRONG: {msg}", "max_abs_err": err})
                         print(f"    {impl}: WRONG vs reference, not timed: {msg}", flush=True)
                         continue
-                a = self.args
-                st = T.bench(step, dev, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.min_reps, target_s=0.0)
+                st = timed(step)
                 mem = T.peak_memory(step, dev) if not a.no_memory else None
                 off = None
                 if a.reuse_off and b != "reference" and dev.type == "cpu" and mem and mem.cache_bytes:
                     with T.reuse_cache(False):
-                        off = T.bench(step, dev, warmup=a.warmup, min_reps=a.min_reps, max_reps=a.min_reps, target_s=0.0)
+                        off = timed(step)
             except gx.BackendUnavailable as e:
                 self.emit({**row0, "status": f"unavailable: {e}"})
                 continue
             except Exception as e:
-                msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                msg = errmsg(e)
                 self.emit({**row0, "status": f"error: {msg}"})
                 print(f"    {impl}: error: {msg}", flush=True)
                 if self.args.verbose:
@@ -544,14 +474,14 @@ class Runner:
             i += 1
             self.run_train(i, total, case)
         env["elapsed_s"] = time.perf_counter() - self.t_start
-        env["loadavg_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        env["loadavg_end"] = T.loadavg()
         (self.out / "meta.json").write_text(json.dumps(env, indent=2))
         self.write_csv()
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if available, else cpu")
     p.add_argument(
@@ -618,6 +548,7 @@ def parse_args(argv=None):
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
+    a.argv = T.argv_line(argv)
     if a.target_s is None:
         a.target_s = 0.1 if (a.quick or a.tiny) else 0.5
     if a.budget is None and a.quick:
@@ -644,7 +575,7 @@ def main(argv=None) -> int:
     _device_defaults(a)
     device = torch.device(a.device)
     if a.out is None:
-        a.out = str(ROOT / "results" / T.device_slug(device))
+        a.out = str(report.results_dir(device))
     if not a.report_only:
         # torch.compile: one graph per case and shape; never hit the recompile limit in a sweep
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)

@@ -3,7 +3,7 @@
 ``reference`` blocks and once on a fused backend; the two regularized training steps are timed
 interleaved, their peak memory measured and every parameter gradient compared.
 
-    python -m benchmarks.stylegan2 [--sizes 64,256] [--reps N] [--threads T] [--out DIR]
+    python -m benchmarks stylegan2 [--sizes 64,256] [--reps N] [--threads T] [--out DIR]
 
 Output (``--out``, default ``benchmarks/results/<device-slug>/stylegan2/``): ``results.csv``,
 ``results.md`` (the table, the method, and the top operators of one step of each kind); the table
@@ -45,8 +45,8 @@ Steps (NVlabs ``training/loss.py``, without the optimizer, which is the same for
   w.r.t. the broadcast ``ws``, penalty), ``loss.backward()`` into the synthesis and the mapping.
 
 Measurements, per (step, size): ms per step, the median of ``--reps`` steps after ``--warmup``,
-reference and fused **interleaved** (one step of each per round, the order alternating) in the same
-process; peak memory, the extra bytes at the peak of one step (``timing.peak_memory_bytes``:
+reference and fused **interleaved** (one step of each per round, the order alternating, warm-up
+rounds first: ``timing.interleaved``) in the same process; peak memory, the extra bytes at the peak of one step (``timing.peak_memory_bytes``:
 ``torch.profiler`` with ``profile_memory=True``, its allocation/free records replayed in time order,
 plus the peak of ganreg_ext's CPU reuse cache, which the profiler never sees, docs/memory.md;
 PyTorch has no CPU allocator statistics and max RSS is monotonic); the gradients: one step from the
@@ -59,10 +59,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import datetime as _dt
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -73,10 +70,10 @@ from torch import nn
 
 import ganreg_ext as gx
 
+from . import report
 from . import timing as T
-from .run import fused_backends
+from .checks import fused_backends, rel_err, worst_rel
 
-ROOT = Path(__file__).resolve().parent
 SQRT2, SQRT_HALF = math.sqrt(2.0), math.sqrt(0.5)
 CLAMP = 256.0  # StyleGAN2's conv_clamp
 BIAS_STD = 0.1  # biases start random (trained networks have non-zero biases), not at StyleGAN2's zeros
@@ -317,14 +314,6 @@ def make_step(kind: str, size: int, cmax: int, batch: int) -> Step:
     return Step(kind, model, torch.randn(max(batch // 2, 1), model.z_dim))
 
 
-def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
-    """``max|got − want| / max|want|`` (0 when both are 0)."""
-    got, want = got.double(), want.double()
-    scale = want.abs().max().item()
-    diff = (got - want).abs().max().item()
-    return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
-
-
 def compare_grads(step: Step, fused: str) -> dict:
     """Gradient errors of one step, each the worst over the parameters: fused vs reference in
     float32; the float32 reference vs a float64 reference of the same weights (the float32 floor);
@@ -335,40 +324,16 @@ def compare_grads(step: Step, fused: str) -> dict:
     _, g64 = step64.grads("reference")
     _, g64_f = step64.grads(fused)
 
-    def worst(got, want):
-        errs = {n: rel_err(got[n], want[n]) for n in want}
-        name = max(errs, key=errs.get)
-        return errs[name], name
-
-    err, name = worst(g_f, g_r)
-    floor, floor_name = worst(g_r, g64)
+    err, name = worst_rel(g_f, g_r)
+    floor, floor_name = worst_rel(g_r, g64)
     return {
         "max_grad_rel_err": err,
         "worst_param": name,
         "loss_rel_err": rel_err(loss_f, loss_r),
         "f32_floor_rel_err": floor,
         "floor_worst_param": floor_name,
-        "f64_rel_err": worst(g64_f, g64)[0],
+        "f64_rel_err": worst_rel(g64_f, g64)[0],
     }
-
-
-def interleaved(runs: dict, reps: int, warmup: int) -> dict:
-    """Median and quartiles (ms) per name; one call of each per round, the order alternating."""
-    names = list(runs)
-    for _ in range(warmup):
-        for n in names:
-            runs[n]()
-    ms = {n: [] for n in names}
-    for i in range(reps):
-        for n in names if i % 2 == 0 else reversed(names):
-            t0 = time.perf_counter()
-            runs[n]()
-            ms[n].append((time.perf_counter() - t0) * 1e3)
-    out = {}
-    for n, v in ms.items():
-        st = T._quantiles(v)
-        out[n] = (st.median_ms, st.q1_ms, st.q3_ms)
-    return out
 
 
 CONV_OPS = ("aten::conv", "aten::_conv", "aten::mkldnn_conv", "aten::slow_conv", "aten::thnn_conv", "aten::cudnn_conv")
@@ -404,7 +369,7 @@ def top_ops(step: Step, backend: str, k: int, tries: int = 3) -> dict:
 
     best = None
     for _ in range(tries):
-        with T._quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        with T.quiet_fds(), profile(activities=[ProfilerActivity.CPU]) as prof:
             t0 = time.perf_counter()
             step(backend)
             wall = (time.perf_counter() - t0) * 1e3
@@ -457,7 +422,8 @@ def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
     print(f"[{label}] B{batch} ch≤{cmax} {nparams / 1e3:.0f}k params: gradients ...", flush=True)
     cmp = compare_grads(step, fused)
     print(f"[{label}] timing {args.reps} reps interleaved ...", flush=True)
-    t = interleaved({"ref": lambda: step("reference"), "fused": lambda: step(fused)}, args.reps, args.warmup)
+    st = T.interleaved({"ref": lambda: step("reference"), "fused": lambda: step(fused)}, args.reps, args.warmup)
+    t = {n: (s.median_ms, s.q1_ms, s.q3_ms) for n, s in st.items()}
     peak = {}
     if not args.no_memory:
         for name, b in (("ref", "reference"), ("fused", fused)):
@@ -501,12 +467,8 @@ def run(args) -> tuple[list[dict], dict]:
     return rows, {k: v for k, v in profiles.items() if v}
 
 
-def _fmt(v, spec: str) -> str:
-    return "–" if v is None or v == "" else format(float(v), spec)
-
-
 def table(rows: list[dict], header: bool = True) -> str:
-    lines = []
+    fs, lines = report.fmt_spec, []
     if header:
         lines += [
             "| step | size | batch | ref ms | fused ms | speed-up | conv ms | limit | % of limit | ref peak MiB | fused peak MiB | max grad rel err | f32 floor | f64 err |",
@@ -514,20 +476,17 @@ def table(rows: list[dict], header: bool = True) -> str:
         ]
     for r in rows:
         lines.append(
-            f"| {r['step']} | {r['size']}² | {r['batch']} | {_fmt(r['ref_ms'], '.0f')} | {_fmt(r['fused_ms'], '.0f')} | "
-            f"{_fmt(r['speedup'], '.2f')}× | {_fmt(r['conv_ms'], '.0f')} | {_fmt(r['limit_speedup'], '.2f')}× | "
-            f"{_fmt(r['pct_of_limit'], '.0f')}% | {_fmt(r['ref_peak_mib'], '.1f')} | {_fmt(r['fused_peak_mib'], '.1f')} | "
-            f"{_fmt(r['max_grad_rel_err'], '.1e')} | {_fmt(r['f32_floor_rel_err'], '.1e')} | {_fmt(r['f64_rel_err'], '.1e')} |"
+            f"| {r['step']} | {r['size']}² | {r['batch']} | {fs(r['ref_ms'], '.0f')} | {fs(r['fused_ms'], '.0f')} | "
+            f"{fs(r['speedup'], '.2f')}× | {fs(r['conv_ms'], '.0f')} | {fs(r['limit_speedup'], '.2f')}× | "
+            f"{fs(r['pct_of_limit'], '.0f')}% | {fs(r['ref_peak_mib'], '.1f')} | {fs(r['fused_peak_mib'], '.1f')} | "
+            f"{fs(r['max_grad_rel_err'], '.1e')} | {fs(r['f32_floor_rel_err'], '.1e')} | {fs(r['f64_rel_err'], '.1e')} |"
         )
     return "\n".join(lines)
 
 
 def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
+    report.write_csv(out / "results.csv", FIELDS, rows)
     md = [
         "# StyleGAN2 end to end: regularized steps, eager reference blocks vs fused",
         "",
@@ -579,7 +538,7 @@ def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.stylegan2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks stylegan2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--sizes", default="64,256", help="output resolutions, comma separated (powers of two ≥ 8)")
     p.add_argument("--steps", default="d_r1,g_pl", help="d_r1, g_pl (comma separated)")
@@ -620,20 +579,17 @@ def main(argv=None) -> int:
 
 def _main(a, argv) -> int:
     device = torch.device("cpu")
-    out = Path(a.out) if a.out else ROOT / "results" / T.device_slug(device) / "stylegan2"
+    out = Path(a.out) if a.out else report.results_dir(device, "stylegan2")
     t0 = time.perf_counter()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    load = T.loadavg()
     rows, profiles = run(a)
     env = {
-        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "device": f"CPU: {T.cpu_model()}",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        **T.header(device),
         "fused": rows[0]["fused_backend"] if rows else "",
         "load_start": load,
-        "load_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan,
+        "load_end": T.loadavg(),
         "elapsed_s": time.perf_counter() - t0,
-        "argv": " ".join(sys.argv[1:] if argv is None else argv),
+        "argv": T.argv_line(argv),
     }
     write(out, rows, env, profiles)
     print(table(rows))

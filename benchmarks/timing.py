@@ -1,4 +1,5 @@
-"""Timing, peak memory and bandwidth primitives shared by the runner and the pytest suite.
+"""Timing, peak memory, bandwidth and environment primitives shared by every benchmark entry point
+(``python -m benchmarks <subcommand>``).
 
 - GPU: ``triton.testing.do_bench`` style — warm-up, then per repetition: the untimed set-up, an L2
   flush (a 256 MB write, as do_bench does), then the timed call between two CUDA events; the times
@@ -13,22 +14,15 @@
 Every figure is the median and the inter-quartile range of at least ``min_reps`` repetitions
 (20 by default) after warm-up.
 
-Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus the
-bytes allocated before the call (the *extra* memory the call needs; inputs are not counted). On CPU
-(:data:`CPU_PEAK_METHOD`), the sum of two peaks of one extra call:
+Peak memory (:func:`peak_memory`), interleaved timing (:func:`interleaved`), :func:`sync` and
+:func:`quiet_fds` come from ``ganreg_ext/_measure.py`` (the demo's timing table uses them too, and the
+package ships without ``benchmarks/``); its docstring states the method: on CUDA
+``max_memory_allocated`` after ``reset_peak_memory_stats``, on CPU (:data:`CPU_PEAK_METHOD`) the
+``torch.profiler`` peak of PyTorch's allocator plus the peak of this package's CPU reuse cache, which
+the profiler never sees.
 
-- PyTorch's allocator: the call runs under ``torch.profiler`` with ``profile_memory=True``; its raw
-  ``[memory]`` records (every CPU tensor allocation and free, with its size) are replayed in time order
-  and the running maximum of the net allocated bytes is that peak (the output is freed inside the
-  profiled region, so it counts at its peak, not at the end);
-- this package's CPU reuse cache (``csrc/cpu/alloc.cpp``, docs/memory.md), which serves the fused
-  kernels' outputs of ≥ 4 MiB and which the profiler never sees: the cache is emptied and its peak
-  reset before the call, and its peak of (bytes handed out + bytes cached idle) minus what it held at
-  the reset (the set-up's outputs) is added.
-
-The sum is an upper bound of the bytes held at any one instant (the two peaks may fall at different
-moments) and never less than either; with the cache off (``GANREG_CPU_REUSE_MB=0`` or
-:func:`reuse_cache`) every output comes from PyTorch's allocator and the cache term is 0.
+Environment (:func:`header`, :func:`loadavg`, :func:`triton_version`, :func:`now`): the lines every
+results file starts with.
 
 Reuse cache on/off (:func:`reuse_cache`): the cache hands a kernel the block its previous output
 freed, so the fused path's large outputs touch no freshly mapped page, while the eager baseline's
@@ -39,44 +33,30 @@ the timing loop. Timing a fused row again with the cache off shows how much of i
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import math
 import os
 import platform
 import re
-import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-
-@dataclass
-class Stats:
-    median_ms: float
-    q1_ms: float
-    q3_ms: float
-    reps: int
-
-    @property
-    def iqr_ms(self) -> float:
-        return self.q3_ms - self.q1_ms
-
-
-def _quantiles(ms: list[float]) -> Stats:
-    ms = sorted(ms)
-    if len(ms) >= 2:
-        q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
-    else:
-        q1 = q3 = ms[0]
-    return Stats(statistics.median(ms), q1, q3, len(ms))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
+from ganreg_ext._measure import (  # noqa: F401  (re-exported: the one implementation, shared with the demo)
+    CPU_PEAK_METHOD,
+    MemPeak,
+    Stats,
+    cache_module,
+    interleaved,
+    peak_memory,
+    peak_memory_bytes,
+    quantiles,
+    quiet_fds,
+    sync,
+)
 
 _FLUSH: dict = {}
 
@@ -148,7 +128,7 @@ def bench(
             ends[i].record()
         torch.cuda.synchronize(device)
         ms = [s.elapsed_time(e) for s, e in zip(starts, ends)]
-        return _quantiles(ms)
+        return quantiles(ms)
     total = 0.0
     while len(ms) < min_reps or (len(ms) < max_reps and total < target_s):
         state = setup()
@@ -159,7 +139,7 @@ def bench(
         dt = time.perf_counter() - t0
         ms.append(dt * 1e3)
         total += dt
-    return _quantiles(ms)
+    return quantiles(ms)
 
 
 def per_call(run: Callable, device: torch.device, *, blocks: int = 20, block_s: float = 2e-3, warmup: int = 5) -> Stats:
@@ -182,118 +162,28 @@ def per_call(run: Callable, device: torch.device, *, blocks: int = 20, block_s: 
             run()
         sync(device)
         ms.append((time.perf_counter() - t0) * 1e3 / n)
-    st = _quantiles(ms)
+    st = quantiles(ms)
     st.reps = blocks * n
     return st
-
-
-CPU_PEAK_METHOD = (
-    "CPU peak = torch.profiler peak of PyTorch's allocator + peak of the ganreg_ext reuse cache "
-    "(handed out + cached, emptied and reset before the call), an upper bound of the bytes held at once"
-)
-
-
-def _cache():
-    """ganreg_ext.memory when the CPU reuse cache's counters can be read here, else None."""
-    try:
-        from ganreg_ext import memory
-
-        memory.cpu_cache_stats()
-        return memory
-    except Exception:  # no ganreg_ext._C (reference-only build): the cache does not exist
-        return None
 
 
 @contextlib.contextmanager
 def reuse_cache(on: bool):
     """Run the block with the CPU reuse cache on (its current limit, else the default 256 MiB) or off
     (limit 0, idle blocks freed); the previous limit is restored after. A no-op without ``_C``."""
-    mem = _cache()
+    mem = cache_module()
     if mem is None:
         yield
         return
     old = mem.cpu_cache_stats()["limit_bytes"]
-    mem.set_cpu_cache_limit((old or mem.DEFAULT_CPU_CACHE_MB << 20) if on else 0)
-    try:
+    with mem.cpu_cache_limit((old or mem.DEFAULT_CPU_CACHE_MB << 20) if on else 0):
         yield
-    finally:
-        mem.set_cpu_cache_limit(old)
 
 
 def reuse_cache_limit() -> int | None:
     """The CPU reuse cache's limit in bytes now (0: off), or None without ``_C``."""
-    mem = _cache()
+    mem = cache_module()
     return None if mem is None else mem.cpu_cache_stats()["limit_bytes"]
-
-
-@dataclass
-class MemPeak:
-    """Peak extra bytes of one call: ``total`` = ``torch_bytes`` + ``cache_bytes`` (module docstring)."""
-
-    total: int
-    torch_bytes: int
-    cache_bytes: int
-
-
-def peak_memory(run: Callable, device: torch.device, setup: Callable | None = None) -> MemPeak | None:
-    """Extra bytes at the peak of one ``run(setup())``, with the CPU split into PyTorch's allocator and
-    the reuse cache (see the module docstring); None when the CPU profiler is unavailable."""
-    state = (setup or (lambda: None))()
-    if device.type == "cuda":
-        sync(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        out = run(state)
-        sync(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
-        del out
-        return MemPeak(int(peak), int(peak), 0)
-    mem = _cache()
-    try:
-        from torch.profiler import ProfilerActivity, profile
-
-        if mem is not None:
-            mem.empty_cpu_cache()
-            mem.reset_cpu_cache_peak()
-            held0 = mem.cpu_cache_stats()["peak_bytes"]
-        with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=False) as prof:
-            out = run(state)
-            del out
-        cache_peak = mem.cpu_cache_stats()["peak_bytes"] - held0 if mem is not None else 0
-        # every allocation (+bytes) and free (−bytes), in time order, from the raw Kineto records
-        events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-        events.sort(key=lambda e: e[0])
-        cur = peak = 0
-        for _, nbytes in events:
-            cur += nbytes
-            peak = max(peak, cur)
-        return MemPeak(int(peak + cache_peak), int(peak), int(cache_peak))
-    except Exception:  # profiler unavailable in this build: report nothing rather than a guess
-        return None
-
-
-def peak_memory_bytes(run: Callable, device: torch.device, setup: Callable | None = None) -> int | None:
-    """Extra bytes held at the peak of one ``run(setup())``, the reuse cache included (module docstring)."""
-    p = peak_memory(run, device, setup)
-    return None if p is None else p.total
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Kineto prints profiler start/stop lines on fd 2 for every session: silence them."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 256 * 1024 * 1024, min_reps: int = 20) -> float:
@@ -340,3 +230,41 @@ def device_peak_bandwidth(device: torch.device, measured_copy: float) -> tuple[f
             if key in name:
                 return bw, f"{key} nominal peak {bw / 1e12:.2f} TB/s"
     return measured_copy, f"measured copy_ {measured_copy / 1e9:.1f} GB/s (same run)"
+
+
+# ------------------------------------------------------------------------------- environment
+
+
+def now(utc: bool = False) -> str:
+    """The date line of a results file: local time with its zone (or UTC), to the minute."""
+    t = _dt.datetime.now(_dt.timezone.utc) if utc else _dt.datetime.now().astimezone()
+    return t.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def loadavg() -> float:
+    """The 1-minute load average (NaN where the OS has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+
+
+def triton_version() -> str | None:
+    try:
+        import triton
+    except ImportError:
+        return None
+    return triton.__version__
+
+
+def device_name(device: torch.device) -> str:
+    """``NVIDIA H100 80GB HBM3`` or ``CPU: <model>``."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {cpu_model()}"
+
+
+def header(device: torch.device) -> dict:
+    """What every results file states first: date, device, torch version, torch threads."""
+    return {"date": now(), "device": device_name(device), "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def argv_line(argv=None) -> str:
+    """The arguments of this run as one string: ``argv`` when a caller (the front door, a test) passed
+    them, else the command line's."""
+    return " ".join(sys.argv[1:] if argv is None else argv)

@@ -23,6 +23,8 @@ from torch import nn
 
 import ganreg_ext as gx
 
+TOL = (1e-3, 1e-5)  # (rtol, atol) of a fused step's loss and parameter gradients against the reference's
+
 
 class Discriminator(nn.Module):
     def __init__(self, res: int, ch: int):

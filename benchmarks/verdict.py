@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from .cases import overhead_cases
+from .report import fmt, num, write_csv
 
 OTHER = "(other tests)"
 _GN = ("r1_penalty", "r2_penalty", "gradient_penalty", "grad_sqnorm", "roth_penalty")
@@ -97,23 +98,16 @@ def parse_sanitizer(text: str, result: str) -> dict:
     return {"state": "refused", "detail": first[:200], "bad": []}
 
 
-def _f(x):
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return None
-
-
 def _bench(rows: list[dict], op: str, impl: str) -> dict | None:
     """The sweep's fwd+bwd row of ``op``/``impl`` at its largest size."""
     cand = [r for r in rows if r["op"] == op and r["impl"] == impl and r["mode"] == "fwdbwd" and r["family"] != "overhead"]
-    return max(cand, key=lambda r: _f(r["numel"]) or 0, default=None)
+    return max(cand, key=lambda r: num(r["numel"]) or 0, default=None)
 
 
 def _overhead(rows: list[dict], op: str, impl: str) -> dict | None:
     """The overhead family's ok fwd+bwd row of ``op``/``impl``."""
     return next((r for r in rows if r["family"] == "overhead" and r["op"] == op and r["impl"] == impl and r["mode"] == "fwdbwd"
-                 and str(r["status"]).startswith("ok") and _f(r["median_ms"])), None)  # fmt: skip
+                 and str(r["status"]).startswith("ok") and num(r["median_ms"])), None)  # fmt: skip
 
 
 def build(backends, checks: list[list[dict]], tests: dict[str, str], sanitizer: dict, bench: list[dict]) -> list[dict]:
@@ -167,26 +161,20 @@ def build(backends, checks: list[list[dict]], tests: dict[str, str], sanitizer: 
             comp = "compile" if user == "eager" else f"compile_{user}"
             for impl, key in ((b, "overhead_us"), (user, "overhead_eager_us"), (comp, "overhead_compile_us")):
                 r = _overhead(bench, op, impl)
-                oh[key] = _f(r["median_ms"]) * 1e3 if r else None
+                oh[key] = num(r["median_ms"]) * 1e3 if r else None
             verdict = "wrong" if wrong else "correct" if ran else "not run"
             why = "; ".join(wrong) if wrong else ("; ".join(notes) or "no check, test or benchmark ran it") if not ran else ""
             ok_fused = fused if fused and str(fused["status"]).startswith("ok") else None
             rows.append({
                 "op": op, "backend": b, "verdict": verdict, "why": why, "check": check, "bitwise": bitwise,
                 "tests": tests_cell, "memcheck": "—" if op == OTHER else mem, "size": ok_fused["size"] if ok_fused else "",
-                "fused_ms": _f(ok_fused["median_ms"]) if ok_fused else None,
-                "x_eager": _f(ok_fused["x_eager"]) if ok_fused else None,
-                "x_compile": _f(ok_fused["x_compile"]) if ok_fused else None,
-                "pct_hbm": _f(ok_fused["pct_bw"]) if ok_fused else None,
+                "fused_ms": num(ok_fused["median_ms"]) if ok_fused else None,
+                "x_eager": num(ok_fused["x_eager"]) if ok_fused else None,
+                "x_compile": num(ok_fused["x_compile"]) if ok_fused else None,
+                "pct_hbm": num(ok_fused["pct_bw"]) if ok_fused else None,
                 "baseline": (ok_fused.get("baseline") or "eager") if ok_fused else "", **oh,
             })  # fmt: skip
     return rows
-
-
-def _n(x, nd=3, suffix="") -> str:
-    if x is None:
-        return "—"
-    return f"{x:.0f}{suffix}" if abs(x) >= 100 else f"{x:.{nd}g}{suffix}"
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -210,11 +198,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
     ]
     for r in rows:
         base = "" if r["baseline"] in ("", "eager") else f" (vs {r['baseline']})"
-        oh = " / ".join(_n(r[k]) for k in ("overhead_us", "overhead_eager_us", "overhead_compile_us"))
+        oh = " / ".join(fmt(r[k]) for k in ("overhead_us", "overhead_eager_us", "overhead_compile_us"))
         L.append(
             f"| {r['op']} | {r['backend']} | **{r['verdict']}** | {r['check']} | {r['bitwise']} | {r['tests']} | "
-            f"{r['memcheck']} | {r['size'] or '—'} | {_n(r['fused_ms'])} | {_n(r['x_eager'])}{base} | {_n(r['x_compile'])} | "
-            f"{_n(r['pct_hbm'], 2, '%')} | {oh} | {r['why'].replace('|', '/')} |"
+            f"{r['memcheck']} | {r['size'] or '—'} | {fmt(r['fused_ms'])} | {fmt(r['x_eager'])}{base} | {fmt(r['x_compile'])} | "
+            f"{fmt(r['pct_hbm'], 2, '%')} | {oh} | {r['why'].replace('|', '/')} |"
         )
     return "\n".join(L) + "\n"
 
@@ -222,10 +210,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 def write(rows: list[dict], meta: dict, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "verdict.md").write_text(markdown(rows, meta))
-    with (dest / "verdict.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, FIELDS)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(dest / "verdict.csv", FIELDS, rows)
     (dest / "verdict.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     return dest / "verdict.md"
 

@@ -1,5 +1,5 @@
 """The CPU reuse cache's counters (csrc/cpu/alloc.cpp, ganreg_ext/memory.py, docs/memory.md) and the
-benchmarks' peak memory that counts them (benchmarks/timing.py), issue 22.
+benchmarks' peak memory that counts them (ganreg_ext/_measure.py, re-exported by benchmarks/timing.py), issue 22.
 
 A 64 MiB ``bias_act`` output on the ``cpu`` backend comes from the cache, not from PyTorch's allocator:
 while it lives the cache counts it as allocated, once freed as cached, and ``empty_cpu_cache`` frees

@@ -25,11 +25,13 @@ from .config import PRESETS, RUNTIME_FLAGS, Config, resolve_config
 from .trainer import LOSSES
 
 
-def parse_args(argv=None) -> tuple[Config, str | None]:
+def parse_args(argv=None, prog: str = "python -m ganreg_ext.demo", description: str | None = None) -> tuple[Config, str | None]:
+    """(the settings, ``--resume``'s value); ``prog`` / ``description``: for another command that takes
+    the demo's flags (``python -m benchmarks demo-timing``)."""
     c, cpu, gpu = Config(), PRESETS["cpu"], PRESETS["gpu"]
     p = argparse.ArgumentParser(
-        prog="python -m ganreg_ext.demo",
-        description=__doc__.split("\n\n")[0],
+        prog=prog,
+        description=description or __doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
 

@@ -1,22 +1,24 @@
 """The timing table at the end of a demo run: the regularized D steps (R1; DiffAugment + bCR) and
 G step (path length) with ``backend="reference"`` versus the backend ``auto`` picks on this device, plus ``torch.compile``
 of the non-regularized D step (first order only: double backward cannot run through a compiled
-region, so the R1/PL steps stay eager)."""
+region, so the R1/PL steps stay eager). Timing and peak memory: ``ganreg_ext/_measure.py``, the
+primitives the benchmark harness uses too.
+
+The table alone, without training (:func:`main`): ``python -m benchmarks demo-timing [demo flags]``
+(or ``python -m ganreg_ext.demo.timing``)."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
-import statistics
 import sys
-import time
 import warnings
 
 import torch
 
 import ganreg_ext as gx
 from ganreg_ext._dispatch import resolve
+from ganreg_ext._measure import interleaved, peak_memory
 
 
 def auto_backend(device: torch.device) -> str:
@@ -27,84 +29,19 @@ def auto_backend(device: torch.device) -> str:
     return names.pop() if len(names) == 1 else "+".join(sorted(names))
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@contextlib.contextmanager
-def _quiet_fds():
-    """Silence file descriptors 1 and 2 (the profiler's native code prints ``USDT … profiler_start``
-    / ``profiler_stop`` and device-probe lines there, past Python's ``sys.stdout``)."""
-    saved = []
-    try:
-        for s in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                s.flush()
-        null = os.open(os.devnull, os.O_WRONLY)
-        for fd in (1, 2):
-            saved.append((fd, os.dup(fd)))
-            os.dup2(null, fd)
-        os.close(null)
-    except OSError:  # no real file descriptors (a captured stream): nothing to silence
-        pass
-    try:
-        yield
-    finally:
-        for fd, old in saved:
-            os.dup2(old, fd)
-            os.close(old)
-
-
-def _cpu_peak_mib(fn) -> float | None:
-    """Extra torch CPU memory at the peak of ``fn`` (MiB): the profiler's allocation (+) and free (−)
-    records replayed in time order. PyTorch keeps no CPU allocator statistics and the max RSS only
-    grows, so this is the way to see a step's peak; the profiler's console lines are silenced."""
-    from torch.profiler import ProfilerActivity, profile
-
-    try:
-        with _quiet_fds(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            fn()
-        events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    except Exception:  # noqa: BLE001 - a profiler without memory records: report nothing rather than a guess
-        return None
-    cur = peak = 0
-    for _, d in sorted(events):
-        cur += d
-        peak = max(peak, cur)
-    return peak / 2**20
-
-
-def measure(fn, device, reps: int = 10, warmup: int = 2) -> tuple[float, float]:
-    """``(median ms, peak MiB)`` of ``fn``; CUDA peak from the allocator, CPU peak from the profiler."""
+def measure(fn, device, reps: int = 10, warmup: int = 2) -> tuple[float, float | None]:
+    """``(median ms, peak MiB)`` of ``fn`` (:func:`measure_interleaved`)."""
     return measure_interleaved([fn], device, reps, warmup)[0]
 
 
-def measure_interleaved(fns, device, reps: int = 10, warmup: int = 2) -> list[tuple[float, float]]:
-    """``(median ms, peak MiB)`` per function, timed in rounds of one call each (so a busy machine
-    slows every backend alike and the ratios stay meaningful)."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    _sync(device)
-    times = [[] for _ in fns]
-    for _ in range(reps):
-        for fn, ts in zip(fns, times):
-            t = time.perf_counter()
-            fn()
-            _sync(device)
-            ts.append((time.perf_counter() - t) * 1e3)
-    return [(statistics.median(ts), _peak_mib(fn, device)) for fn, ts in zip(fns, times)]
-
-
-def _peak_mib(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        _sync(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    return _cpu_peak_mib(fn)
+def measure_interleaved(fns, device, reps: int = 10, warmup: int = 2) -> list[tuple[float, float | None]]:
+    """``(median ms, peak MiB)`` per function, timed in rounds of one call each, the order alternating
+    (so a busy machine slows every backend alike and the ratios stay meaningful); the peak is the extra
+    memory of one more call: the CUDA allocator's, or on CPU PyTorch's allocations (profiler records
+    replayed in time order) plus the package's CPU reuse cache, which the profiler never sees."""
+    stats = interleaved(dict(enumerate(fns)), reps, warmup, device=device)
+    peaks = [peak_memory(lambda _, fn=fn: fn(), device) for fn in fns]
+    return [(stats[i].median_ms, None if p is None else p.total / 2**20) for i, p in enumerate(peaks)]
 
 
 def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[str, list[dict]]:
@@ -210,7 +147,7 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
     D.requires_grad_(False)
     params_zero()
 
-    mem = "peak MiB (CUDA allocator)" if dev.type == "cuda" else "peak MiB (torch CPU allocations)"
+    mem = "peak MiB (CUDA allocator)" if dev.type == "cuda" else "peak MiB (torch CPU allocations + reuse cache)"
     lines = [
         f"| step | backend | ms / step (median of {reps}) | {mem} |",
         "|---|---|---:|---:|",
@@ -248,7 +185,36 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
 def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
-    import os
     import platform
 
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def main(argv=None) -> int:
+    """The timing table of a demo run without the training: the networks of the demo's settings at
+    initialization (a step costs the same whatever the weights; ``--augment ada`` starts at p = 0),
+    printed, and written to ``<out>/timing.md`` with ``--out``. Every flag of ``python -m ganreg_ext.demo``
+    is accepted; those of training (``--steps``, ``--eval-every``, …) are ignored."""
+    from .cli import parse_args, set_threads
+    from .config import resolve_config
+    from .data import load_training_images
+    from .trainer import Trainer
+
+    doc = "The demo's timing table without training (the demo's flags; training ones are ignored)."
+    cfg, _ = parse_args(argv, prog="python -m benchmarks demo-timing", description=doc)
+    cfg = resolve_config(cfg)
+    if torch.device(cfg.device).type == "cpu":
+        set_threads(cfg.threads)
+    trainer = Trainer(cfg, load_training_images(cfg.data, cfg.size))
+    table, _ = timing_table(trainer, cfg.timing_reps, cfg.compile)
+    print(table, end="", flush=True)
+    if cfg.out:
+        os.makedirs(cfg.out, exist_ok=True)
+        with open(os.path.join(cfg.out, "timing.md"), "w") as f:
+            f.write(table)
+        print(f"wrote {os.path.join(cfg.out, 'timing.md')}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
