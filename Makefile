@@ -57,11 +57,12 @@ test-fast: build
 demo: $(DEMO_BUILD)
 	$(BIN)/python -m ganreg_ext.demo
 
+# The benchmark harness: python -m benchmarks <subcommand> (benchmarks/README.md; `--help` lists them).
 bench: build
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks ops
 
 bench-quick: build
-	$(BIN)/python -m benchmarks.run --quick
+	$(BIN)/python -m benchmarks ops --quick
 
 info: build
 	$(BIN)/python -m ganreg_ext info
@@ -71,7 +72,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ganreg_ext triton_kernels tests benchmarks setup.py
 
 # GPU machine, its own python3 + torch: build, GPU tests, determinism, memcheck, benchmarks → one verdict
-# table (benchmarks/README.md). `make gpu-check ARGS=--dry-run` lists the steps and GPU tests anywhere.
+# table (`python -m benchmarks gpu`, benchmarks/README.md). `make gpu-check ARGS=--dry-run` lists the steps
+# and GPU tests anywhere.
 gpu-check:
 	bash benchmarks/gpu_check.sh $(ARGS)
 
