@@ -198,11 +198,27 @@ def _ufd_check(x, f, backend, **kw):
 def probe_ufd_taps(n, backend, device, dtype):
     """upfirdn2d with n taps per phase: a separable n-tap filter (up 1), a 2-D ``[3, n]`` filter,
     and a ``[1, 2n]`` filter upsampled by 2 along x (n per phase); random asymmetric taps."""
-    x = make((1, 1, 4, n + 6), dtype, device)
     p0, p1 = n // 2, n - 1 - n // 2
-    _ufd_check(x, torch.randn(n, device=device), backend, padding=[p0, p1, p0, p1])
-    _ufd_check(x, torch.randn(3, n, device=device), backend, padding=[p0, p1, 1, 1], flip_filter=True)
-    _ufd_check(x, torch.randn(1, 2 * n, device=device), backend, up=[2, 1], padding=[n, n - 1, 0, 0], gain=2.0)
+    # a small plane (the CPU kernel's flat path) and a long one (its banded path; too slow interpreted)
+    planes = [make((1, 1, 4, n + 6), dtype, device)]
+    if not _interpreted(backend, device):
+        planes.append(make((1, 1, 2, FLAT_PLANE // 2 + n), dtype, device))
+    for x in planes:
+        _ufd_check(x, torch.randn(n, device=device), backend, padding=[p0, p1, p0, p1])
+        _ufd_check(x, torch.randn(3, n, device=device), backend, padding=[p0, p1, 1, 1], flip_filter=True)
+        _ufd_check(x, torch.randn(1, 2 * n, device=device), backend, up=[2, 1], padding=[n, n - 1, 0, 0], gain=2.0)
+
+
+FLAT_PLANE = 160 * 160  # csrc/cpu/upfirdn2d.cpp kFlatPlane (listed in TILES)
+
+
+def probe_ufd_flat(n, backend, device, dtype):
+    """upfirdn2d of an n x n plane, 3 x 3 filter 'same', 2x down and 2x up (output (2n - 1)²): the CPU
+    kernel filters planes of at most kFlatPlane elements whole, larger ones in bands of rows."""
+    x = make((1, 2, n, n), dtype, device)
+    _ufd_check(x, torch.randn(3, 3, device=device), backend, padding=1)
+    _ufd_check(x, torch.randn(4, device=device), backend, down=2, padding=1)
+    _ufd_check(x, torch.randn(4, device=device), backend, up=2, padding=[1, 0, 1, 0])
 
 
 def probe_ufd_tile(n, backend, device, dtype):
@@ -335,6 +351,14 @@ TILES = [
         r"case (\d+):\n\s+return fir_run<A, \d+>\(p, c, nt, n, d, acc\);\n\s+default:",
         6,
         probe_ufd_taps,
+    ),
+    Tile(
+        "cpu upfirdn2d kFlatPlane (side)",
+        "csrc/cpu/upfirdn2d.cpp",
+        r"constexpr int64_t kFlatPlane = (\d+) \* \d+;",
+        160,
+        probe_ufd_flat,
+        triton=False,
     ),
     Tile(
         "cpu upfirdn2d band budget (KiB)",

@@ -268,16 +268,6 @@ inline Vec<A> vclamp_mask(A clamp, Vec<A> val, Vec<A> y0) {
   return val * V::blendv(V(A(0)), V(A(1)), (y0 < c) & (y0 > nc));
 }
 
-template <typename A>
-inline Vec<A> vload(const A* p, int64_t n) {
-  return n >= Vec<A>::size() ? Vec<A>::loadu(p) : Vec<A>::loadu(p, static_cast<int>(n));
-}
-template <typename A>
-inline void vstore(A* p, const Vec<A>& v, int64_t n) {
-  if (n >= Vec<A>::size()) v.store(p);
-  else v.store(p, static_cast<int>(n));
-}
-
 // z = x + b for a block: b is one value (bst == 0) or a contiguous vector.
 template <typename A>
 inline const A* add_bias(const A* x, const A* b, int64_t bst, int64_t n, A* zbuf) {

@@ -21,6 +21,18 @@ namespace cpu {
 
 using at::vec::Vectorized;
 
+// One vector of A from/to p[0, n): a full vector when n ≥ its size, else the first n lanes
+// (the rest loaded as 0, not stored).
+template <typename A>
+inline Vectorized<A> vload(const A* p, int64_t n) {
+  return n >= Vectorized<A>::size() ? Vectorized<A>::loadu(p) : Vectorized<A>::loadu(p, static_cast<int>(n));
+}
+template <typename A>
+inline void vstore(A* p, const Vectorized<A>& v, int64_t n) {
+  if (n >= Vectorized<A>::size()) v.store(p);
+  else v.store(p, static_cast<int>(n));
+}
+
 // Load/store 2 vectors of the accumulation type (kBlock elements) from/to T.
 template <typename T>
 struct VecIO;

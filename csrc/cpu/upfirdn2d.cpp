@@ -83,16 +83,6 @@ HPlan make_hplan(int64_t W, int64_t OW, int64_t up, int64_t down, int64_t p0, in
 template <typename A>
 using Vec = Vectorized<A>;
 
-template <typename A>
-inline Vec<A> vload(const A* p, int64_t n) {
-  return n >= Vec<A>::size() ? Vec<A>::loadu(p) : Vec<A>::loadu(p, static_cast<int>(n));
-}
-template <typename A>
-inline void vstore(A* p, const Vec<A>& v, int64_t n) {
-  if (n >= Vec<A>::size()) v.store(p);
-  else v.store(p, static_cast<int>(n));
-}
-
 // d[j] (+)= Σ_i c[i]·p[i][j] for j in [0, n): NT taps (0 = runtime nt), 2 vectors per step.
 template <typename A, int NT>
 inline void fir_run(const A* const* p, const A* c, int nt_rt, int64_t n, A* d, bool acc) {
@@ -234,6 +224,165 @@ const A* prepare_row(const HPlan& hp, const T* src, int64_t sw, A* buf) {
   return buf;
 }
 
+// ------------------------------------------------------------------------- small planes (flat)
+//
+// A plane of at most kFlatPlane elements is filtered whole, without per-row borders or tails: it is
+// split into Sy×Sx sub-planes (rows m ≡ ry mod Sy, columns ≡ rx mod Sx) and zero-padded so that every
+// tap of every output phase reads inside its own padded row. The outputs k, j of phase (qy, qx) then
+// read sub-plane (ry_t, rx_t) at (Ly + uy_t + k)·Wr + Lx + ux_t + j for every k, j: ONE FIR over the
+// contiguous run of Jy·Wr elements (the columns j ≥ Jx are computed and dropped). Same taps, same
+// order of sums as the banded path.
+
+constexpr int64_t kFlatPlane = 160 * 160;
+
+// One axis: Q output phases and S input sub-rows (polyphase), the pad L before each padded row and
+// the padded length R.
+struct FlatTap {
+  int64_t t, r, u;  // filter tap, input sub-row (index mod S), offset: output k reads sub-row r at u + k
+};
+struct FlatAxis {
+  int64_t Q = 1, S = 1, L = 0, R = 0, Jmax = 0;
+  std::vector<int64_t> len;             // sub-row r: inputs r, r + S, ... (len[r] of them)
+  std::vector<int64_t> J;               // outputs of phase q: q, q + Q, ...
+  std::vector<std::vector<FlatTap>> taps;  // per phase, in tap order
+};
+
+FlatAxis make_flat_axis(int64_t n, int64_t on, int64_t up, int64_t down, int64_t p0, int64_t taps) {
+  FlatAxis a;
+  const int64_t g = ufd_gcd(up, down);
+  a.Q = up / g;
+  a.S = down / g;
+  int64_t umin = 0, umax = 0, lmax = 0;
+  for (int64_t r = 0; r < a.S; ++r) {
+    a.len.push_back(r < n ? (n - r + a.S - 1) / a.S : 0);
+    lmax = std::max(lmax, a.len.back());
+  }
+  for (int64_t q = 0; q < a.Q; ++q) {
+    a.J.push_back(q < on ? (on - q + a.Q - 1) / a.Q : 0);
+    a.Jmax = std::max(a.Jmax, a.J.back());
+    std::vector<FlatTap> tq;
+    const UfdTap ft = ufd_first_tap(q, up, down, p0);
+    for (int64_t t = ft.t0, m = ft.m0; t < taps; t += up, ++m) {
+      const FlatTap tp{t, ufd_mod(m, a.S), ufd_floor_div(m, a.S)};
+      umin = std::min(umin, tp.u);
+      umax = std::max(umax, tp.u);
+      tq.push_back(tp);
+    }
+    a.taps.push_back(std::move(tq));
+  }
+  a.L = -umin;
+  a.R = std::max(a.L + lmax, a.L + umax + a.Jmax);  // valid outputs read [L + u, L + u + J) ⊂ [0, R)
+  return a;
+}
+
+template <typename T, typename A>
+void upfirdn2d_flat(const at::Tensor& x, const std::vector<A>& F, bool separable, int64_t fh, int64_t fw,
+                    int64_t upx, int64_t upy, int64_t downx, int64_t downy, int64_t px0, int64_t py0, at::Tensor& out) {
+  const int64_t C = x.size(1), H = x.size(2), W = x.size(3), OH = out.size(2), OW = out.size(3);
+  const int64_t sn = x.stride(0), sc = x.stride(1), sh = x.stride(2), sw = x.stride(3);
+  const FlatAxis ax = make_flat_axis(W, OW, upx, downx, px0, fw);
+  const FlatAxis ay = make_flat_axis(H, OH, upy, downy, py0, fh);
+  const int64_t Wr = ax.R, Hr = ay.R;
+  const int64_t sub = (Hr + 1) * Wr;  // one padded sub-plane (+ one row: the last run reads past its end)
+  const int64_t nsub = ay.S * ax.S, nh = separable ? ay.S * ax.Q : 0, nout = ay.Q * ax.Q;
+  const T* xp = x.const_data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  const int64_t planes = x.size(0) * C;
+  const int64_t per_out = fw * (separable ? 2 : fh) / std::max<int64_t>(1, upx * upy);
+  parallel_tiles(planes, planes * OH * OW * std::max<int64_t>(1, per_out), [&](int64_t lo, int64_t hi) {
+    std::vector<A> P(static_cast<size_t>(nsub * sub), A(0));  // padding stays 0: data lands on the same places
+    std::vector<A> Hb(static_cast<size_t>(nh * sub)), O(static_cast<size_t>(nout * ay.Jmax * Wr));
+    std::vector<A> tmp(static_cast<size_t>(OW));
+    std::vector<const A*> pbuf;
+    std::vector<A> cbuf;
+    auto run = [&](A* d, int64_t n) {  // d[0, n) = Σ_i cbuf[i]·pbuf[i][0, n) (0 without taps)
+      if (pbuf.empty()) std::fill_n(d, n, A(0));
+      else fir_dispatch<A>(pbuf.data(), cbuf.data(), static_cast<int>(pbuf.size()), n, d, false);
+    };
+    for (int64_t pl = lo; pl < hi; ++pl) {
+      const T* xpl = xp + (pl / C) * sn + (pl % C) * sc;
+      // input → padded sub-planes (math type)
+      for (int64_t m = 0; m < H; ++m) {
+        A* prow = P.data() + (m % ay.S) * ax.S * sub + (ay.L + m / ay.S) * Wr + ax.L;
+        const T* src = xpl + m * sh;
+        if (ax.S == 1 && sw == 1) {
+          at::vec::convert(src, prow, W);
+        } else {
+          for (int64_t rx = 0; rx < ax.S; ++rx) {
+            A* d = prow + rx * sub;
+            const T* sx = src + rx * sw;
+            const int64_t st = ax.S * sw;
+            for (int64_t u = 0; u < ax.len[rx]; ++u) d[u] = static_cast<A>(sx[u * st]);
+          }
+        }
+      }
+      if (separable) {  // horizontal pass of every padded row of every row sub-plane, per column phase
+        for (int64_t qx = 0; qx < ax.Q; ++qx)
+          for (int64_t ry = 0; ry < ay.S && ax.J[qx] > 0; ++ry) {
+            pbuf.clear();
+            cbuf.clear();
+            for (const FlatTap& tx : ax.taps[qx]) {
+              pbuf.push_back(P.data() + (ry * ax.S + tx.r) * sub + ax.L + tx.u);
+              cbuf.push_back(F[tx.t]);
+            }
+            run(Hb.data() + (ry * ax.Q + qx) * sub, Hr * Wr);
+          }
+      }
+      for (int64_t qy = 0; qy < ay.Q; ++qy)
+        for (int64_t qx = 0; qx < ax.Q; ++qx) {
+          if (ax.J[qx] == 0) continue;
+          pbuf.clear();
+          cbuf.clear();
+          for (const FlatTap& ty : ay.taps[qy]) {
+            if (separable) {
+              pbuf.push_back(Hb.data() + (ty.r * ax.Q + qx) * sub + (ay.L + ty.u) * Wr);
+              cbuf.push_back(F[ty.t] * F[fh]);  // F[fh] = gain
+              continue;
+            }
+            for (const FlatTap& tx : ax.taps[qx]) {
+              pbuf.push_back(P.data() + (ty.r * ax.S + tx.r) * sub + (ay.L + ty.u) * Wr + ax.L + tx.u);
+              cbuf.push_back(F[ty.t * fw + tx.t]);
+            }
+          }
+          run(O.data() + (qy * ax.Q + qx) * ay.Jmax * Wr, ay.J[qy] * Wr);
+        }
+      // phases → NCHW output rows
+      T* opl = op + pl * OH * OW;
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        const int64_t qy = oy % ay.Q, k = oy / ay.Q;
+        T* orow = opl + oy * OW;
+        const A* s0 = O.data() + qy * ax.Q * ay.Jmax * Wr + k * Wr;
+        if (ax.Q == 1) {
+          at::vec::convert(s0, orow, OW);
+          continue;
+        }
+        A* row = std::is_same_v<T, A> ? reinterpret_cast<A*>(orow) : tmp.data();
+        if (ax.Q == 2) {  // J[0] = J[1] or J[1] + 1
+          using V = Vec<A>;
+          constexpr int64_t K = V::size();
+          const A *a = s0, *b = s0 + ay.Jmax * Wr;
+          int64_t j = 0;
+          for (; j + K <= ax.J[1]; j += K) {
+            const auto pr = at::vec::interleave2<A>(V::loadu(a + j), V::loadu(b + j));
+            pr.first.store(row + 2 * j);
+            pr.second.store(row + 2 * j + K);
+          }
+          for (; j < ax.J[0]; ++j) {
+            row[2 * j] = a[j];
+            if (j < ax.J[1]) row[2 * j + 1] = b[j];
+          }
+        } else {
+          for (int64_t qx = 0; qx < ax.Q; ++qx) {
+            const A* sq = s0 + qx * ay.Jmax * Wr;
+            for (int64_t j = 0; j < ax.J[qx]; ++j) row[qx + ax.Q * j] = sq[j];
+          }
+        }
+        if (row != reinterpret_cast<A*>(orow)) at::vec::convert(row, orow, OW);
+      }
+    }
+  });
+}
+
 // ------------------------------------------------------------------------------------- kernel
 
 struct VTap {
@@ -360,7 +509,10 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ganreg_upfirdn2d", [&] {
     using A = acc_t<scalar_t>;
     const std::vector<A> F = build(A(0));
-    upfirdn2d_cpu<scalar_t, A>(x, F, separable, fh, fw, up[0], up[1], down[0], down[1], padding[0], padding[2], out);
+    if (H * W <= kFlatPlane && OH * OW <= kFlatPlane)
+      upfirdn2d_flat<scalar_t, A>(x, F, separable, fh, fw, up[0], up[1], down[0], down[1], padding[0], padding[2], out);
+    else
+      upfirdn2d_cpu<scalar_t, A>(x, F, separable, fh, fw, up[0], up[1], down[0], down[1], padding[0], padding[2], out);
   });
   return out;
 }
