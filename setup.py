@@ -1,7 +1,10 @@
-"""Build ganreg_ext._C from csrc/ with torch.utils.cpp_extension + ninja.
+"""Build ganreg_ext._C and ganreg_ext._triton_autograd from csrc/ with torch.utils.cpp_extension + ninja.
 
-- CUDAExtension when nvcc is found (CUDA_HOME, else the newest /usr/local/cuda*); FORCE_CUDA=1 forces it.
-- CppExtension otherwise; GANREG_SKIP_BUILD=1 installs pure Python (reference + triton backends).
+- _C: CUDAExtension when nvcc is found (CUDA_HOME, else the newest /usr/local/cuda*); FORCE_CUDA=1 forces
+  it. CppExtension otherwise; GANREG_SKIP_BUILD=1 installs pure Python (the reference backend only).
+- _triton_autograd: csrc/ops.cpp + csrc/autograd/*.cpp compiled again under the op namespace
+  ganreg_triton (schemas and C++ autograd, no kernel, no .cu; seconds to build): the triton backend's
+  ops, whose CPU/CUDA kernels ganreg_ext/ops/triton.py registers (the Triton launchers).
 - TORCH_CUDA_ARCH_LIST defaults to Ampere + Hopper ("8.0;9.0+PTX"); MAX_JOBS is honoured by ninja.
 - GANREG_NO_CUDA=1 builds the CPU kernels only (minutes instead of ~10 on a 2-core machine without a GPU).
 - CPU sources are built with AVX2/FMA when the compiler supports it (GANREG_NO_AVX2=1 turns it off) and
@@ -77,7 +80,44 @@ def extensions():
         ext = ce.CppExtension(
             "ganreg_ext._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx}, extra_link_args=link
         )
-    return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=True)}
+    return [ext, triton_autograd(ce)], {"build_ext": build_ext_class(ce)}
+
+
+def build_ext_class(ce):
+    """BuildExtension (ninja) that compiles _triton_autograd in a folder of its own: it shares source
+    files with _C, whose objects (and ninja file) would otherwise be overwritten with other flags."""
+
+    class BuildExt(ce.BuildExtension.with_options(use_ninja=True)):
+        def build_extension(self, ext):
+            temp = self.build_temp
+            if ext.name != "ganreg_ext._C":
+                self.build_temp = os.path.join(temp, ext.name.rsplit(".", 1)[-1])
+            try:
+                super().build_extension(ext)
+            finally:
+                self.build_temp = temp
+
+    return BuildExt
+
+
+def triton_autograd(ce):
+    """ganreg_ext._triton_autograd: the schemas (csrc/ops.cpp) and C++ autograd (csrc/autograd) of the
+    ops under the namespace ganreg_triton, no kernel (like csrc/emu/build.py for ganreg_emu).
+    -fvisibility=hidden: its copies of ganreg::* never bind to _C's."""
+    flags = [
+        "-O2",
+        "-std=c++20",
+        "-g0",
+        "-fvisibility=hidden",
+        "-fvisibility-inlines-hidden",
+        "-DGANREG_NS=ganreg_triton",
+        "-DGANREG_AUTOGRAD_ONLY",
+        "-DGANREG_PY_MODULE=_triton_autograd",
+    ]
+    sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/autograd/*.cpp"))
+    return ce.CppExtension(
+        "ganreg_ext._triton_autograd", sources, include_dirs=[os.path.abspath("csrc")], extra_compile_args={"cxx": flags}
+    )
 
 
 def torch_requirement(native: bool) -> str:

@@ -1,6 +1,11 @@
 // Schemas of the native ops (TORCH_LIBRARY(ganreg_C)), the poison flag, build info and the stub
 // module init so `import ganreg_ext._C` works. Kernels live in cpu/*.cpp and cuda/*.cu; the raw
 // kernel contract is docs/ARCHITECTURE.md.
+//
+// Built a second time as ganreg_ext._triton_autograd (setup.py: -DGANREG_NS=ganreg_triton
+// -DGANREG_AUTOGRAD_ONLY -DGANREG_PY_MODULE=_triton_autograd): the schemas only, no utility op and no
+// kernel; with csrc/autograd/*.cpp it gives the Triton ops the same C++ autograd, and
+// ganreg_ext/ops/triton.py registers the Triton launchers as their CPU/CUDA kernels.
 #include <Python.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -15,6 +20,11 @@
 #include "common/reduce.h"
 #include "common/output.h"
 
+#ifndef GANREG_PY_MODULE
+#define GANREG_PY_MODULE _C
+#endif
+
+#ifndef GANREG_AUTOGRAD_ONLY
 namespace ganreg {
 
 static std::atomic<bool> g_poison{false};
@@ -85,6 +95,7 @@ static int64_t parallel_threads(int64_t n) {
 }
 
 }  // namespace ganreg
+#endif  // GANREG_AUTOGRAD_ONLY
 
 GANREG_LIBRARY(m) {
   m.def("sqnorm(Tensor[] grads, Tensor? inv_scale, float weight, int reduction) -> Tensor");
@@ -105,6 +116,7 @@ GANREG_LIBRARY(m) {
   m.def("upfirdn2d(Tensor x, Tensor f, int[] up, int[] down, int[] padding, bool flip_filter, float gain) -> Tensor");
   m.def("ada_augment(Tensor x, Tensor geom, Tensor? color, Tensor? cutout, bool affine) -> Tensor");
   m.def("ada_augment_adj(Tensor g, Tensor geom, Tensor? color, Tensor? cutout) -> Tensor");
+#ifndef GANREG_AUTOGRAD_ONLY  // utility ops and test hooks of the native kernels
   // test hook: elements [offset, offset+numel) of the docs/semantics.md#path-length-regularization-stylegan2 stream (CPU), scalar or vector path
 #ifndef GANREG_CUDA_EMU  // the emulation module (csrc/emu) has no CPU kernels
   m.def("normal_stream(int seed, int offset, int numel, bool scalar) -> Tensor", &ganreg::cpu::normal_stream);
@@ -117,8 +129,13 @@ GANREG_LIBRARY(m) {
   m.def("cpu_cache_empty() -> ()", &ganreg::cpu_cache_empty);
   m.def("cpu_cache_reset_peak() -> ()", &ganreg::cpu_cache_reset_peak);
   m.def("cpu_cache_set_limit(int bytes) -> int", &ganreg::cpu_cache_set_limit);
+#endif
 }
 
-static struct PyModuleDef ganreg_module = {PyModuleDef_HEAD_INIT, "_C", "ganreg_ext native kernels (ops in torch.ops.ganreg_C)", -1, nullptr};
+#define GANREG_PYINIT_(name) PyInit_##name
+#define GANREG_PYINIT(name) GANREG_PYINIT_(name)
 
-PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&ganreg_module); }
+static struct PyModuleDef ganreg_module = {PyModuleDef_HEAD_INIT, GANREG_STR(GANREG_PY_MODULE),
+                                           "ganreg_ext native ops (torch.ops." GANREG_NS_STR ")", -1, nullptr};
+
+PyMODINIT_FUNC GANREG_PYINIT(GANREG_PY_MODULE)(void) { return PyModule_Create(&ganreg_module); }

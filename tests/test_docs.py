@@ -471,15 +471,15 @@ def _arch_tables() -> tuple[dict[str, str], dict[str, list[str]]]:
 
 def test_architecture_op_table_matches_the_registered_ops():
     """The op table of docs/ARCHITECTURE.md names exactly the kernel ops of csrc/ops.cpp, of
-    ganreg_ext._dispatch.OPS and of the Python SCHEMAS, each under its family; with the native
-    extension built, each is a registered ``torch.ops.ganreg_C`` op."""
+    ganreg_ext._dispatch.OPS and of the Python fake kernels (``FAKES``), each under its family; with the
+    native extension built, each is a registered ``torch.ops.ganreg_C`` op."""
     from ganreg_ext._dispatch import OPS
     from ganreg_ext.ops import FAMILIES
 
     doc, _ = _arch_tables()
     assert len(doc) >= 18, f"ARCHITECTURE.md's op table lost rows: {sorted(doc)}"
     dispatch = {op: fam for fam, ops in OPS.items() for op in ops}
-    python = {op: fam for fam, mod in FAMILIES.items() for op in mod.SCHEMAS}
+    python = {op: fam for fam, mod in FAMILIES.items() for op in mod.FAKES}
     cpp = schema_ops()
     assert set(doc) == set(dispatch), (
         f"only in ARCHITECTURE.md: {sorted(set(doc) - set(dispatch))}; only in _dispatch.OPS: {sorted(set(dispatch) - set(doc))}"
@@ -488,7 +488,7 @@ def test_architecture_op_table_matches_the_registered_ops():
     assert set(cpp) == set(doc), (
         f"csrc/ops.cpp only: {sorted(set(cpp) - set(doc))}; ARCHITECTURE.md only: {sorted(set(doc) - set(cpp))}"
     )
-    assert python == dispatch, "ganreg_ext/ops/*.SCHEMAS disagree with _dispatch.OPS"
+    assert python == dispatch, "ganreg_ext/ops/*.FAKES disagree with _dispatch.OPS"
     if hasattr(torch.ops, "ganreg_C") and hasattr(torch.ops.ganreg_C, "sqnorm"):
         missing = [op for op in doc if not hasattr(torch.ops.ganreg_C, op)]
         assert not missing, f"ops of ARCHITECTURE.md not registered in torch.ops.ganreg_C: {missing}"

@@ -513,13 +513,41 @@ def test_mixed_dtype_list_accumulates_like_reference():
 # --------------------------------------------------------------------------------------------- op layer
 
 
-def test_python_schemas_equal_native_schemas():
-    """The Triton ops are defined from the Python schemas: they must be the native ones, verbatim."""
+def _namespace_schemas(ns: str) -> dict[str, str]:
+    """``{op: schema without the namespace}`` of every op registered under ``ns``."""
+    names = [n.split("::", 1)[1] for n in torch._C._dispatch_get_all_op_names() if n.startswith(ns + "::")]
+    return {n: str(getattr(getattr(torch.ops, ns), n).default._schema).split("::", 1)[1] for n in names}
+
+
+def test_triton_ops_have_the_native_schemas():
+    """One list of schemas (csrc/ops.cpp): ganreg_ext._triton_autograd defines under ganreg_triton
+    exactly the kernel ops of the Python fake kernels (``FAKES``), each with ganreg_C's schema verbatim,
+    and no utility op (those belong to the native kernels)."""
+    import ganreg_ext._triton_autograd  # noqa: F401  (built with _C, whether or not Triton is installed)
     from ganreg_ext.ops import FAMILIES
 
-    for mod in FAMILIES.values():
-        for name, schema in mod.SCHEMAS.items():
-            assert str(getattr(C, name).default._schema) == f"ganreg_C::{name}{schema}", name
+    ops = {op for mod in FAMILIES.values() for op in mod.FAKES}
+    triton, native = _namespace_schemas("ganreg_triton"), _namespace_schemas("ganreg_C")
+    assert set(triton) == ops, (sorted(set(triton) - ops), sorted(ops - set(triton)))
+    assert triton == {op: native[op] for op in ops}
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_autograd_is_the_cpp_one_on_every_fused_backend(backend, device, seed):
+    """Each backward formula exists once: the Triton ops' autograd is csrc/autograd's C++ nodes, the
+    same as the native ops' (no Python autograd), down to the double backward."""
+    if backend not in gx.available_backends():
+        pytest.skip(f"backend {backend!r} is unavailable here")
+    g = torch.randn(4, 3, 8, 8, device=device, requires_grad=True)
+    (d,) = torch.autograd.grad(gx.r1_penalty(g, backend=backend), g, create_graph=True)
+    assert "ScaleFn" in d.grad_fn.name()
+    x, b = torch.randn(2, 4, 3, 3, device=device, requires_grad=True), torch.randn(4, device=device, requires_grad=True)
+    y = gx.bias_act(x, b, act="lrelu", backend=backend)
+    assert "BiasActFn" in y.grad_fn.name()
+    (dx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    assert "BiasActGradFn" in dx.grad_fn.name()
+    pen = gx.gradient_penalty(g, backend=backend)
+    assert "GradPenaltyFn" in pen.grad_fn.name()
 
 
 def test_autograd_is_cpp_and_one_node_per_call(seed):

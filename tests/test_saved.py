@@ -14,11 +14,21 @@ import pytest
 import torch
 
 import ganreg_ext as gx
-from ganreg_ext._contract import ACT_CODES
-from ganreg_ext.ops.bias_act import saved_by_bias_act
+from ganreg_ext._contract import ACT_CODES, PIECEWISE_LINEAR
 from helpers import ATOMIC_ADJOINT, every_backend
 
 INPLACE_ERROR = "modified by an inplace operation"
+
+
+def saved_by_bias_act(act: int, clamp: float) -> str:
+    """What ``bias_act``'s backward keeps (docs/blocks.md "Saved tensors"; the rule of every fused
+    backend, ``bias_act_saves`` in csrc/autograd/bias_act.cpp): ``"nothing"`` for linear without clamp
+    (f' = 1: the output may be edited in place), ``"input"`` (x and b) for linear with clamp and the
+    smooth activations (every derivative and the clamp mask from z = x + b), ``"output"`` for
+    relu/lrelu (f' and the mask from y)."""
+    if act == ACT_CODES["linear"]:
+        return "input" if clamp >= 0 else "nothing"
+    return "output" if act in PIECEWISE_LINEAR else "input"
 
 
 def _run(fn, inputs, inplace: bool, order: int):

@@ -1,6 +1,7 @@
 """Triton kernels and their launchers, imported as ``ganreg_ext.triton_kernels`` (setup.py maps this
-repo-root folder there): no registration, no public API. The op layer (``ganreg_ext/ops``) wraps
-each launcher ``ganreg_ext.triton_kernels.<family>.<op>`` in a ``torch.library.custom_op``; every
+repo-root folder there): no registration, no public API. The op layer (``ganreg_ext/ops/triton.py``)
+registers each launcher ``ganreg_ext.triton_kernels.<family>.<op>`` as the CPU/CUDA kernel of the op
+``ganreg_triton::<op>`` (schemas and C++ autograd from ``ganreg_ext._triton_autograd``); every
 launcher has the op's signature (docs/ARCHITECTURE.md#raw-kernel-contract-what-a-backend-registers) and follows ``ganreg_ext._contract``.
 
 One module per op family of ``ganreg_ext._dispatch.OPS`` (``gradnorm``, ``noise``, ``consistency``,

@@ -1,9 +1,10 @@
 // What every family's autograd file (csrc/autograd/<family>.cpp) shares: typed handles of the ops and
-// small helpers. The autograd of the native ops is C++ (TORCH_LIBRARY_IMPL(GANREG_NS, Autograd), one
-// file per family): one registered op per kernel, no Python frame in the forward, backward or double
-// backward. Each forward calls the op
-// below the autograd key (the CPU/CUDA kernel, or the fake kernel under torch.compile); each
-// backward is made of the family's other registered ops, called through the dispatcher WITH
+// small helpers. The autograd of every fused backend's ops is this C++ (TORCH_LIBRARY_IMPL(GANREG_NS,
+// Autograd), one file per family), compiled once per op namespace: ganreg_C (the CPU/CUDA kernels),
+// ganreg_triton (ganreg_ext._triton_autograd; the kernels are the Triton launchers, registered from
+// Python) and the tests' ganreg_emu. One registered op per kernel, no Python frame in the autograd.
+// Each forward calls the op below the autograd key (the CPU/CUDA kernel, the Triton launcher, or the
+// fake kernel under torch.compile); each backward is made of the family's other registered ops, called through the dispatcher WITH
 // autograd, so every order of derivative works:
 //   sqnorm ↔ scale ↔ dot,  noise_dot ↔ noise_axpy,  sq_diff_sum → diff_scale ↺,
 //   diff_augment ↔ diff_augment_adj,  cr_augment ↔ cr_augment_adj,  ada_augment ↔ ada_augment_adj.
@@ -13,7 +14,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include "../common/op_namespace.h"  // GANREG_NS: ganreg_C, or ganreg_emu (csrc/emu)
+#include "../common/op_namespace.h"  // GANREG_NS: ganreg_C, ganreg_emu (csrc/emu) or ganreg_triton (setup.py)
 
 #include "../common/augment.h"
 #include "../common/bias_act.h"

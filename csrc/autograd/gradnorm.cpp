@@ -215,7 +215,9 @@ struct PathLengthFn : torch::autograd::Function<PathLengthFn> {
 
 namespace ganreg {
 namespace {
-// The fused penalties' device-agnostic forward (CPU and CUDA keys; fake kernels in Python).
+// The fused penalties' device-agnostic forward (CPU and CUDA keys; fake kernels in Python): the
+// namespace's own sqnorm plus the O(B) epilogue, so the same forward serves the Triton ops
+// (ganreg_triton, built with GANREG_AUTOGRAD_ONLY: registered for CUDA too, where Triton runs).
 at::Tensor grad_penalty_kernel(at::TensorList grads, const OptT& inv, double c, double w, double eps, bool one_sided,
                                int64_t red) {
   return grad_penalty_forward(grads, inv, c, w, eps, one_sided, red, nullptr);
@@ -232,7 +234,7 @@ GANREG_LIBRARY_IMPL(CPU, m) {
   m.impl("path_length", &ganreg::path_length_kernel);
 }
 
-#ifdef GANREG_WITH_CUDA
+#if defined(GANREG_WITH_CUDA) || defined(GANREG_AUTOGRAD_ONLY)
 GANREG_LIBRARY_IMPL(CUDA, m) {
   m.impl("grad_penalty", &ganreg::grad_penalty_kernel);
   m.impl("path_length", &ganreg::path_length_kernel);

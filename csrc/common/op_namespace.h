@@ -1,6 +1,8 @@
 // The op namespace the native ops register under: ganreg_C (the package's ganreg_ext._C), or another
 // name for a second build of the same sources (csrc/emu/build.py compiles the CUDA kernels on the CPU
-// with -DGANREG_NS=ganreg_emu). TORCH_LIBRARY pastes its namespace argument, so it is expanded first.
+// with -DGANREG_NS=ganreg_emu; setup.py builds the schemas and C++ autograd of the Triton ops as
+// ganreg_ext._triton_autograd with -DGANREG_NS=ganreg_triton). TORCH_LIBRARY pastes its namespace
+// argument, so it is expanded first.
 #pragma once
 
 #include <torch/library.h>

@@ -1,14 +1,8 @@
-"""Helpers shared by the op families' registrations."""
+"""Helpers shared by the op families' fake kernels."""
 
 from __future__ import annotations
 
 import torch
-
-
-def needs(ctx, i: int) -> bool:
-    """Whether input ``i`` (a tensor or a list of tensors) needs a gradient."""
-    v = ctx.needs_input_grad[i]
-    return any(v) if isinstance(v, (list, tuple)) else bool(v)
 
 
 def contiguous_like(x: torch.Tensor) -> torch.Tensor:

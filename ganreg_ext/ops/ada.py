@@ -1,5 +1,6 @@
-"""Ops of the ADA family (adaptive discriminator augmentation): schemas, fake kernels, autograd of the
-Triton ops (native: ``csrc/autograd/ada.cpp``, the same formulas). Semantics: ``ganreg_ext/reference/ada.py``.
+"""Ops of the ADA family (adaptive discriminator augmentation): the fake kernels (schemas:
+``csrc/ops.cpp``; autograd: ``csrc/autograd/ada.cpp``, for every fused backend). Semantics:
+``ganreg_ext/reference/ada.py``.
 
 ``ada_augment(x, geom, color, cutout, affine)`` resamples each image through its own affine map,
 mixes channels with its colour matrix (+ offset when ``affine``) and applies its cutout, in one pass.
@@ -13,11 +14,6 @@ from __future__ import annotations
 
 from ._common import contiguous_like
 
-SCHEMAS = {
-    "ada_augment": "(Tensor x, Tensor geom, Tensor? color, Tensor? cutout, bool affine) -> Tensor",
-    "ada_augment_adj": "(Tensor g, Tensor geom, Tensor? color, Tensor? cutout) -> Tensor",
-}
-
 
 def _fwd_fake(x, geom, color, cutout, affine):
     return contiguous_like(x)
@@ -28,18 +24,3 @@ def _adj_fake(g, geom, color, cutout):
 
 
 FAKES = {"ada_augment": _fwd_fake, "ada_augment_adj": _adj_fake}
-
-
-def autograd(T) -> dict:
-    """``{op: (setup_context, backward)}`` for the ops of namespace ``T`` (``torch.ops.ganreg_triton``)."""
-
-    def setup(ctx, inputs, output):  # linear in the image: only the parameters are kept
-        ctx.params = inputs[1:4]
-
-    def fwd_bwd(ctx, gout):
-        return T.ada_augment_adj(gout, *ctx.params), None, None, None, None
-
-    def adj_bwd(ctx, gout):
-        return T.ada_augment(gout, *ctx.params, False), None, None, None
-
-    return {"ada_augment": (setup, fwd_bwd), "ada_augment_adj": (setup, adj_bwd)}

@@ -21,7 +21,7 @@ except ImportError as e:  # pragma: no cover - depends on the build
 from .. import _dispatch
 from . import FAMILIES
 
-OPS = tuple(op for mod in FAMILIES.values() for op in mod.SCHEMAS)
+OPS = tuple(op for mod in FAMILIES.values() for op in mod.FAKES)
 _DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
 
 
