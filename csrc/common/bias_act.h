@@ -272,6 +272,13 @@ GANREG_HD A act_masked(const ActParams<A>& p, A v, A y0, A c) {
 
 namespace ganreg {
 
+// The CPU and CUDA kernels' check of the activation code and clamp.
+inline void check_act(int64_t act, double clamp, const char* op) {
+  TORCH_CHECK(act >= 0 && act < kNumActs, op, ": act must be an activation code in [0, ", kNumActs,
+              ") (ganreg_ext._contract.ACT_CODES), got ", act);
+  TORCH_CHECK(!std::isnan(clamp), op, ": clamp must not be NaN (use a negative value for no clamp)");
+}
+
 // The clamp as stored in dtype dt (a clamped y holds exactly this value).
 inline double clamp_in_dtype(double clamp, at::ScalarType dt) {
   switch (dt) {

@@ -303,12 +303,6 @@ BiasInfo check_bias(const std::optional<at::Tensor>& b, at::IntArrayRef shape, i
   return bi;
 }
 
-void check_act(int64_t act, double clamp, const char* op) {
-  TORCH_CHECK(act >= 0 && act < kNumActs, op, ": act must be an activation code in [0, ", kNumActs,
-              ") (ganreg_ext._contract.ACT_CODES), got ", act);
-  TORCH_CHECK(!std::isnan(clamp), op, ": clamp must not be NaN (use a negative value for no clamp)");
-}
-
 // The bias as a contiguous vector of A and its virtual strides (1 along dim, 0 elsewhere).
 template <typename A>
 std::vector<A> bias_values(const std::optional<at::Tensor>& b) {

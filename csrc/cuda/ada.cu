@@ -32,6 +32,33 @@ struct AdaArgs {
   bool affine;
 };
 
+// One output pixel (flat index idx over B·H·W): its sample's transform, the taps of each axis and
+// the cutout mask; the forward and the adjoint start from it.
+template <typename A>
+struct AdaPixel {
+  int64_t b, px, yo, xo;
+  AdaSample<A> s;
+  A wx[kAdaMaxTaps], wy[kAdaMaxTaps];
+  int ix[kAdaMaxTaps], iy[kAdaMaxTaps];
+  A keep;
+};
+
+template <typename A>
+__device__ __forceinline__ AdaPixel<A> ada_pixel(const AdaArgs& a, int64_t idx) {
+  AdaPixel<A> p;
+  const int64_t HW = a.H * a.W;
+  p.b = idx / HW;
+  p.px = idx - p.b * HW;
+  p.yo = p.px / a.W;
+  p.xo = p.px - p.yo * a.W;
+  p.s = ada_sample<A>(a.geom + 6 * p.b, a.cut ? a.cut + 3 * p.b : nullptr);
+  const A X = static_cast<A>(p.xo), Y = static_cast<A>(p.yo);
+  ada_axis_taps<A, int>(ada_u(p.s, X, Y), p.s.kx, p.s.tx, a.W, p.wx, p.ix);
+  ada_axis_taps<A, int>(ada_v(p.s, X, Y), p.s.ky, p.s.ty, a.H, p.wy, p.iy);
+  p.keep = ada_keep<A>(p.s, p.xo, p.yo, a.H, a.W);
+  return p;
+}
+
 // Σ_j wy_j · Σ_t wx_t · xc[iy_j·sh + ix_t·sw]
 template <typename T, typename A>
 __device__ __forceinline__ A resample(const T* __restrict__ xc, const AdaArgs& a, const A* wx, const int* ix, int tx,
@@ -51,31 +78,26 @@ __global__ void __launch_bounds__(kThreads) ada_forward_kernel(const T* __restri
   const int64_t HW = a.H * a.W, total = a.B * HW, C = a.C;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = idx / HW, px = idx - b * HW, yo = px / a.W, xo = px - yo * a.W;
-    const AdaSample<A> s = ada_sample<A>(a.geom + 6 * b, a.cut ? a.cut + 3 * b : nullptr);
-    const A X = static_cast<A>(xo), Y = static_cast<A>(yo);
-    A wx[kAdaMaxTaps], wy[kAdaMaxTaps];
-    int ix[kAdaMaxTaps], iy[kAdaMaxTaps];
-    ada_axis_taps<A, int>(ada_u(s, X, Y), s.kx, s.tx, a.W, wx, ix);
-    ada_axis_taps<A, int>(ada_v(s, X, Y), s.ky, s.ty, a.H, wy, iy);
-    const A keep = ada_keep<A>(s, xo, yo, a.H, a.W);
+    const AdaPixel<A> p = ada_pixel<A>(a, idx);
+    const int64_t b = p.b;
+    const AdaSample<A>& s = p.s;
     const T* xb = x + b * a.sn;
-    T* ob = out + b * C * HW + px;
+    T* ob = out + b * C * HW + p.px;
     if (a.color != nullptr) {
       A r[kAdaMaxColor];
-      for (int64_t c = 0; c < C; ++c) r[c] = resample<T, A>(xb + c * a.sc, a, wx, ix, s.tx, wy, iy, s.ty);
+      for (int64_t c = 0; c < C; ++c) r[c] = resample<T, A>(xb + c * a.sc, a, p.wx, p.ix, s.tx, p.wy, p.iy, s.ty);
       const float* m = a.color + b * C * (C + 1);
       for (int64_t o = 0; o < C; ++o) {
         const float* mo = m + o * (C + 1);
         A acc = A(0);
         for (int64_t c = 0; c < C; ++c) acc += static_cast<A>(mo[c]) * r[c];
         if (a.affine) acc = acc + static_cast<A>(mo[C]);
-        ob[o * HW] = static_cast<T>(s.cut ? acc * keep : acc);
+        ob[o * HW] = static_cast<T>(s.cut ? acc * p.keep : acc);
       }
     } else {
       for (int64_t c = 0; c < C; ++c) {
-        const A v = resample<T, A>(xb + c * a.sc, a, wx, ix, s.tx, wy, iy, s.ty);
-        ob[c * HW] = static_cast<T>(s.cut ? v * keep : v);
+        const A v = resample<T, A>(xb + c * a.sc, a, p.wx, p.ix, s.tx, p.wy, p.iy, s.ty);
+        ob[c * HW] = static_cast<T>(s.cut ? v * p.keep : v);
       }
     }
   }
@@ -100,15 +122,10 @@ __global__ void __launch_bounds__(kThreads) ada_adjoint_kernel(const T* __restri
   const int64_t HW = a.H * a.W, total = a.B * HW, C = a.C;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = idx / HW, px = idx - b * HW, yo = px / a.W, xo = px - yo * a.W;
-    const AdaSample<A> s = ada_sample<A>(a.geom + 6 * b, a.cut ? a.cut + 3 * b : nullptr);
-    const A X = static_cast<A>(xo), Y = static_cast<A>(yo);
-    A wx[kAdaMaxTaps], wy[kAdaMaxTaps];
-    int ix[kAdaMaxTaps], iy[kAdaMaxTaps];
-    ada_axis_taps<A, int>(ada_u(s, X, Y), s.kx, s.tx, a.W, wx, ix);
-    ada_axis_taps<A, int>(ada_v(s, X, Y), s.ky, s.ty, a.H, wy, iy);
-    const A keep = ada_keep<A>(s, xo, yo, a.H, a.W);
-    const T* gp = g + b * a.sn + yo * a.sh + xo * a.sw;
+    const AdaPixel<A> p = ada_pixel<A>(a, idx);
+    const int64_t b = p.b;
+    const AdaSample<A>& s = p.s;
+    const T* gp = g + b * a.sn + p.yo * a.sh + p.xo * a.sw;
     A* ab = acc + b * C * HW;
     if (a.color != nullptr) {
       A gv[kAdaMaxColor];
@@ -117,12 +134,12 @@ __global__ void __launch_bounds__(kThreads) ada_adjoint_kernel(const T* __restri
       for (int64_t c = 0; c < C; ++c) {
         A h = A(0);
         for (int64_t o = 0; o < C; ++o) h += static_cast<A>(m[o * (C + 1) + c]) * gv[o];
-        scatter<A>(ab + c * HW, a.W, wx, ix, s.tx, wy, iy, s.ty, s.cut ? h * keep : h);
+        scatter<A>(ab + c * HW, a.W, p.wx, p.ix, s.tx, p.wy, p.iy, s.ty, s.cut ? h * p.keep : h);
       }
     } else {
       for (int64_t c = 0; c < C; ++c) {
         const A h = static_cast<A>(gp[c * a.sc]);
-        scatter<A>(ab + c * HW, a.W, wx, ix, s.tx, wy, iy, s.ty, s.cut ? h * keep : h);
+        scatter<A>(ab + c * HW, a.W, p.wx, p.ix, s.tx, p.wy, p.iy, s.ty, s.cut ? h * p.keep : h);
       }
     }
   }

@@ -141,12 +141,6 @@ __global__ void __launch_bounds__(kThreads) bias_act_grad_kernel(const __grid_co
 
 // ------------------------------------------------------------------------------------ host side
 
-void check_act(int64_t act, double clamp, const char* op) {
-  TORCH_CHECK(act >= 0 && act < kNumActs, op, ": act must be an activation code in [0, ", kNumActs,
-              ") (ganreg_ext._contract.ACT_CODES), got ", act);
-  TORCH_CHECK(!std::isnan(clamp), op, ": clamp must not be NaN (use a negative value for no clamp)");
-}
-
 void check_on(const at::Tensor& t, const at::Tensor& ref, const char* name) {
   check_cuda_tensor(t, name);
   TORCH_CHECK(t.device() == ref.device(), name, " must be on ", ref.device(), ", got ", t.device());
