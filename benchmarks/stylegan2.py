@@ -494,9 +494,10 @@ def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
         f"`{env['fused']}` · load average {env['load_start']:.2f} at the start, {env['load_end']:.2f} at the end "
         f"· {env['elapsed_s']:.0f} s",
         "",
-        "`python -m benchmarks.stylegan2 " + env["argv"] + "`. The machine is shared: other jobs run at the "
-        "same time, so absolute times are noisy; reference and fused steps are interleaved in the same run, "
-        "so the speed-up is the figure to read (see the quartiles in `results.csv`).",
+        "`python -m benchmarks.stylegan2 " + env["argv"] + "`. The load averages above include this run's own "
+        "threads (a load above them means other jobs shared the machine and the absolute times are inflated); "
+        "reference and fused steps are interleaved in the same run, so the speed-up is the figure to read "
+        "(see the quartiles in `results.csv`).",
         "",
         table(rows),
         "",
