@@ -6,8 +6,8 @@ The command line: ``parse_args`` (every flag; ``Config`` in config.py), ``main``
 run.py, or the drop-in comparison, compare.py; ``--resume`` reloads a checkpoint's settings) and the
 console header both share.
 
-Settings left at ``None`` come from a preset (``--preset``): ``cpu`` (a 2-core CPU, ≤ 5 minutes of
-training) or ``gpu`` (larger and longer); ``auto`` picks by device.
+Settings left at ``None`` come from a preset (``--preset``): ``cpu`` (a 2-core CPU; meant for 5 minutes
+of training, ~9 measured) or ``gpu`` (larger and longer); ``auto`` picks by device.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ import torch
 
 # Settings a preset fills in when they are left at None (measured choices: docs/demo/README.md).
 PRESETS = {
-    # 2 CPU cores, ≤ 5 minutes of training: 6,000 steps at ~35 ms (one thread, 2-core AMD EPYC; docs/demo/README.md)
+    # 2 CPU cores: 6,000 steps, budgeted at ~35 ms each for 5 minutes, measured at ~88 ms (528 s) on a quiet
+    # 2-core AMD EPYC, one thread: over the budget (docs/demo/README.md, Presets)
     "cpu": dict(
         size=16,
         steps=6000,
