@@ -428,7 +428,9 @@ def test_adjoint_with_vertical_stretch_above_2(backend, device, stretch, seed):
     need(backend, *OPS)
     x = torch.randn(2, 3, 16, 12, dtype=torch.float64, device=device)
     prm = params(2, 16, 12, p=0.0, device=device)
-    prm["geom"] = torch.tensor([[[1.1, 0.2, -1.0], [0.3, stretch, -4.0]], [[0.9, -0.1, 2.0], [-0.2, stretch, 1.0]]], device=device)
+    prm["geom"] = torch.tensor(
+        [[[1.1, 0.2, -1.0], [0.3, stretch, -4.0]], [[0.9, -0.1, 2.0], [-0.2, stretch, 1.0]]], device=device
+    )
     gy = torch.randn(2, 3, 16, 12, dtype=torch.float64, device=device)
     res = []
     for name in (backend, "reference"):

@@ -154,7 +154,18 @@ def test_image_ops_inplace_output(backend, device, seed, name):
 
 
 @every_backend
-@pytest.mark.parametrize("name", ["r1_penalty", "gradient_penalty", "path_length_penalty", "consistency_loss", "bcr_loss", "instance_noise", "path_length_noise_dot"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "r1_penalty",
+        "gradient_penalty",
+        "path_length_penalty",
+        "consistency_loss",
+        "bcr_loss",
+        "instance_noise",
+        "path_length_noise_dot",
+    ],
+)
 def test_regularizer_outputs_inplace(backend, device, seed, name):
     """The penalties keep their inputs, never their outputs: ``loss.mul_(γ)`` after the call is legal."""
     g = leaf(3, 2, 5, 4, device=device)

@@ -263,6 +263,25 @@ def helper(fn):
 
 
 @helper
+def pixel_tile(pid, H, W, BLOCK_P: tl.constexpr):
+    """Program ``pid`` of a per-image pixel grid (``pixel_grid``): its image ``b`` (int64), flat pixel
+    indices ``p`` of one BLOCK_P tile, their mask ``p < H·W``, and their row and column."""
+    NT = (H * W + BLOCK_P - 1) // BLOCK_P  # tiles per sample
+    b = pid // NT
+    p = (pid % NT) * BLOCK_P + tl.arange(0, BLOCK_P)
+    return b.to(tl.int64), p, p < H * W, p // W, p % W
+
+
+def pixel_grid(B, H, W):
+    """Launch grid of ``pixel_tile``: B images × ceil(H·W / BLOCK_P) tiles."""
+
+    def grid(meta):
+        return (B * ceil_div(H * W, meta["BLOCK_P"]),)
+
+    return grid
+
+
+@helper
 def scalar_as(x, DT: tl.constexpr):
     """A float scalar argument (declared ``tl.float64``) as a ``DT`` scalar, without losing float64
     precision compiled or interpreted (a plain ``tl.cast`` of a Python float rounds to float32

@@ -44,8 +44,21 @@ import triton.language as tl
 
 from ganreg_ext._contract import acc_dtype, empty
 
-from ._utils import autotuned, ceil_div, cfg, div_rn, fsum, full_like, helper, launcher, pick, size_class, tl_dtype
-from .augment import _grid, _pixels
+from ._utils import (
+    autotuned,
+    ceil_div,
+    cfg,
+    div_rn,
+    fsum,
+    full_like,
+    helper,
+    launcher,
+    pick,
+    pixel_grid,
+    pixel_tile,
+    size_class,
+    tl_dtype,
+)
 
 KMAX = tl.constexpr(4.0)  # largest filter stretch (reference.ada.KMAX)
 MAX_COLOR_CHANNELS = 4  # colour matrices [B, C, C + 1] with C ≤ 4 (the mixing is unrolled)
@@ -56,7 +69,7 @@ TILE_INTERP = cfg(4, BLOCK_P=512)  # interpreted: few programs
 ADJ_P = pick(64, 512)  # the adjoint's fixed tile (atomics: an autotuner rerun would add twice)
 ADJ_WARPS = 4
 # int32 limits, checked by the launchers (_check): pixel indices p < H·W + BLOCK_P and H·W itself are
-# int32 (also in augment._pixels); a tap index, reduced modulo 2(n − 1), plus a tap number stays
+# int32 (also in _utils.pixel_tile); a tap index, reduced modulo 2(n − 1), plus a tap number stays
 # int32 (_axis); one program per (sample, tile) on grid axis 0, at most 2**31 − 1 of them.
 MIN_TILE = min([c.kwargs["BLOCK_P"] for c in TILE_GPU] + [TILE_INTERP.kwargs["BLOCK_P"], ADJ_P])
 MAX_PLANE = 2**31 - 1 - 1024  # H·W: room for a tile (BLOCK_P ≤ 1024) past the last pixel
@@ -184,7 +197,7 @@ def _ada_fwd_kernel(
 ):
     """One sample × ``BLOCK_P`` output pixels: resample, mix (``MIXC`` channels, 0 = no matrix),
     cut out; every channel block of ``CB``."""
-    b, p, pm, row, col = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    b, p, pm, row, col = pixel_tile(tl.program_id(0), H, W, BLOCK_P)
     xf = col.to(ACC)
     yf = row.to(ACC)
     u, kx, fx, ix0, nx, sx = _axis(geom_ptr + b * 6, xf, yf, W, ACC)
@@ -249,7 +262,7 @@ def _ada_adj_kernel(
     """One sample × ``BLOCK_P`` output pixels ``p``: ``h_c = keep·Σ_o color[o, c]·g[o, p]``, added
     to the taps of ``p`` with weights ``wx·wy`` in the zeroed ``out`` (``ACC``, contiguous NCHW).
     Zero contributions are not issued (adding 0 changes nothing; NaN and inf still are)."""
-    b, p, pm, row, col = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    b, p, pm, row, col = pixel_tile(tl.program_id(0), H, W, BLOCK_P)
     xf = col.to(ACC)
     yf = row.to(ACC)
     u, kx, fx, ix0, nx, sx = _axis(geom_ptr + b * 6, xf, yf, W, ACC)
@@ -330,7 +343,7 @@ def ada_augment(x, geom, color, cutout, affine):
         return out
     geom = geom.contiguous()  # tiny per-sample tables, read row-major
     mixc = 0 if color is None else C
-    _ada_fwd_kernel[_grid(B, H, W)](
+    _ada_fwd_kernel[pixel_grid(B, H, W)](
         x,
         out,
         geom,

@@ -20,21 +20,13 @@ import triton.language as tl
 
 from ganreg_ext._contract import BRIGHTNESS, CONTRAST, CUTOUT, RED_NONE, SATURATION, TRANSLATION, acc_dtype, empty
 
-from ._utils import autotuned, ceil_div, cfg, finish, helper, launcher, size_class, tl_dtype
+from ._utils import autotuned, ceil_div, cfg, finish, helper, launcher, pixel_grid, pixel_tile, size_class, tl_dtype
 from .gradnorm import MODE_SUM, multi_reduce
 
 TILE_GPU = [cfg(4, BLOCK_P=256), cfg(4, BLOCK_P=512), cfg(8, BLOCK_P=1024)]
 TILE_INTERP = cfg(4, BLOCK_P=512)
 SUM_P = 256  # fixed tile of the adjoint's SUM_ONLY pass (a reduction: never tuned)
 KEY = ["FLAGS", "CB", "size_class"]
-
-
-@helper
-def _pixels(pid, H, W, BLOCK_P: tl.constexpr):
-    NT = (H * W + BLOCK_P - 1) // BLOCK_P  # tiles per sample
-    b = pid // NT
-    p = (pid % NT) * BLOCK_P + tl.arange(0, BLOCK_P)
-    return b.to(tl.int64), p, p < H * W, p // W, p % W
 
 
 @helper
@@ -89,7 +81,7 @@ def _diffaug_fwd_kernel(
     CB: tl.constexpr,
     BLOCK_P: tl.constexpr,
 ):
-    b, p, pm, i, j = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    b, p, pm, i, j = pixel_tile(tl.program_id(0), H, W, BLOCK_P)
     si, sj, ok = _source(b, i, j, pm, i_ptr, H, W, ch, cw, FLAGS, 1)
     src = x_ptr + b * sxb + si.to(tl.int64) * sxh + sj.to(tl.int64) * sxw
     HW = H * W
@@ -148,7 +140,7 @@ def _diffaug_adj_kernel(
     """``h = Tᵀ(mask·g)``, then contrast ``h ← k·h + (1−k)·mean_chw h``, then saturation
     ``h ← s·h + (1−s)·mean_c h``. ``SUM_ONLY``: write ``Σ_{c, tile} h`` to ``out[pid]`` instead."""
     pid = tl.program_id(0)
-    b, p, pm, i, j = _pixels(pid, H, W, BLOCK_P)
+    b, p, pm, i, j = pixel_tile(pid, H, W, BLOCK_P)
     gi, gj, ok = _source(b, i, j, pm, i_ptr, H, W, ch, cw, FLAGS, -1)
     src = g_ptr + b * sgb + gi.to(tl.int64) * sgh + gj.to(tl.int64) * sgw
     HW = H * W
@@ -199,7 +191,7 @@ def _reflect(p, N):
 @triton.jit
 def _cr_fwd_kernel(x_ptr, out_ptr, i_ptr, C, H, W, sxb, sxc, sxh, sxw, size_class, CB: tl.constexpr, BLOCK_P: tl.constexpr):
     """``out[c,i,j] = xf[c, reflect_H(i+tx), reflect_W(j+ty)]``, ``xf`` = ``x`` flipped along W if ``flip``."""
-    b, p, pm, i, j = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    b, p, pm, i, j = pixel_tile(tl.program_id(0), H, W, BLOCK_P)
     flip = tl.load(i_ptr + b * 3 + 0)
     si = _reflect(i + tl.load(i_ptr + b * 3 + 1), H)
     sj = _reflect(j + tl.load(i_ptr + b * 3 + 2), W)
@@ -251,7 +243,7 @@ def _cr_adj_kernel(
 ):
     """``h[c, r, q'] = Σ g[c, i, j]`` over the ≤ 2×2 output positions whose reflected source is
     ``(r, q)``, ``q = flip ? W−1−q' : q'``."""
-    b, p, pm, r, q = _pixels(tl.program_id(0), H, W, BLOCK_P)
+    b, p, pm, r, q = pixel_tile(tl.program_id(0), H, W, BLOCK_P)
     flip = tl.load(i_ptr + b * 3 + 0)
     tx = tl.load(i_ptr + b * 3 + 1)
     ty = tl.load(i_ptr + b * 3 + 2)
@@ -288,13 +280,6 @@ def _gather(cb, ii, vi, jj, vj, cm, sgh, sgw, ACC: tl.constexpr):
     return tl.load(cb + off[None, :], mask=cm & (vi & vj)[None, :], other=0).to(ACC)
 
 
-def _grid(B, H, W):
-    def grid(meta):
-        return (B * ceil_div(H * W, meta["BLOCK_P"]),)
-
-    return grid
-
-
 def _cb(C: int) -> int:
     """Channel block: all channels of an RGB image at once, blocks of 8 for wide inputs."""
     return min(triton.next_power_of_2(C), 8)
@@ -323,7 +308,7 @@ def diff_augment(x, fparams, iparams, flags):
     sums = fparams  # placeholder pointer, never read without CONTRAST
     if flags & CONTRAST:
         sums = multi_reduce([x], None, MODE_SUM, RED_NONE)  # Σ_chw x per sample
-    _diffaug_fwd_kernel[_grid(B, H, W)](
+    _diffaug_fwd_kernel[pixel_grid(B, H, W)](
         x,
         out,
         fparams,
@@ -375,7 +360,7 @@ def diff_augment_adj(g, fparams, iparams, flags):
             num_warps=4,
         )
         sums = finish(partials, torch.empty((B,), dtype=acc, device=g.device))
-    _diffaug_adj_tuned[_grid(B, H, W)](
+    _diffaug_adj_tuned[pixel_grid(B, H, W)](
         g, out, fparams, iparams, sums, *args, FLAGS=flags, ACC=tl_dtype(acc), CB=_cb(C), SUM_ONLY=False
     )
     return out
@@ -390,7 +375,7 @@ def cr_augment(x, iparams):
     out = empty((B, C, H, W), x.dtype, x.device)
     if out.numel() == 0:
         return out
-    _cr_fwd_kernel[_grid(B, H, W)](x, out, iparams, C, H, W, *x.stride(), size_class(out.numel()), CB=_cb(C))
+    _cr_fwd_kernel[pixel_grid(B, H, W)](x, out, iparams, C, H, W, *x.stride(), size_class(out.numel()), CB=_cb(C))
     return out
 
 
@@ -402,7 +387,7 @@ def cr_augment_adj(g, iparams):
     out = empty((B, C, H, W), g.dtype, g.device)
     if out.numel() == 0:
         return out
-    _cr_adj_kernel[_grid(B, H, W)](
+    _cr_adj_kernel[pixel_grid(B, H, W)](
         g, out, iparams, C, H, W, *g.stride(), size_class(out.numel()), ACC=tl_dtype(acc_dtype(g.dtype)), CB=_cb(C)
     )
     return out

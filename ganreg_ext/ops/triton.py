@@ -13,6 +13,9 @@ import importlib
 
 import torch
 
+from .. import _dispatch
+from . import FAMILIES
+
 _BUILD = "build it with `pip install --no-build-isolation -e .` (GANREG_NO_CUDA=1 is enough; not GANREG_SKIP_BUILD=1)"
 
 try:
@@ -21,9 +24,6 @@ except ImportError as e:  # pragma: no cover - depends on the build
     raise ImportError(
         f"ganreg_ext._triton_autograd (the schemas and C++ autograd of the Triton ops) is not built or failed to load ({e}); {_BUILD}"
     ) from e
-
-from .. import _dispatch
-from . import FAMILIES
 
 _LIB = torch.library.Library("ganreg_triton", "IMPL")
 KEYS = ("CPU", "CUDA")
