@@ -11,7 +11,7 @@ from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
 from ganreg_ext.reference import augment as ref
-from helpers import CR, DA, DTYPES, LAYOUTS, assert_close, fused, leaf, make, need
+from helpers import CR, DA, DTYPES, LAYOUTS, assert_close, every_backend, fused, leaf, make, need
 
 # ---------------------------------------------------------------------------------------------
 # the original DiffAugment (Zhao et al. 2020), transcribed; meshgrid gets indexing="ij" (its default)
@@ -377,3 +377,34 @@ def test_matrix_expanded_grad_outputs(backend, device, seed):
         out.backward()
         res.append(x.grad)
     torch.testing.assert_close(res[1], res[0], rtol=2e-5, atol=1e-5)
+
+
+def _reflect(p, n):
+    p = torch.where(p < 0, -p, p)
+    return torch.where(p >= n, 2 * (n - 1) - p, p)
+
+
+@every_backend
+@pytest.mark.parametrize("H,W", [(7, 5), (1, 6), (2, 2), (16, 8)])
+def test_cr_shifts_up_to_size_minus_1(backend, device, H, W, seed):
+    """Shifts |t| up to N − 1 (the range ``cr_augment`` accepts; the sampler stays within size/8),
+    with and without flip: the forward against the contract's reflect formula (exact), the adjoint
+    exact by ⟨A x, g⟩ = ⟨x, Aᵀ g⟩ in float64 (docs/semantics.md#augmentation-diffaugment-and-the-cr-transform)."""
+    need(backend, *CR)
+    B, C = 6, 2
+    x = make((B, C, H, W), torch.float64, device, "channels_last").requires_grad_()
+    g = make((B, C, H, W), torch.float64, device, "strided")
+    tx = torch.tensor([H - 1, -(H - 1), 0, 1 - H, H - 1, 0])
+    ty = torch.tensor([W - 1, -(W - 1), W - 1, 0, -(W - 1) // 2, 1 - W])
+    flip = torch.tensor([1, 0, 1, 1, 0, 0], dtype=torch.bool)
+    p = {"flip": flip.to(device), "translation": torch.stack([tx, ty], 1).to(device)}
+    out = gx.cr_augment(x, params=p, backend=backend)
+    rows = _reflect(torch.arange(H).view(1, H, 1) + tx.view(B, 1, 1), H).expand(B, H, W)
+    cols = _reflect(torch.arange(W).view(1, 1, W) + ty.view(B, 1, 1), W).expand(B, H, W)
+    cols = torch.where(flip.view(B, 1, 1), W - 1 - cols, cols)
+    xd = x.detach().cpu()
+    want = xd.permute(0, 2, 3, 1)[torch.arange(B).view(B, 1, 1), rows, cols].permute(0, 3, 1, 2)
+    torch.testing.assert_close(out.detach().cpu(), want, rtol=0, atol=0)
+    (adj,) = torch.autograd.grad(out, x, g)
+    inner = lambda a, b: (a.double() * b.double()).sum()  # noqa: E731
+    torch.testing.assert_close(inner(out.detach(), g), inner(x.detach(), adj), rtol=1e-12, atol=1e-10)

@@ -1,4 +1,5 @@
-"""docs/semantics.md#notation-and-contracts-shared-by-every-op contracts on bad input, for every public function and every backend.
+"""docs/semantics.md#notation-and-contracts-shared-by-every-op contracts on bad input, for every public function and every backend
+(the one bad-input table of the test suite: regularizers, bias_act, the upfirdn2d family, ADA).
 
 * Bad arguments raise ``ValueError``/``TypeError`` (``BackendUnavailable`` for backends) whose
   message names the argument, *before any kernel runs* (a dispatch mode fails on any kernel call).
@@ -16,7 +17,9 @@ import pytest
 import torch
 
 import ganreg_ext as gx
-from helpers import CONS, CR, DA, GN, NOISE, every_backend, need, no_kernels
+from ganreg_ext.nvlabs import bias_act as nv_bias_act
+from ganreg_ext.nvlabs import upfirdn2d as nv_upfirdn2d
+from helpers import CONS, CR, DA, GN, NOISE, every_backend, need, raises_before_any_kernel
 
 OTHER = "other"  # the other device of a "mixed devices" case, resolved when the case runs
 
@@ -29,7 +32,7 @@ def _device(device):
 
 
 def r(*shape, dtype=torch.float32, device=None):
-    return torch.randn(*shape, device=_device(device)).to(dtype)
+    return torch.randn(shape, device=_device(device)).to(dtype)
 
 
 def img(b=2, c=3, h=8, w=8, **kw):
@@ -42,6 +45,10 @@ def dparams(b=2, h=8, w=8, device=None):
 
 def cparams(b=2, h=8, w=8, device=None):
     return gx.sample_cr_params(b, h, w, device=_device(device))
+
+
+def ada_params(b=2, h=8, w=8):
+    return gx.sample_ada_params(b, h, w, 1.0, "bgc")
 
 
 E = (ValueError, TypeError)
@@ -204,6 +211,104 @@ CASES = [
     # ---- backend names
     ("use_backend/unknown", lambda: gx.use_backend("tpu").__enter__(), E, "tpu"),
     ("set_backend/unknown", lambda: gx.set_backend("fast"), E, "fast"),
+    # ---- bias_act
+    ("bias_act/x-not-a-tensor", lambda: gx.bias_act([1.0, 2.0]), TypeError, "x"),
+    ("bias_act/x-int", lambda: gx.bias_act(torch.ones(2, 3, dtype=torch.int32)), TypeError, "x"),
+    ("bias_act/act-unknown", lambda: gx.bias_act(r(2, 3), act="gelu"), ValueError, "act"),
+    ("bias_act/act-None", lambda: gx.bias_act(r(2, 3), act=None), ValueError, "act"),
+    ("bias_act/dim-out-of-range", lambda: gx.bias_act(r(2, 3), r(3), dim=2), ValueError, "dim"),
+    ("bias_act/dim-float", lambda: gx.bias_act(r(2, 3), r(3), dim=1.0), TypeError, "dim"),
+    ("bias_act/b-wrong-size", lambda: gx.bias_act(r(2, 3), r(4)), ValueError, "b"),
+    ("bias_act/b-2d", lambda: gx.bias_act(r(2, 3), r(1, 3)), ValueError, "b"),
+    ("bias_act/b-not-a-tensor", lambda: gx.bias_act(r(2, 3), [0.0, 0.0, 0.0]), TypeError, "b"),
+    ("bias_act/b-dtype", lambda: gx.bias_act(r(2, 3), r(3, dtype=torch.float64)), TypeError, "b"),
+    ("bias_act/b-device", lambda: gx.bias_act(r(2, 3), r(3, device=OTHER)), ValueError, "b"),
+    ("bias_act/b-with-0d-x", lambda: gx.bias_act(r(), r(1)), ValueError, "b"),
+    ("bias_act/clamp<0", lambda: gx.bias_act(r(2, 3), clamp=-1.0), ValueError, "clamp"),
+    ("bias_act/clamp-nan", lambda: gx.bias_act(r(2, 3), clamp=float("nan")), ValueError, "clamp"),
+    ("bias_act/clamp-str", lambda: gx.bias_act(r(2, 3), clamp="1"), TypeError, "clamp"),
+    ("bias_act/alpha-str", lambda: gx.bias_act(r(2, 3), act="lrelu", alpha="0.2"), TypeError, "alpha"),
+    ("bias_act/gain-inf", lambda: gx.bias_act(r(2, 3), gain=float("inf")), ValueError, "gain"),
+    ("bias_act/gain-bool", lambda: gx.bias_act(r(2, 3), gain=True), TypeError, "gain"),
+    ("bias_act/backend-unknown", lambda: gx.bias_act(r(2, 3), backend="fast"), ValueError, "backend"),
+    ("bias_act/nvlabs-impl", lambda: nv_bias_act.bias_act(r(2, 3), impl="triton"), ValueError, "impl"),
+    # ---- upfirdn2d family
+    ("upfirdn2d/x-3d", lambda: gx.upfirdn2d(r(3, 4, 4), None), ValueError, "x"),
+    ("upfirdn2d/x-int", lambda: gx.upfirdn2d(torch.ones(1, 1, 4, 4, dtype=torch.int64), None), TypeError, "x"),
+    ("upfirdn2d/x-not-a-tensor", lambda: gx.upfirdn2d([[[[1.0]]]], None), TypeError, "x"),
+    ("upfirdn2d/f-3d", lambda: gx.upfirdn2d(r(1, 1, 4, 4), r(2, 2, 2)), ValueError, "f"),
+    ("upfirdn2d/f-empty", lambda: gx.upfirdn2d(r(1, 1, 4, 4), r(0)), ValueError, "f"),
+    ("upfirdn2d/f-list", lambda: gx.upfirdn2d(r(1, 1, 4, 4), [1.0, 2.0]), TypeError, "f"),
+    ("upfirdn2d/f-int", lambda: gx.upfirdn2d(r(1, 1, 4, 4), torch.ones(2, dtype=torch.int32)), TypeError, "f"),
+    ("upfirdn2d/f-requires-grad", lambda: gx.upfirdn2d(r(1, 1, 4, 4), r(2).requires_grad_()), ValueError, "f"),
+    ("upfirdn2d/f-device", lambda: gx.upfirdn2d(r(1, 1, 4, 4), r(2, device=OTHER)), ValueError, "f"),
+    ("upfirdn2d/up-0", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, up=0), ValueError, "up"),
+    ("upfirdn2d/up-float", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, up=1.5), TypeError, "up"),
+    ("upfirdn2d/up-bool", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, up=True), TypeError, "up"),
+    ("upfirdn2d/up-3", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, up=[1, 2, 3]), ValueError, "up"),
+    ("upfirdn2d/down-neg", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, down=[2, -1]), ValueError, "down"),
+    ("upfirdn2d/padding-3", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, padding=[1, 2, 3]), ValueError, "padding"),
+    ("upfirdn2d/padding-float", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, padding=0.5), TypeError, "padding"),
+    ("upfirdn2d/padding-no-output", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, padding=[-2, -2, 0, 0]), ValueError, "padding"),
+    ("upfirdn2d/filter-too-big", lambda: gx.upfirdn2d(r(1, 1, 4, 4), r(5, 5)), ValueError, "padding"),
+    ("upfirdn2d/flip-int", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, flip_filter=1), TypeError, "flip_filter"),
+    ("upfirdn2d/gain-str", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, gain="2"), TypeError, "gain"),
+    ("upfirdn2d/upsample-up-0", lambda: gx.upsample2d(r(1, 1, 4, 4), None, up=0), ValueError, "up"),
+    ("upfirdn2d/downsample-crop-all", lambda: gx.downsample2d(r(1, 1, 4, 4), None, padding=-3), ValueError, "padding"),
+    ("upfirdn2d/filter2d-f-4d", lambda: gx.filter2d(r(1, 1, 4, 4), r(1, 1, 2, 2)), ValueError, "f"),
+    ("upfirdn2d/setup-3d", lambda: gx.setup_filter(torch.ones(2, 2, 2)), ValueError, "f"),
+    ("upfirdn2d/setup-empty", lambda: gx.setup_filter([]), ValueError, "f"),
+    ("upfirdn2d/setup-separable-2d", lambda: gx.setup_filter([[1, 2], [3, 4]], separable=True), ValueError, "separable"),
+    ("upfirdn2d/setup-sum-0", lambda: gx.setup_filter([1, -1]), ValueError, "normalize"),
+    ("upfirdn2d/setup-str", lambda: gx.setup_filter("abc"), TypeError, "f"),
+    ("upfirdn2d/fl-x-3d", lambda: gx.filtered_lrelu(r(3, 4, 4)), ValueError, "x"),
+    ("upfirdn2d/fl-fu-3d", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), fu=r(2, 2, 2)), ValueError, "fu"),
+    ("upfirdn2d/fl-fd-grad", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), fd=r(2).requires_grad_()), ValueError, "fd"),
+    ("upfirdn2d/fl-b-size", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), b=r(3)), ValueError, "b"),
+    ("upfirdn2d/fl-b-dtype", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), b=r(2, dtype=torch.float64)), TypeError, "b"),
+    ("upfirdn2d/fl-gain-0", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), gain=0.0), ValueError, "gain"),
+    ("upfirdn2d/fl-slope<0", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), slope=-0.1), ValueError, "slope"),
+    ("upfirdn2d/fl-clamp<0", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), clamp=-1), ValueError, "clamp"),
+    ("upfirdn2d/fl-up-0", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), up=0), ValueError, "up"),
+    ("upfirdn2d/fl-fd-too-big", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), fd=r(6)), ValueError, "padding"),
+    ("upfirdn2d/fl-flip-str", lambda: gx.filtered_lrelu(r(1, 2, 4, 4), flip_filter="no"), TypeError, "flip_filter"),
+    ("upfirdn2d/backend-unknown", lambda: gx.upfirdn2d(r(1, 1, 4, 4), None, backend="fast"), ValueError, "backend"),
+    ("upfirdn2d/nvlabs-impl", lambda: nv_upfirdn2d.upfirdn2d(r(1, 1, 4, 4), None, impl="triton"), ValueError, "impl"),
+    # ---- ADA
+    ("ada/p>1", lambda: gx.sample_ada_params(2, 8, 8, 1.5), ValueError, "p must be in [0, 1]"),
+    ("ada/p<0", lambda: gx.sample_ada_params(2, 8, 8, -0.1), ValueError, "p must be in [0, 1]"),
+    ("ada/p-tensor>1", lambda: gx.sample_ada_params(2, 8, 8, torch.tensor(2.0)), ValueError, "p must be in [0, 1]"),
+    ("ada/preset-unknown", lambda: gx.sample_ada_params(2, 8, 8, 0.5, preset="xyz"), ValueError, "preset"),
+    (
+        "ada/unknown-transform",
+        lambda: gx.sample_ada_params(2, 8, 8, 0.5, multipliers={"flip": 1}),
+        ValueError,
+        "unknown transform",
+    ),
+    ("ada/module-preset", lambda: gx.AdaptiveAugment(preset="bgcx"), ValueError, "preset"),
+    ("ada/module-p>1", lambda: gx.AdaptiveAugment(p=1.2), ValueError, "p must be in [0, 1]"),
+    (
+        "ada/geom-batch",
+        lambda: gx.ada_augment(img(), {**ada_params(), "geom": ada_params()["geom"][:1]}),
+        ValueError,
+        "params['geom']",
+    ),
+    (
+        "ada/color-cols",
+        lambda: gx.ada_augment(img(), {**ada_params(), "color": ada_params()["color"][:, :3]}),
+        ValueError,
+        "params['color']",
+    ),
+    ("ada/channels-2", lambda: gx.ada_augment(img()[:, :2], ada_params()), ValueError, "1 or 3 channels"),
+    ("ada/size-mismatch", lambda: gx.ada_augment(img()[..., :7], ada_params()), ValueError, "drawn for"),
+    (
+        "ada/geom-float64",
+        lambda: gx.ada_augment(img(), {**ada_params(), "geom": ada_params()["geom"].double()}),
+        ValueError,
+        "float32",
+    ),
+    ("ada/x-3d", lambda: gx.ada_augment(img()[0], ada_params()), ValueError, "dim"),
+    ("ada/params-str", lambda: gx.ada_augment(img(), "params"), TypeError, "dict"),
 ]
 
 # backend names go through dispatch itself, so these run without the tripwire
@@ -244,8 +349,7 @@ def _expect(call, exc, needle):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_raises_before_any_kernel(case, backend, device):
     _, call, exc, needle = case
-    with torch.device(device), gx.use_backend(backend), no_kernels():
-        _expect(call, exc, needle)
+    raises_before_any_kernel(call, backend, device, exc, needle)
 
 
 @pytest.mark.parametrize("case", BACKEND_CASES, ids=[c[0] for c in BACKEND_CASES])

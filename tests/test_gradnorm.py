@@ -9,7 +9,20 @@ import torch.nn.functional as F
 from torch.autograd import gradcheck, gradgradcheck
 
 import ganreg_ext as gx
-from helpers import DTYPES, GN, LAYOUTS, acc_dtype, assert_close, assert_sum_close, every_backend, fused, leaf, make, need
+from helpers import (
+    DTYPES,
+    GN,
+    LAYOUTS,
+    acc_dtype,
+    assert_close,
+    assert_ref64,
+    assert_sum_close,
+    every_backend,
+    fused,
+    leaf,
+    make,
+    need,
+)
 
 
 class TinyD(torch.nn.Module):
@@ -352,7 +365,10 @@ def test_mixed_dtype_list(backend, device, dtypes, seed):
     each element is converted to it before scaling, never to one input's dtype; gradients keep
     each tensor's dtype."""
     need(backend, *GN)
-    g = [leaf(make((3, 2, 4, 5), dtypes[0], device)), leaf(make((3, 7), dtypes[1], device, "strided"))]
+    h = make((3, 7), dtypes[1], device, "strided")
+    if dtypes[1] == torch.float32:
+        h[:, 3] = torch.tensor([1.0e5, -9.0e4, 7.0e4])  # beyond float16's 65504: must not pass through float16
+    g = [leaf(make((3, 2, 4, 5), dtypes[0], device)), leaf(h)]
     inv = 0.375
     s = gx.grad_sqnorm(g, inv_scale=inv, backend=backend)
     assert s.dtype == acc_dtype(*dtypes)
@@ -403,6 +419,53 @@ def test_matrix_grad_sqnorm(backend, device, dtype, layout, seed):
         tot = [gx.grad_sqnorm(ts, per_sample=False, inv_scale=inv, backend=n) for n in ("reference", backend)]
         assert tot[1].dim() == 0
         assert_sum_close(tot[1], tot[0], tot[0])
+
+
+@fused
+def test_matrix_special_layouts(backend, device, seed):
+    """Layouts beyond LAYOUTS: permuted dims, batch not outermost in memory, an expanded (stride-0,
+    overlapping) view, a sliced view, more unmergeable dims than the kernels' stride planner holds
+    (their contiguous fallback); forward and backward against the float64 reference."""
+    need(backend, *GN)
+    base = make((4, 6, 5, 3), torch.float32, device)
+    views = [
+        base.permute(0, 3, 1, 2),
+        base.permute(2, 0, 1, 3),
+        base.transpose(0, 1),
+        base.expand(2, 4, 6, 5, 3)[1],
+        base[:, 1:2].expand(4, 6, 5, 3),
+        base[:, ::2, 1:],
+        make((3, 4, 5, 4, 6), torch.float32, device)[:, ::2, ::2, ::2, ::2],  # 4 unmergeable dims per sample
+        make((2, 4, 4, 4, 4, 4, 4), torch.float32, device)[:, ::2, ::2, ::2, ::2, ::2, ::2],
+    ]
+    for v in views:
+        g = v.detach().requires_grad_()  # the view itself, strides kept (overlapping ones too)
+        s = gx.grad_sqnorm(g, inv_scale=0.5, backend=backend)
+        w = torch.rand(s.shape, device=device) + 0.5
+        (d,) = torch.autograd.grad(s, g, w)
+        g64 = v.detach().double()
+        s64 = (0.5 * g64).square().flatten(1).sum(1)
+        assert_ref64(s, s64, kind="sum", msg=f"sqnorm {tuple(v.stride())}")
+        assert_ref64(d, 0.5 * w.double().view(-1, *[1] * (v.dim() - 1)) * g64, msg=f"scale {tuple(v.stride())}")
+    # per_sample=False over parameter-like tensors of different shapes, a 0-d one included
+    ps = [make((7, 3), torch.float32, device), make((5,), torch.float32, device), make((), torch.float32, device)]
+    tot = gx.grad_sqnorm(ps, per_sample=False, backend=backend)
+    assert_ref64(tot, sum(p.double().square().sum() for p in ps), kind="sum", msg="total")
+
+
+@fused
+def test_matrix_mixed_dtype_denormals(backend, device):
+    """Found by fuzzing: float64 first, float32 denormals second: the list accumulates in float64
+    (``_contract``), so the float32 squares must not be formed in float32 (they would underflow to 0)."""
+    need(backend, *GN)
+    a = torch.tensor([[1.5410e-40]], dtype=torch.float64, device=device)
+    b = torch.tensor([[1.5410e-40]], dtype=torch.float32, device=device)
+    for per_sample in (True, False):
+        want = gx.grad_sqnorm([a, b], per_sample=per_sample, backend="reference")
+        got = gx.grad_sqnorm([a, b], per_sample=per_sample, backend=backend)
+        assert got.dtype == want.dtype == torch.float64
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+        assert want.item() > 4e-80
 
 
 @fused

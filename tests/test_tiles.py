@@ -79,6 +79,17 @@ def probe_sqnorm(n, backend, device, dtype):
     (s, (g,), w), (s64, (g64,), _) = _fwd_bwd(lambda t, name: gx.grad_sqnorm(t, backend=name), [x], backend)
     assert_ref64(s, s64, kind="sum", msg=f"sqnorm n={n}")
     assert_ref64(g, g64, msg=f"scale n={n}")
+    # dot: the gradient w.r.t. the cotangent of the backward (the create_graph path of R1),
+    # d⟨scale(x, w), u⟩/dw_b = 2·Σ_i u_bi·x_bi
+    u = make((2, n), dtype, device)
+    dws = []
+    for name, xx, uu in ((backend, x, u), ("reference", x.double(), u.double())):
+        xl = _leaf(xx)
+        sq = gx.grad_sqnorm(xl, backend=name)
+        wl = torch.ones_like(sq).requires_grad_()
+        (d,) = torch.autograd.grad(sq, xl, wl, create_graph=True)
+        dws.append(torch.autograd.grad(d, wl, uu)[0])
+    assert_ref64(dws[0], dws[1], terms=2 * (u.double() * x.double()).abs().sum(1), kind="sum", msg=f"dot n={n}")
 
 
 def probe_consistency(n, backend, device, dtype):

@@ -101,17 +101,22 @@ def sample_cr_params(B: int, H: int, W: int, device=None, generator=None) -> dic
     return {"flip": flip, "translation": torch.stack([tx, ty], 1)}
 
 
+def _reflect(p: torch.Tensor, n: int) -> torch.Tensor:
+    """Reflect an index into ``[0, n)`` without repeating the edge (``F.pad(mode="reflect")``), for
+    ``-(n-1) <= p <= 2(n-1)``."""
+    p = p.abs()
+    return torch.where(p >= n, 2 * (n - 1) - p, p)
+
+
 def cr_augment(x: torch.Tensor, params: dict) -> torch.Tensor:
-    """Per sample: horizontal flip where ``flip``, then ``out[i,j] = x[reflect(i+tx), reflect(j+ty)]``
-    (reflect padding, edge not repeated, as ``F.pad(mode="reflect")``)."""
+    """Per sample: horizontal flip where ``flip``, then ``out[i,j] = y[reflect(i+tx), reflect(j+ty)]``
+    (reflect padding, edge not repeated, as StudioGAN's ``F.pad(mode="reflect")`` by size/8; the
+    formula holds for any ``|t| <= size - 1``, the range ``cr_augment`` accepts)."""
     B, C, H, W = x.shape
     flip = params["flip"].to(x.device).view(B, 1, 1, 1)
     y = torch.where(flip, x.flip(3), x)
-    sx, sy = cr_shift(H, W)
     t = params["translation"].to(x.device)
-    # reflect padding has no CPU half kernel; the round trip through float32 is exact
-    padded = F.pad(y.to(acc_dtype(x.dtype)), [sy, sy, sx, sx], mode="reflect").to(x.dtype)
-    rows = torch.arange(H, device=x.device).view(1, H, 1) + t[:, 0].view(B, 1, 1) + sx
-    cols = torch.arange(W, device=x.device).view(1, 1, W) + t[:, 1].view(B, 1, 1) + sy
-    out = padded.permute(0, 2, 3, 1)[torch.arange(B, device=x.device).view(B, 1, 1), rows, cols]
+    rows = _reflect(torch.arange(H, device=x.device).view(1, H, 1) + t[:, 0].view(B, 1, 1), H)
+    cols = _reflect(torch.arange(W, device=x.device).view(1, 1, W) + t[:, 1].view(B, 1, 1), W)
+    out = y.permute(0, 2, 3, 1)[torch.arange(B, device=x.device).view(B, 1, 1), rows, cols]
     return out.permute(0, 3, 1, 2).contiguous()  # contiguous NCHW, like StudioGAN's ``x.contiguous()``
