@@ -321,7 +321,7 @@ def test_error_bound_rejects_a_planted_element(backend, device, dtype, plant, se
     if plant == "ulps off":
         v = bad[j].double().clone()
         ulp = torch.finfo(dtype).eps * 2.0 ** torch.floor(torch.log2(v.abs()))
-        bad[j] = (v + ELEMENT_ULPS[dtype] * ulp).to(dtype)
+        bad[j] = (v - v.sign() * ELEMENT_ULPS[dtype] * ulp).to(dtype)  # toward 0: the grid there is as fine or finer
         assert (bad[j].double() - v).abs() >= ELEMENT_ULPS[dtype] * ulp * 0.99
     elif plant == "zeroed":
         bad[j] = 0

@@ -494,3 +494,35 @@ def test_kernels_compile_for_hopper_and_ampere_without_gpu():
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     res = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and "compiled all" in res.stdout, res.stderr[-4000:]
+
+
+@pytest.mark.skipif(not U.INTERPRET, reason="the interpreter's bfloat16 rounding (compiled kernels round to nearest even)")
+def test_interpreter_rounds_bfloat16_like_the_gpu():
+    """``_utils`` makes the interpreter's float32/float64 → bfloat16 casts round to nearest even (it
+    truncates on its own: about half of random values one unit low), as compiled kernels and torch
+    do: explicit casts and the implicit cast of a store; an explicit RTZ cast still truncates."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def cast(x_ptr, o_ptr, MODE: tl.constexpr):
+        i = tl.arange(0, 64)
+        x = tl.load(x_ptr + i)
+        if MODE == 0:
+            tl.store(o_ptr + i, x.to(tl.bfloat16))
+        elif MODE == 1:
+            tl.store(o_ptr + i, x)
+        else:
+            tl.store(o_ptr + i, x.to(tl.bfloat16, fp_downcast_rounding="rtz"))
+
+    x = torch.randn(64)
+    x[:6] = torch.tensor([float("nan"), float("inf"), -float("inf"), 3.4e38, 1.00390625, 1.01171875])  # ties
+    rtz = (x.view(torch.int32) >> 16).to(torch.int16).view(torch.bfloat16)
+    assert (rtz != x.to(torch.bfloat16)).sum() > 10  # what truncation would give differs
+    for mode, want in ((0, x.to(torch.bfloat16)), (1, x.to(torch.bfloat16)), (2, rtz)):
+        out = torch.full((64,), float("nan"), dtype=torch.bfloat16)
+        cast[(1,)](x, out, MODE=mode)
+        assert torch.equal(out[1:], want[1:]) and out[0].isnan(), mode
+    out = torch.empty(64, dtype=torch.bfloat16)
+    cast[(1,)](x.double(), out, MODE=0)
+    assert torch.equal(out[1:], x.double().to(torch.bfloat16)[1:])

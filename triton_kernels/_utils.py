@@ -22,6 +22,42 @@ import triton
 import triton.language as tl
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _interpreter_rounds_bfloat16_to_nearest_even() -> None:
+    """Triton 3.8's interpreter converts float32 → bfloat16 by TRUNCATION (its cast passes no rounding
+    mode; its own "RTNE" rounds half up without ties to even), while compiled kernels round to nearest
+    even, as torch does. Left alone, every interpreted bfloat16 output would be one unit low in about
+    half the elements and biased toward zero (a StyleGAN2 D with bfloat16 layers lost 60 % of a
+    gradient through R1's double backward this way): the interpreted runs would not test what the
+    GPU computes. So, under ``TRITON_INTERPRET=1`` only, float32/float64 → bfloat16 casts (explicit
+    or at a store) round through torch (nearest even, NaN and inf kept); an explicit RTZ cast keeps
+    truncating. tests/test_triton_kernels.py checks both against torch."""
+    import numpy as np
+    from triton._C.libtriton import ir
+    from triton.runtime import interpreter
+
+    B = interpreter.InterpreterBuilder
+    if getattr(B, "_ganreg_bf16_rtne", False):
+        return
+    cast_impl, fp_to_fp = B.cast_impl, B.create_fp_to_fp
+
+    def rounds(src, dst_type) -> bool:
+        return dst_type.scalar == tl.bfloat16 and src.dtype.scalar in (tl.float32, tl.float64)
+
+    def to_bf16(src, dst_type):
+        t = torch.from_numpy(np.array(src.data, copy=True)).to(torch.bfloat16)
+        return interpreter.TensorHandle(t.view(torch.int16).numpy().view(np.uint16), dst_type.scalar)
+
+    B.cast_impl = lambda self, src, dst_type: to_bf16(src, dst_type) if rounds(src, dst_type) else cast_impl(self, src, dst_type)
+    B.create_fp_to_fp = lambda self, src, dst_type, mode: (
+        to_bf16(src, dst_type) if rounds(src, dst_type) and mode != ir.ROUNDING_MODE.RTZ else fp_to_fp(self, src, dst_type, mode)
+    )
+    B._ganreg_bf16_rtne = True
+
+
+if INTERPRET:
+    _interpreter_rounds_bfloat16_to_nearest_even()
 MAXD = 4  # merged dimensions a kernel can address directly
 GPU_CHUNK_MIN, GPU_CHUNK_MAX = 4096, 65536  # split-K chunk (elements per program) on GPU
 INTERP_CHUNK_MIN, INTERP_CHUNK_MAX = 256, 1024  # interpreted: small, so tests split small tensors
