@@ -71,6 +71,8 @@ def test_demo_cli_writes_outputs(tmp_path):
             "40",
             "--timing-reps",
             "1",
+            "--augment",
+            "translation",
             "--bcr",
             "1",
             "--threads",

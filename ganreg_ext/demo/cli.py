@@ -51,7 +51,7 @@ def parse_args(argv=None, prog: str = "python -m ganreg_ext.demo", description: 
     p.add_argument("--r1-gamma", type=float, default=None, help=preset("r1_gamma", "R1 gamma (0 turns R1 off)"))
     p.add_argument("--r1-interval", type=int, default=c.r1_interval)
     p.add_argument("--pl-weight", type=float, default=c.pl_weight, help="path length weight (0 turns it off)")
-    p.add_argument("--pl-interval", type=int, default=c.pl_interval)
+    p.add_argument("--pl-interval", type=int, default=None, help=preset("pl_interval", "path length every this many steps"))
     p.add_argument(
         "--augment",
         default=None,
