@@ -58,6 +58,7 @@ def _interpreter_rounds_bfloat16_to_nearest_even() -> None:
 
 if INTERPRET:
     _interpreter_rounds_bfloat16_to_nearest_even()
+
 MAXD = 4  # merged dimensions a kernel can address directly
 GPU_CHUNK_MIN, GPU_CHUNK_MAX = 4096, 65536  # split-K chunk (elements per program) on GPU
 INTERP_CHUNK_MIN, INTERP_CHUNK_MAX = 256, 1024  # interpreted: small, so tests split small tensors

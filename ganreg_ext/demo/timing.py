@@ -163,13 +163,13 @@ def timing_table(trainer, reps: int = 10, compile_mode: str = "auto") -> tuple[s
         "",
         f"Device: {device_name(dev)}; torch {torch.__version__}; ganreg_ext backends here: {gx.available_backends()}; "
         f"`auto` → `{auto}`.",
-        f"`reference` runs every op eagerly: the penalties, {aug_name or 'augmentation'}/bCR and the networks' blocks (`bias_act`, "
+        f"`reference` runs every op eagerly: the penalties, {aug_name or 'the augmentation'}/bCR when on and the networks' blocks (`bias_act`, "
         "FIR up/downsampling); the fused backend runs all of them fused (convolutions and matmuls are PyTorch's "
         "either way). "
         "Steps time forward + input/`ws` gradients (create_graph) + penalty + backward, without the optimizer step "
         f"(identical for both backends). R1 includes {aug_name or 'the augmentation (none here)'} of the real batch (its "
-        f"double backward too); the {aug_name or 'unaugmented'} + bCR step is the main D step (losses on augmented reals "
-        "and fakes, bCR's two extra D passes on its sub-batch).",
+        f"double backward too); `{what}` is the main D step (losses on {'augmented ' if aug_name else ''}reals and fakes"
+        + (", bCR's two extra D passes on its sub-batch)." if cr is not None else ")."),
         "torch.compile applies only to the first-order D step: double backward (R1, path length) cannot run through "
         "a compiled region (PyTorch limitation), so the regularized steps run eagerly with the fused ops.",
     ]
