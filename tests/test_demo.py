@@ -175,6 +175,31 @@ def test_bcr_sub_batch_keeps_minibatch_std_groups():
     assert bcr > 0 and all(bool(g.abs().sum() > 0) for g in grads)
 
 
+def test_one_d_pass_scores_reals_and_fakes_as_two_passes():
+    """Dmain runs D once on [reals; fakes] with ``parts=2``: each half keeps its own minibatch-std
+    groups, so the logits are those of two passes (float64: to round-off), and without ``parts`` the
+    groups would mix reals with fakes (different logits)."""
+    t = _trainer(batch=12)
+    D = t.D.double()
+    x, y = t.data[:12].double(), t.data[12:24].double()
+    with torch.no_grad():
+        two = torch.cat([D(x), D(y)])
+        torch.testing.assert_close(D(torch.cat([x, y]), parts=2), two, rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(D(torch.cat([x, y])), two, rtol=1e-6, atol=1e-6)
+
+
+def test_conv1x1_is_the_convolution():
+    """The models' 1×1 convolutions (broadcast product for one input channel, else a matmul) equal
+    ``F.conv2d``, gradients and the double backward of R1 included (float64)."""
+    from ganreg_ext.demo.models import conv1x1
+
+    for c in (1, 5):
+        x = torch.randn(3, c, 6, 7, dtype=torch.float64, requires_grad=True)
+        w = torch.randn(4, c, 1, 1, dtype=torch.float64, requires_grad=True)
+        torch.testing.assert_close(conv1x1(x, w), torch.nn.functional.conv2d(x, w), rtol=1e-13, atol=1e-13)
+        assert torch.autograd.gradgradcheck(conv1x1, (x, w))
+
+
 def test_resume_repeats_next_step(tmp_path):
     torch.set_num_threads(1)
     a = _trainer(bcr=1.0)

@@ -232,6 +232,25 @@ def probe_ufd_flat(n, backend, device, dtype):
     _ufd_check(x, torch.randn(4, device=device), backend, up=2, padding=[1, 0, 1, 0])
 
 
+def ufd_flat_group(n: int) -> int:
+    """Planes per group of the CPU upfirdn2d's flat path (csrc/cpu/upfirdn2d.cpp kFlatGroup) for
+    n x n planes and a 3 x 3 'same' filter: padded sub-plane (n + 3)·(n + 2) elements (one sub-plane
+    in, one out)."""
+    return FLAT_GROUP // (2 * (n + 3) * (n + 2))
+
+
+FLAT_GROUP = 32 * 1024  # csrc/cpu/upfirdn2d.cpp kFlatGroup (listed in TILES)
+
+
+def probe_ufd_group(n, backend, device, dtype):
+    """upfirdn2d of n planes of 8 x 8 (3 x 3 'same'; the group size is ufd_flat_group(8)), and of the
+    same planes 2x down (separable) and 2x up."""
+    x = make((1, n, 8, 8), dtype, device)
+    _ufd_check(x, torch.randn(3, 3, device=device), backend, padding=1)
+    _ufd_check(x, torch.randn(4, device=device), backend, down=[2, 1], padding=[1, 1, 1, 1])
+    _ufd_check(x[:, :, :, :7], torch.randn(4, device=device), backend, up=2, padding=[1, 0, 1, 0])
+
+
 def probe_ufd_tile(n, backend, device, dtype):
     """upfirdn2d ``[1, 2, n // 2, n]`` outputs (a 3-tap 'same' filter): tiles of BH x BW pixels."""
     x = make((1, 2, max(1, n // 2), n), dtype, device)
@@ -369,6 +388,15 @@ TILES = [
         r"constexpr int64_t kFlatPlane = (\d+) \* \d+;",
         160,
         probe_ufd_flat,
+        triton=False,
+    ),
+    Tile(
+        "cpu upfirdn2d kFlatGroup (planes of 8 x 8)",
+        "csrc/cpu/upfirdn2d.cpp",
+        r"constexpr int64_t kFlatGroup = (\d+) \* 1024;",
+        32,
+        probe_ufd_group,
+        at=ufd_flat_group(8),
         triton=False,
     ),
     Tile(
@@ -615,6 +643,40 @@ def test_band_rows_formula_is_the_source():
     assert "std::max<int64_t>(4, (int64_t(192) << 10) / std::max<int64_t>(1, row_bytes))" in text
     assert "(budget_rows - vt) * upy / downy" in text
     assert ufd_band_rows(1536, torch.float32) == 29 and math.ceil(3 / 1) == 3
+
+
+def test_flat_group_formula_is_the_source():
+    """ufd_flat_group mirrors the flat path's group size (kFlatGroup over the buffers of one plane)."""
+    text = (ROOT / "csrc/cpu/upfirdn2d.cpp").read_text()
+    assert f"constexpr int64_t kFlatGroup = {FLAT_GROUP // 1024} * 1024;" in text
+    assert "kFlatGroup / ((nsub + nh + nout) * sub)" in text and "const int64_t sub = (Hr + 1) * Wr;" in text
+    assert ufd_flat_group(8) == 148  # Wr = Hr = 8 + 2 (one pad each side), sub = 11 * 10
+
+
+def test_flat_groups_give_each_plane_its_own_result(seed):
+    """The CPU kernel's flat path filters planes in groups (kFlatGroup): a batch gives every plane
+    exactly the result it gets alone (four dtypes, strided and channels_last inputs, down/up along
+    one axis or both). The float64 comparisons of the table bound the error; this pins the bits."""
+    backend, device = "cpu", "cpu"
+    need(backend, "upfirdn2d")
+    for i, (dtype, up, down, f) in enumerate(
+        [
+            (F64, [1, 1], [2, 1], torch.randn(4)),
+            (torch.float32, [1, 1], [2, 2], torch.randn(4)),
+            (torch.float16, [2, 1], [1, 2], torch.randn(3, 3)),
+            (torch.bfloat16, [2, 2], [1, 1], torch.randn(5)),
+            (torch.float32, [3, 1], [2, 1], torch.randn(3, 4)),
+        ]
+    ):
+        x = make((3, 50, 9, 10), dtype, device)
+        if i % 3 == 1:
+            x = x.contiguous(memory_format=torch.channels_last)
+        elif i % 3 == 2:
+            x = x.transpose(2, 3).contiguous().transpose(2, 3)
+        kw = dict(up=up, down=down, padding=[1, 2, 0, 1], gain=1.5, backend=backend)
+        y = gx.upfirdn2d(x, f.to(device), **kw)
+        alone = torch.stack([torch.stack([gx.upfirdn2d(x[n : n + 1, c : c + 1], f.to(device), **kw)[0, 0] for c in range(50)]) for n in range(3)])
+        assert torch.equal(y, alone), f"case {i}: a plane's result depends on its batch"
 
 
 # ------------------------------------------------------------------------------------- gradchecks

@@ -234,6 +234,11 @@ const A* prepare_row(const HPlan& hp, const T* src, int64_t sw, A* buf) {
 // order of sums as the banded path.
 
 constexpr int64_t kFlatPlane = 160 * 160;
+// Planes are filtered G at a time, G = kFlatGroup / (elements of one plane's buffers) (≥ 1): the
+// sub-planes of the G planes lie one after another, so each FIR run covers all G (the rows between
+// planes are computed and dropped, like the columns j ≥ J): one run per phase instead of one per
+// plane. Every output keeps its taps and order of sums: the result does not depend on G.
+constexpr int64_t kFlatGroup = 32 * 1024;
 
 // One axis: Q output phases and S input sub-rows (polyphase), the pad L before each padded row and
 // the padded length R.
@@ -275,6 +280,23 @@ FlatAxis make_flat_axis(int64_t n, int64_t on, int64_t up, int64_t down, int64_t
   return a;
 }
 
+// e[u] = s[2u], o[u] = s[2u + 1] for u < n.
+template <typename A>
+inline void deinterleave_pairs(const A* s, int64_t n, A* e, A* o) {
+  using V = Vec<A>;
+  constexpr int64_t K = V::size();
+  int64_t u = 0;
+  for (; u + K <= n; u += K) {
+    const auto pr = at::vec::deinterleave2<A>(V::loadu(s + 2 * u), V::loadu(s + 2 * u + K));
+    pr.first.store(e + u);
+    pr.second.store(o + u);
+  }
+  for (; u < n; ++u) {
+    e[u] = s[2 * u];
+    o[u] = s[2 * u + 1];
+  }
+}
+
 template <typename T, typename A>
 void upfirdn2d_flat(const at::Tensor& x, const std::vector<A>& F, bool separable, int64_t fh, int64_t fw,
                     int64_t upx, int64_t upy, int64_t downx, int64_t downy, int64_t px0, int64_t py0, at::Tensor& out) {
@@ -289,43 +311,63 @@ void upfirdn2d_flat(const at::Tensor& x, const std::vector<A>& F, bool separable
   T* op = out.data_ptr<T>();
   const int64_t planes = x.size(0) * C;
   const int64_t per_out = fw * (separable ? 2 : fh) / std::max<int64_t>(1, upx * upy);
-  parallel_tiles(planes, planes * OH * OW * std::max<int64_t>(1, per_out), [&](int64_t lo, int64_t hi) {
-    std::vector<A> P(static_cast<size_t>(nsub * sub), A(0));  // padding stays 0: data lands on the same places
-    std::vector<A> Hb(static_cast<size_t>(nh * sub)), O(static_cast<size_t>(nout * ay.Jmax * Wr));
-    std::vector<A> tmp(static_cast<size_t>(OW));
+  // downx = 2 on a contiguous plane of even width: de-interleave the plane with vector shuffles
+  const bool split2 = ax.S == 2 && sw == 1 && sh == W && W % 2 == 0;
+  // G planes at a time (kFlatGroup): sub-plane s of plane g at (s·G + g)·sub
+  const int64_t G = std::max<int64_t>(1, std::min<int64_t>(planes, kFlatGroup / ((nsub + nh + nout) * sub)));
+  parallel_tiles(ceil_div(planes, G), planes * OH * OW * std::max<int64_t>(1, per_out), [&](int64_t lo, int64_t hi) {
+    std::vector<A> P(static_cast<size_t>(nsub * G * sub), A(0));  // padding stays 0: data lands on the same places
+    std::vector<A> Hb(static_cast<size_t>(nh * G * sub)), O(static_cast<size_t>(nout * G * sub));
+    std::vector<A> tmp(static_cast<size_t>(split2 ? std::max(OW, H * W) : OW)), eo(split2 ? H * W : 0);
     std::vector<const A*> pbuf;
     std::vector<A> cbuf;
     auto run = [&](A* d, int64_t n) {  // d[0, n) = Σ_i cbuf[i]·pbuf[i][0, n) (0 without taps)
       if (pbuf.empty()) std::fill_n(d, n, A(0));
       else fir_dispatch<A>(pbuf.data(), cbuf.data(), static_cast<int>(pbuf.size()), n, d, false);
     };
-    for (int64_t pl = lo; pl < hi; ++pl) {
-      const T* xpl = xp + (pl / C) * sn + (pl % C) * sc;
+    for (int64_t pl0 = lo * G; pl0 < std::min(planes, hi * G); pl0 += G) {
+      const int64_t ng = std::min(G, planes - pl0);
       // input → padded sub-planes (math type)
-      for (int64_t m = 0; m < H; ++m) {
-        A* prow = P.data() + (m % ay.S) * ax.S * sub + (ay.L + m / ay.S) * Wr + ax.L;
-        const T* src = xpl + m * sh;
-        if (ax.S == 1 && sw == 1) {
-          at::vec::convert(src, prow, W);
-        } else {
-          for (int64_t rx = 0; rx < ax.S; ++rx) {
-            A* d = prow + rx * sub;
-            const T* sx = src + rx * sw;
-            const int64_t st = ax.S * sw;
-            for (int64_t u = 0; u < ax.len[rx]; ++u) d[u] = static_cast<A>(sx[u * st]);
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t pl = pl0 + g;
+        const T* xpl = xp + (pl / C) * sn + (pl % C) * sc;
+        if (split2) {  // downx = 2, contiguous plane, W even: de-interleave the whole plane at once
+          const A* s = std::is_same_v<T, A> ? reinterpret_cast<const A*>(xpl) : tmp.data();
+          if (!std::is_same_v<T, A>) at::vec::convert(xpl, tmp.data(), H * W);
+          deinterleave_pairs<A>(s, H * W / 2, eo.data(), eo.data() + H * W / 2);
+          for (int64_t m = 0, ry = 0, k = 0; m < H; ++m, (++ry == ay.S ? (ry = 0, ++k) : 0)) {  // m = k·S + ry
+            A* prow = P.data() + (ry * ax.S * G + g) * sub + (ay.L + k) * Wr + ax.L;
+            std::copy_n(eo.data() + m * (W / 2), W / 2, prow);
+            std::copy_n(eo.data() + H * W / 2 + m * (W / 2), W / 2, prow + G * sub);
+          }
+          continue;
+        }
+        for (int64_t m = 0, ry = 0, k = 0; m < H; ++m, (++ry == ay.S ? (ry = 0, ++k) : 0)) {  // m = k·S + ry
+          A* prow = P.data() + (ry * ax.S * G + g) * sub + (ay.L + k) * Wr + ax.L;
+          const T* src = xpl + m * sh;
+          if (ax.S == 1 && sw == 1) {
+            at::vec::convert(src, prow, W);
+          } else {
+            for (int64_t rx = 0; rx < ax.S; ++rx) {
+              A* d = prow + rx * G * sub;
+              const T* sx = src + rx * sw;
+              const int64_t st = ax.S * sw;
+              for (int64_t u = 0; u < ax.len[rx]; ++u) d[u] = static_cast<A>(sx[u * st]);
+            }
           }
         }
       }
+      const int64_t span = (ng - 1) * sub;  // a run over ng planes: plane 0's length + span
       if (separable) {  // horizontal pass of every padded row of every row sub-plane, per column phase
         for (int64_t qx = 0; qx < ax.Q; ++qx)
           for (int64_t ry = 0; ry < ay.S && ax.J[qx] > 0; ++ry) {
             pbuf.clear();
             cbuf.clear();
             for (const FlatTap& tx : ax.taps[qx]) {
-              pbuf.push_back(P.data() + (ry * ax.S + tx.r) * sub + ax.L + tx.u);
+              pbuf.push_back(P.data() + (ry * ax.S + tx.r) * G * sub + ax.L + tx.u);
               cbuf.push_back(F[tx.t]);
             }
-            run(Hb.data() + (ry * ax.Q + qx) * sub, Hr * Wr);
+            run(Hb.data() + (ry * ax.Q + qx) * G * sub, span + Hr * Wr);
           }
       }
       for (int64_t qy = 0; qy < ay.Q; ++qy)
@@ -335,49 +377,50 @@ void upfirdn2d_flat(const at::Tensor& x, const std::vector<A>& F, bool separable
           cbuf.clear();
           for (const FlatTap& ty : ay.taps[qy]) {
             if (separable) {
-              pbuf.push_back(Hb.data() + (ty.r * ax.Q + qx) * sub + (ay.L + ty.u) * Wr);
+              pbuf.push_back(Hb.data() + (ty.r * ax.Q + qx) * G * sub + (ay.L + ty.u) * Wr);
               cbuf.push_back(F[ty.t] * F[fh]);  // F[fh] = gain
               continue;
             }
             for (const FlatTap& tx : ax.taps[qx]) {
-              pbuf.push_back(P.data() + (ty.r * ax.S + tx.r) * sub + (ay.L + ty.u) * Wr + ax.L + tx.u);
+              pbuf.push_back(P.data() + (ty.r * ax.S + tx.r) * G * sub + (ay.L + ty.u) * Wr + ax.L + tx.u);
               cbuf.push_back(F[ty.t * fw + tx.t]);
             }
           }
-          run(O.data() + (qy * ax.Q + qx) * ay.Jmax * Wr, ay.J[qy] * Wr);
+          run(O.data() + (qy * ax.Q + qx) * G * sub, span + ay.J[qy] * Wr);
         }
       // phases → NCHW output rows
-      T* opl = op + pl * OH * OW;
-      for (int64_t oy = 0; oy < OH; ++oy) {
-        const int64_t qy = oy % ay.Q, k = oy / ay.Q;
-        T* orow = opl + oy * OW;
-        const A* s0 = O.data() + qy * ax.Q * ay.Jmax * Wr + k * Wr;
-        if (ax.Q == 1) {
-          at::vec::convert(s0, orow, OW);
-          continue;
+      for (int64_t g = 0; g < ng; ++g) {
+        T* opl = op + (pl0 + g) * OH * OW;
+        for (int64_t oy = 0, qy = 0, k = 0; oy < OH; ++oy, (++qy == ay.Q ? (qy = 0, ++k) : 0)) {  // oy = k·Q + qy
+          T* orow = opl + oy * OW;
+          const A* s0 = O.data() + (qy * ax.Q * G + g) * sub + k * Wr;  // phase (qy, qx): + qx·G·sub
+          if (ax.Q == 1) {
+            at::vec::convert(s0, orow, OW);
+            continue;
+          }
+          A* row = std::is_same_v<T, A> ? reinterpret_cast<A*>(orow) : tmp.data();
+          if (ax.Q == 2) {  // J[0] = J[1] or J[1] + 1
+            using V = Vec<A>;
+            constexpr int64_t K = V::size();
+            const A *a = s0, *b = s0 + G * sub;
+            int64_t j = 0;
+            for (; j + K <= ax.J[1]; j += K) {
+              const auto pr = at::vec::interleave2<A>(V::loadu(a + j), V::loadu(b + j));
+              pr.first.store(row + 2 * j);
+              pr.second.store(row + 2 * j + K);
+            }
+            for (; j < ax.J[0]; ++j) {
+              row[2 * j] = a[j];
+              if (j < ax.J[1]) row[2 * j + 1] = b[j];
+            }
+          } else {
+            for (int64_t qx = 0; qx < ax.Q; ++qx) {
+              const A* sq = s0 + qx * G * sub;
+              for (int64_t j = 0; j < ax.J[qx]; ++j) row[qx + ax.Q * j] = sq[j];
+            }
+          }
+          if (row != reinterpret_cast<A*>(orow)) at::vec::convert(row, orow, OW);
         }
-        A* row = std::is_same_v<T, A> ? reinterpret_cast<A*>(orow) : tmp.data();
-        if (ax.Q == 2) {  // J[0] = J[1] or J[1] + 1
-          using V = Vec<A>;
-          constexpr int64_t K = V::size();
-          const A *a = s0, *b = s0 + ay.Jmax * Wr;
-          int64_t j = 0;
-          for (; j + K <= ax.J[1]; j += K) {
-            const auto pr = at::vec::interleave2<A>(V::loadu(a + j), V::loadu(b + j));
-            pr.first.store(row + 2 * j);
-            pr.second.store(row + 2 * j + K);
-          }
-          for (; j < ax.J[0]; ++j) {
-            row[2 * j] = a[j];
-            if (j < ax.J[1]) row[2 * j + 1] = b[j];
-          }
-        } else {
-          for (int64_t qx = 0; qx < ax.Q; ++qx) {
-            const A* sq = s0 + qx * ay.Jmax * Wr;
-            for (int64_t j = 0; j < ax.J[qx]; ++j) row[qx + ax.Q * j] = sq[j];
-          }
-        }
-        if (row != reinterpret_cast<A*>(orow)) at::vec::convert(row, orow, OW);
       }
     }
   });

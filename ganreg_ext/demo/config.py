@@ -9,10 +9,10 @@ import torch
 
 # Settings a preset fills in when they are left at None (measured choices: docs/demo/README.md).
 PRESETS = {
-    # 2 CPU cores: 4,500 steps of batch 24 (where seeds 0-2 reach score >= 7.0 and FD <= 1.5; 74.9 ms each
-    # on a quiet 2-core AMD EPYC, one thread: 337 s, over the 5-minute aim), no augmentation (at 16x16 the
-    # digits train fastest without it), R1 gamma 0.5 (a discriminator without augmentation needs the
-    # stronger R1), path length every 8 steps (docs/demo/README.md, Presets and tuning record)
+    # 2 CPU cores: 4,500 steps of batch 24 (where seeds 0-2 reach score >= 7.0 and FD <= 1.5; 64 ms each
+    # on a quiet 2-core AMD EPYC, one thread: 288 s), no augmentation (at 16x16 the digits train fastest
+    # without it), R1 gamma 0.5 (a discriminator without augmentation needs the stronger R1), path
+    # length every 8 steps (docs/demo/README.md, Presets and tuning record)
     "cpu": dict(
         size=16,
         steps=4500,

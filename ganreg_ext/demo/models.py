@@ -10,7 +10,9 @@ resolution).
   FIR filter, separable), skip-architecture ``toRGB`` layers whose running image is ``gx.upsample2d``-ed.
 * Residual discriminator: ``fromRGB``; per resolution a 3×3 conv, then ``gx.downsample2d`` (FIR) + 3×3
   conv, the skip ``gx.downsample2d`` + 1×1 conv, both scaled by ``√½``; at 4×4 minibatch standard
-  deviation, 3×3 conv, two dense layers.
+  deviation (``parts``: the main D step scores reals and fakes in one pass, each half grouped on
+  its own), 3×3 conv, two dense layers. The 1×1 convolutions (``toRGB``, ``fromRGB``, the skips) are
+  ``conv1x1``: a matmul over the channels.
 
 Every bias + activation is ``gx.bias_act`` (lrelu 0.2, gain √2) and every resampling
 ``gx.upsample2d``/``gx.downsample2d``/``gx.filter2d``; each ``forward`` takes ``backend`` and hands it
@@ -32,6 +34,16 @@ from torch import nn
 import ganreg_ext as gx
 
 SQRT_HALF = math.sqrt(0.5)
+
+
+def conv1x1(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``F.conv2d(x, w)`` for a 1×1 ``w`` ``[O, C, 1, 1]``, as a broadcast product (C = 1) or a matmul
+    over the channels: the same sums, 1.5-3× faster than ATen's convolution at the demo's sizes (one
+    CPU thread)."""
+    B, C, H, W = x.shape
+    if C == 1:
+        return x * w.reshape(1, -1, 1, 1)
+    return w.flatten(1).matmul(x.flatten(2)).view(B, -1, H, W)
 
 
 def fir_filter() -> torch.Tensor:
@@ -72,7 +84,8 @@ class EqConv2d(nn.Module):
     def forward(self, x, f, backend=None):
         if self.down:
             x = gx.downsample2d(x, f, backend=backend)
-        x = F.conv2d(x, self.weight * self.w_gain, padding=self.pad)
+        w = self.weight * self.w_gain
+        x = conv1x1(x, w) if self.pad == 0 else F.conv2d(x, w, padding=self.pad)
         if self.bias is None:
             return x
         act_gain = math.sqrt(2) if self.act == "lrelu" else 1.0
@@ -117,7 +130,7 @@ class ModulatedConv(nn.Module):
             x = F.conv_transpose2d(x, self.weight.transpose(0, 1).flip([2, 3]), stride=2)
             x = gx.filter2d(x, f, padding=[-1, 0, -1, 0], gain=4, backend=backend)  # 2H + 1 → 2H
         else:
-            x = F.conv2d(x, self.weight, padding=self.pad)
+            x = conv1x1(x, self.weight) if self.pad == 0 else F.conv2d(x, self.weight, padding=self.pad)
         if self.demodulate:
             d = torch.rsqrt(s.square().matmul(self.weight.square().sum([2, 3]).t()) + 1e-8)  # [B, out]
             x = x * d[:, :, None, None]
@@ -189,14 +202,17 @@ class Generator(nn.Module):
 
 
 class MinibatchStd(nn.Module):
-    """Append the mean over features of the per-group standard deviation (group of ≤ 4 samples)."""
+    """Append the mean over features of the per-group standard deviation (group of ≤ 4 samples:
+    i, i + n/G, ...). ``parts``: the batch is that many minibatches of n = B/parts stacked (the
+    real and fake halves of one D pass), each grouped on its own as if it ran alone."""
 
-    def forward(self, x):
+    def forward(self, x, parts: int = 1):
         B, C, H, W = x.shape
-        G = next(g for g in (4, 3, 2, 1) if B % g == 0)
-        y = x.reshape(G, -1, C, H, W)
-        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean([1, 2, 3])  # [B/G]
-        y = y.reshape(-1, 1, 1, 1).repeat(G, 1, H, W)
+        n = B // parts
+        G = next(g for g in (4, 3, 2, 1) if n % g == 0)
+        y = x.reshape(parts, G, -1, C, H, W)
+        y = (y - y.mean(1, keepdim=True)).square().mean(1).add(1e-8).sqrt().mean([2, 3, 4])  # [parts, n/G]
+        y = y.reshape(parts, 1, -1, 1, 1, 1).expand(-1, G, -1, 1, H, W).reshape(B, 1, H, W)
         return torch.cat([x, y], 1)
 
 
@@ -227,9 +243,10 @@ class Discriminator(nn.Module):
         self.out = EqLinear(c4, 1)
         self.register_buffer("f", fir_filter())
 
-    def forward(self, img, backend=None):
+    def forward(self, img, backend=None, parts: int = 1):
+        """Logits ``[B]``; ``parts``: ``img`` is that many minibatches stacked (``MinibatchStd``)."""
         x = self.from_rgb(img, self.f, backend)
         for block in self.blocks:
             x = block(x, self.f, backend)
-        x = self.conv(self.mbstd(x), self.f, backend)
+        x = self.conv(self.mbstd(x, parts), self.f, backend)
         return self.out(self.fc(x.flatten(1), backend), backend).squeeze(1)  # [B] logits
