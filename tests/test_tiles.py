@@ -675,7 +675,9 @@ def test_flat_groups_give_each_plane_its_own_result(seed):
             x = x.transpose(2, 3).contiguous().transpose(2, 3)
         kw = dict(up=up, down=down, padding=[1, 2, 0, 1], gain=1.5, backend=backend)
         y = gx.upfirdn2d(x, f.to(device), **kw)
-        alone = torch.stack([torch.stack([gx.upfirdn2d(x[n : n + 1, c : c + 1], f.to(device), **kw)[0, 0] for c in range(50)]) for n in range(3)])
+        alone = torch.stack(
+            [torch.stack([gx.upfirdn2d(x[n : n + 1, c : c + 1], f.to(device), **kw)[0, 0] for c in range(50)]) for n in range(3)]
+        )
         assert torch.equal(y, alone), f"case {i}: a plane's result depends on its batch"
 
 
