@@ -364,6 +364,45 @@ def test_figure_checker_catches_a_changed_figure():
     assert figures_missing(["×1.23456789"], results) == ["1.23456789"]
 
 
+DEMO = ROOT / "docs" / "demo"
+DEMO_RUNS = {0: DEMO / "seed0" / "scores.csv", 1: DEMO / "tuning" / "fast-s1" / "scores_ema5_r0.05.csv", 2: DEMO / "tuning" / "fast-s2" / "scores_ema5_r0.05.csv"}  # fmt: skip
+
+
+def _demo_scores(seed: int) -> dict[int, tuple[float, float]]:
+    import csv
+
+    with open(DEMO_RUNS[seed]) as f:
+        return {int(r["step"]): (float(r["score"]), float(r["fd"])) for r in csv.DictReader(f)}
+
+
+def _fd_cell(v: float) -> str:
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def test_demo_figures_are_its_runs():
+    """The demo's figures (docs/demo/README.md's table over the run, the README's demo paragraph and
+    its training time) are the committed runs' scores files, rounded as written."""
+    text = (DEMO / "README.md").read_text(encoding="utf-8")
+    header, table = next((h, rows) for _, h, rows in _tables(text) if h[0] == "step" and "4500" in h)
+    steps = [int(c) for c in header[1:]]
+    seen = set()
+    for _, cells in table:
+        m = re.fullmatch(r"seed (\d) (score|FD)", cells[0])
+        assert m, cells
+        seed, kind = int(m.group(1)), m.group(2)
+        scores = _demo_scores(seed)
+        want = [f"{scores[s][0]:.2f}" if kind == "score" else _fd_cell(scores[s][1]) for s in steps]
+        assert cells[1:] == want, f"docs/demo/README.md, seed {seed} {kind}: {cells[1:]} vs the scores file {want}"
+        seen.add((seed, kind))
+    assert len(seen) == 6, seen
+    readme = README.read_text(encoding="utf-8")
+    for seed in DEMO_RUNS:
+        score, fd = _demo_scores(seed)[4500]
+        assert f"seed {seed} {score:.2f} / {fd:.2f}" in readme, f"README demo paragraph: seed {seed} is {score:.2f} / {fd:.2f}"
+    train_s = float(re.search(r"training: ([\d.]+) s wall", (DEMO / "seed0" / "scores.txt").read_text()).group(1))
+    assert f"seed 0 trained {train_s:.0f} s" in readme and f"{train_s} s" in text
+
+
 def _examples(text: str) -> dict[str, str]:
     """The ```python blocks of the README whose first line is ``# example: <name>``."""
     return {m.group(1).strip(): m.group(2) for m in re.finditer(r"```python\n# example: ([^\n]+)\n(.*?)```", text, re.S)}
