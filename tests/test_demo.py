@@ -191,13 +191,13 @@ def test_one_d_pass_scores_reals_and_fakes_as_two_passes():
 def test_conv1x1_is_the_convolution():
     """The models' 1×1 convolutions (broadcast product for one input channel, else a matmul) equal
     ``F.conv2d``, gradients and the double backward of R1 included (float64)."""
-    from ganreg_ext.demo.models import conv1x1
+    from ganreg_ext.demo.models import conv2d
 
     for c in (1, 5):
         x = torch.randn(3, c, 6, 7, dtype=torch.float64, requires_grad=True)
         w = torch.randn(4, c, 1, 1, dtype=torch.float64, requires_grad=True)
-        torch.testing.assert_close(conv1x1(x, w), torch.nn.functional.conv2d(x, w), rtol=1e-13, atol=1e-13)
-        assert torch.autograd.gradgradcheck(conv1x1, (x, w))
+        torch.testing.assert_close(conv2d(x, w), torch.nn.functional.conv2d(x, w), rtol=1e-13, atol=1e-13)
+        assert torch.autograd.gradgradcheck(conv2d, (x, w))
 
 
 def test_resume_repeats_next_step(tmp_path):

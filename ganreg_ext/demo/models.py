@@ -12,7 +12,7 @@ resolution).
   conv, the skip ``gx.downsample2d`` + 1×1 conv, both scaled by ``√½``; at 4×4 minibatch standard
   deviation (``parts``: the main D step scores reals and fakes in one pass, each half grouped on
   its own), 3×3 conv, two dense layers. The 1×1 convolutions (``toRGB``, ``fromRGB``, the skips) are
-  ``conv1x1``: a matmul over the channels.
+  matmuls (``conv2d``).
 
 Every bias + activation is ``gx.bias_act`` (lrelu 0.2, gain √2) and every resampling
 ``gx.upsample2d``/``gx.downsample2d``/``gx.filter2d``; each ``forward`` takes ``backend`` and hands it
@@ -36,10 +36,12 @@ import ganreg_ext as gx
 SQRT_HALF = math.sqrt(0.5)
 
 
-def conv1x1(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``F.conv2d(x, w)`` for a 1×1 ``w`` ``[O, C, 1, 1]``, as a broadcast product (C = 1) or a matmul
-    over the channels: the same sums, 1.5-3× faster than ATen's convolution at the demo's sizes (one
-    CPU thread)."""
+def conv2d(x: torch.Tensor, w: torch.Tensor, padding: int = 0) -> torch.Tensor:
+    """``F.conv2d(x, w, padding=padding)``; a 1×1 ``w`` ``[O, C, 1, 1]`` (padding 0) as a broadcast
+    product (C = 1) or a matmul over the channels: the same sums, 1.5-3× faster than ATen's
+    convolution at the demo's sizes (one CPU thread)."""
+    if w.shape[-2:] != (1, 1) or padding:
+        return F.conv2d(x, w, padding=padding)
     B, C, H, W = x.shape
     if C == 1:
         return x * w.reshape(1, -1, 1, 1)
@@ -84,8 +86,7 @@ class EqConv2d(nn.Module):
     def forward(self, x, f, backend=None):
         if self.down:
             x = gx.downsample2d(x, f, backend=backend)
-        w = self.weight * self.w_gain
-        x = conv1x1(x, w) if self.pad == 0 else F.conv2d(x, w, padding=self.pad)
+        x = conv2d(x, self.weight * self.w_gain, self.pad)
         if self.bias is None:
             return x
         act_gain = math.sqrt(2) if self.act == "lrelu" else 1.0
@@ -130,7 +131,7 @@ class ModulatedConv(nn.Module):
             x = F.conv_transpose2d(x, self.weight.transpose(0, 1).flip([2, 3]), stride=2)
             x = gx.filter2d(x, f, padding=[-1, 0, -1, 0], gain=4, backend=backend)  # 2H + 1 → 2H
         else:
-            x = conv1x1(x, self.weight) if self.pad == 0 else F.conv2d(x, self.weight, padding=self.pad)
+            x = conv2d(x, self.weight, self.pad)
         if self.demodulate:
             d = torch.rsqrt(s.square().matmul(self.weight.square().sum([2, 3]).t()) + 1e-8)  # [B, out]
             x = x * d[:, :, None, None]
