@@ -24,6 +24,8 @@ from helpers import (
     need,
 )
 
+F64 = torch.float64
+
 
 class TinyD(torch.nn.Module):
     """A small conv discriminator with an optional second (vector) input."""
@@ -90,12 +92,14 @@ def test_wgan_gp_matches_gulrajani(seed, one_sided):
     """WGAN-GP (Gulrajani 2017, reference PyTorch port): per-sample α, per-sample norm,
     ``((gradients.norm(2, dim=1) - 1) ** 2).mean() * LAMBDA``; one-sided: relu(‖g‖ − 1)²."""
     B = 6
-    D = TinyD()
-    real, fake = torch.randn(B, 3, 8, 8), torch.randn(B, 3, 8, 8)
+    # float64: the anchor and ours sum the same terms in another order; in float32 elements that cancel
+    # differ by ~eps·(their largest terms), far above any bound relative to the result itself
+    D = TinyD().double()
+    real, fake = torch.randn(B, 3, 8, 8, dtype=F64), torch.randn(B, 3, 8, 8, dtype=F64)
     s = seed + 1
     # anchor
     torch.manual_seed(s)
-    alpha = torch.rand(B, 1, 1, 1)
+    alpha = torch.rand(B, 1, 1, 1, dtype=F64)
     interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     # scale D so that half the gradient norms lie above the center 1 and half below (TinyD's own are
     # ~0.03: the one-sided clamp would zero every sample and the test would compare zeros)
@@ -106,7 +110,7 @@ def test_wgan_gp_matches_gulrajani(seed, one_sided):
         D.fc.bias.mul_(k)
     disc = D(interpolates)
     gradients = torch.autograd.grad(
-        outputs=disc, inputs=interpolates, grad_outputs=torch.ones(disc.size()), create_graph=True, retain_graph=True
+        outputs=disc, inputs=interpolates, grad_outputs=torch.ones(disc.size(), dtype=F64), create_graph=True, retain_graph=True
     )[0]
     gradients = gradients.view(B, -1)
     norms = gradients.norm(2, dim=1).detach()
@@ -123,11 +127,10 @@ def test_wgan_gp_matches_gulrajani(seed, one_sided):
     xi = gx.wgan_interpolate(real, fake).requires_grad_(True)
     torch.testing.assert_close(xi, interpolates.detach(), rtol=0, atol=0)
     ours = gx.gradient_penalty(gx.input_gradients(D(xi), xi), one_sided=one_sided, backend="reference")
-    torch.testing.assert_close(ours, gp.detach(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(ours, gp.detach(), rtol=1e-12, atol=1e-14)
     ours.backward()
     for a, b in zip(_d_grads(D.parameters()), exp_grads):
-        # float32 autograd in another order: elements that cancel are off by ~eps·(the largest terms)
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12 * float(b.abs().max()))
 
 
 def test_gradient_penalty_is_per_sample_not_global(seed):
