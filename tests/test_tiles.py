@@ -232,14 +232,14 @@ def probe_ufd_flat(n, backend, device, dtype):
     _ufd_check(x, torch.randn(4, device=device), backend, up=2, padding=[1, 0, 1, 0])
 
 
+FLAT_GROUP = 32 * 1024  # csrc/cpu/upfirdn2d.cpp kFlatGroup (listed in TILES)
+
+
 def ufd_flat_group(n: int) -> int:
     """Planes per group of the CPU upfirdn2d's flat path (csrc/cpu/upfirdn2d.cpp kFlatGroup) for
     n x n planes and a 3 x 3 'same' filter: padded sub-plane (n + 3)·(n + 2) elements (one sub-plane
     in, one out)."""
     return FLAT_GROUP // (2 * (n + 3) * (n + 2))
-
-
-FLAT_GROUP = 32 * 1024  # csrc/cpu/upfirdn2d.cpp kFlatGroup (listed in TILES)
 
 
 def probe_ufd_group(n, backend, device, dtype):

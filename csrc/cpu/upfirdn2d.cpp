@@ -318,7 +318,9 @@ void upfirdn2d_flat(const at::Tensor& x, const std::vector<A>& F, bool separable
   parallel_tiles(ceil_div(planes, G), planes * OH * OW * std::max<int64_t>(1, per_out), [&](int64_t lo, int64_t hi) {
     std::vector<A> P(static_cast<size_t>(nsub * G * sub), A(0));  // padding stays 0: data lands on the same places
     std::vector<A> Hb(static_cast<size_t>(nh * G * sub)), O(static_cast<size_t>(nout * G * sub));
-    std::vector<A> tmp(static_cast<size_t>(split2 ? std::max(OW, H * W) : OW)), eo(split2 ? H * W : 0);
+    // tmp: one output row, or (split2 with a converted dtype) the plane in the math type
+    std::vector<A> tmp(static_cast<size_t>(split2 && !std::is_same_v<T, A> ? std::max(OW, H * W) : OW));
+    std::vector<A> eo(split2 ? H * W : 0);
     std::vector<const A*> pbuf;
     std::vector<A> cbuf;
     auto run = [&](A* d, int64_t n) {  // d[0, n) = Σ_i cbuf[i]·pbuf[i][0, n) (0 without taps)
