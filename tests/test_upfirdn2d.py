@@ -309,6 +309,35 @@ def test_matrix(backend, device, dtype, layout, seed):
             assert_ref64(got, exp, abs_sum, kind="sum", msg=f"{cfg[0]} {what}")
 
 
+@fused
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_rank1_2d_filters(backend, device, dtype, seed):
+    """2-D filters that are outer products (setup_filter's ``[1, 3, 3, 1]``, a random asymmetric
+    v ⊗ h with a negative largest tap) — the CPU kernel runs them separably — and the same filters
+    with ONE tap moved by 1e-3 of the largest (no longer rank 1: a kernel that still factored them
+    would be off by ~1e-3 and fail): forward against the float64 reference on small (whole-plane)
+    and, off the interpreter, large (banded) planes."""
+    need(backend, *OPS)
+    v, h = torch.randn(5, dtype=F64), torch.randn(4, dtype=F64)
+    v[2] = -4.0  # the largest |tap| of v ⊗ h is negative
+    filters = {"stylegan-fir": gx.setup_filter([1, 3, 3, 1]).double(), "v-outer-h": torch.outer(v, h)}
+    for name in list(filters):
+        g = filters[name].clone()
+        g[1, 2] += 1e-3 * g.abs().max()
+        filters[name + "+1e-3"] = g
+    sizes = [(2, 3, 9, 11)] if _interpreted(backend, device) else [(2, 3, 9, 11), (1, 2, 170, 163)]
+    for shape in sizes:
+        x = torch.randn(shape, dtype=dtype, device=device)
+        for name, f2 in filters.items():
+            for kw in (dict(padding=2), dict(up=2, padding=[2, 1, 3, 1], gain=4.0), dict(down=2, padding=1), dict(flip_filter=True)):
+                f = f2.to(device=device, dtype=dtype)
+                got = gx.upfirdn2d(x, f, backend=backend, **kw)
+                exp = gx.upfirdn2d(x.double(), f.double(), backend="reference", **kw)
+                kw_abs = dict(kw, gain=abs(kw.get("gain", 1.0)))
+                abs_y = gx.upfirdn2d(x.abs().double(), f.abs().double(), backend="reference", **kw_abs)
+                assert_ref64(got, exp, abs_y, kind="sum", msg=f"{name} {tuple(shape)} {kw}")
+
+
 @every_backend
 @pytest.mark.parametrize("cfg", [c for c in CONFIGS if c[0] in ("up2-sep4", "down-xy", "up-down", "crop")], ids=lambda c: c[0])
 def test_gradcheck(backend, device, cfg, seed):

@@ -268,16 +268,25 @@ inline Vec<A> vclamp_mask(A clamp, Vec<A> val, Vec<A> y0) {
   return val * V::blendv(V(A(0)), V(A(1)), (y0 < c) & (y0 > nc));
 }
 
+// f(j, r) for the vectors of a block of n elements: full vectors (r = K, a constant once inlined:
+// plain loads/stores), then one masked tail (r = n − j < K).
+template <typename A, typename F>
+inline void for_vectors(int64_t n, F&& f) {
+  constexpr int64_t K = Vec<A>::size();
+  int64_t j = 0;
+  for (; j + K <= n; j += K) f(j, K);
+  if (j < n) f(j, n - j);
+}
+
 // z = x + b for a block: b is one value (bst == 0) or a contiguous vector.
 template <typename A>
 inline const A* add_bias(const A* x, const A* b, int64_t bst, int64_t n, A* zbuf) {
   if (b == nullptr) return x;
-  constexpr int64_t K = Vec<A>::size();
   if (bst == 0) {
     const Vec<A> bv(b[0]);
-    for (int64_t j = 0; j < n; j += K) vstore<A>(zbuf + j, vload<A>(x + j, n - j) + bv, n - j);
+    for_vectors<A>(n, [&](int64_t j, int64_t r) { vstore<A>(zbuf + j, vload<A>(x + j, r) + bv, r); });
   } else {
-    for (int64_t j = 0; j < n; j += K) vstore<A>(zbuf + j, vload<A>(x + j, n - j) + vload<A>(b + j, n - j), n - j);
+    for_vectors<A>(n, [&](int64_t j, int64_t r) { vstore<A>(zbuf + j, vload<A>(x + j, r) + vload<A>(b + j, r), r); });
   }
   return zbuf;
 }
@@ -349,11 +358,12 @@ void dispatch_act(int64_t act, F&& f) {
 template <typename A, int ACT>
 void bias_act_run(const EwIter& it, const Operand& x, const A* bvals, void* out, at::ScalarType odt,
                   const ActParams<A>& p) {
-  constexpr int64_t K = Vec<A>::size();
   const bool clamp = p.clamp >= A(0);
   const Vec<A> gain(p.gain), c(p.clamp), nc(-p.clamp);
   const int64_t ntiles = ceil_div(it.numel, kEwTile);
   parallel_tiles(ntiles, it.numel * 4, [&](int64_t lo, int64_t hi) {
+    const ActParams<A> pl = p;  // locals: the masked stores (memcpy) would force reloads of captured ones
+    const bool do_clamp = clamp;
     alignas(64) A xbuf[kBlk], zbuf[kBlk], obuf[kBlk];
     for (int64_t t = lo; t < hi; ++t) {
       for_runs(it, t * kEwTile, std::min(it.numel, (t + 1) * kEwTile), [&](const int64_t* off, const int64_t* st,
@@ -363,11 +373,12 @@ void bias_act_run(const EwIter& it, const Operand& x, const A* bvals, void* out,
           const A* xp = load_in<A>(x, off[2] + i * st[2], st[2], n, xbuf);
           const A* zp = add_bias<A>(xp, bvals ? bvals + off[1] + i * st[1] : nullptr, st[1], n, zbuf);
           A* op = out_ptr<A>(out, odt, off[0] + i * st[0], st[0], obuf);
-          for (int64_t j = 0; j < n; j += K) {
-            Vec<A> y = vf<A, ACT>(p, vload<A>(zp + j, n - j)) * gain;
-            if (clamp) y = at::vec::clamp(y, nc, c);
-            vstore<A>(op + j, y, n - j);
-          }
+          auto at_j = [&](int64_t j, int64_t r) {
+            Vec<A> y = vf<A, ACT>(pl, vload<A>(zp + j, r)) * gain;
+            if (do_clamp) y = at::vec::clamp(y, nc, c);
+            vstore<A>(op + j, y, r);
+          };
+          for_vectors<A>(n, at_j);
           store_out<A>(op, out, odt, off[0] + i * st[0], st[0], n);
         }
       });
@@ -408,7 +419,6 @@ at::Tensor bias_act(const at::Tensor& x, const std::optional<at::Tensor>& b, int
 template <typename A, int ACT>
 void bias_act_grad_run(const EwIter& it, const Operand& x, bool has_x, const A* bvals, const Operand& y, bool has_y,
                        const std::vector<Operand>& mults, void* out, at::ScalarType odt, const ActParams<A>& p) {
-  constexpr int64_t K = Vec<A>::size();
   constexpr bool smooth = !act_piecewise_linear(ACT);
   const bool clamp = p.clamp >= A(0);
   const bool need_z = smooth || (has_x && ACT != kActLinear) || (clamp && !has_y);
@@ -417,6 +427,10 @@ void bias_act_grad_run(const EwIter& it, const Operand& x, bool has_x, const A* 
   const Vec<A> gain(p.gain);
   const int64_t ntiles = ceil_div(it.numel, kEwTile);
   parallel_tiles(ntiles, it.numel * (2 + nm), [&](int64_t lo, int64_t hi) {
+    // locals: the masked stores (memcpy) would force reloads of captured flags in the inner loop
+    const ActParams<A> pl = p;
+    const bool l_need_z = need_z, l_has_x = has_x, l_has_y = has_y, l_clamp = clamp;
+    const int l_nm = nm;
     std::vector<A> bufs(static_cast<size_t>(kBlk) * (4 + nm));
     A* xbuf = bufs.data();
     A* zbuf = xbuf + kBlk;
@@ -437,29 +451,30 @@ void bias_act_grad_run(const EwIter& it, const Operand& x, bool has_x, const A* 
           for (int m = 0; m < nm; ++m)
             mp[m] = load_in<A>(mults[m], off[4 + m] + i * st[4 + m], st[4 + m], n, obuf + kBlk * (1 + m));
           A* op = out_ptr<A>(out, odt, off[0] + i * st[0], st[0], obuf);
-          for (int64_t j = 0; j < n; j += K) {
-            const int64_t r = n - j;
-            Vec<A> pr = vload<A>(mp[0] + j, r);
-            for (int m = 1; m < nm; ++m) pr = pr * vload<A>(mp[m] + j, r);
+          const A* m0 = mp[0];
+          auto at_j = [&](int64_t j, int64_t r) {
+            Vec<A> pr = vload<A>(m0 + j, r);
+            for (int m = 1; m < l_nm; ++m) pr = pr * vload<A>(mp[m] + j, r);
             Vec<A> z;
-            if (need_z) z = vload<A>(zp + j, r);
+            if (l_need_z) z = vload<A>(zp + j, r);
             Vec<A> d;
             if constexpr (smooth) {
-              d = vd<A, ACT>(p, z);
-            } else if (p.order != 1) {
+              d = vd<A, ACT>(pl, z);
+            } else if (pl.order != 1) {
               d = Vec<A>(A(0));  // piecewise linear: f^(k) = 0 for k >= 2 (still times Π mults: NaN stays)
-            } else if (has_x) {
-              d = vd_pl<A, ACT, false>(p, z);
+            } else if (l_has_x) {
+              d = vd_pl<A, ACT, false>(pl, z);
             } else {
-              d = ACT == kActLinear ? Vec<A>(A(1)) : vd_pl<A, ACT, true>(p, vload<A>(yp + j, r));
+              d = ACT == kActLinear ? Vec<A>(A(1)) : vd_pl<A, ACT, true>(pl, vload<A>(yp + j, r));
             }
             Vec<A> val = pr * (gain * d);
-            if (clamp) {
-              val = has_y ? vclamp_mask<A>(p.clamp_y, val, vload<A>(yp + j, r))
-                          : vclamp_mask<A>(p.clamp, val, vf<A, ACT>(p, z) * gain);
+            if (l_clamp) {
+              val = l_has_y ? vclamp_mask<A>(pl.clamp_y, val, vload<A>(yp + j, r))
+                            : vclamp_mask<A>(pl.clamp, val, vf<A, ACT>(pl, z) * gain);
             }
             vstore<A>(op + j, val, r);
-          }
+          };
+          for_vectors<A>(n, at_j);
           store_out<A>(op, out, odt, off[0] + i * st[0], st[0], n);
         }
       });
