@@ -329,7 +329,12 @@ def test_rank1_2d_filters(backend, device, dtype, seed):
     for shape in sizes:
         x = torch.randn(shape, dtype=dtype, device=device)
         for name, f2 in filters.items():
-            for kw in (dict(padding=2), dict(up=2, padding=[2, 1, 3, 1], gain=4.0), dict(down=2, padding=1), dict(flip_filter=True)):
+            for kw in (
+                dict(padding=2),
+                dict(up=2, padding=[2, 1, 3, 1], gain=4.0),
+                dict(down=2, padding=1),
+                dict(flip_filter=True),
+            ):
                 f = f2.to(device=device, dtype=dtype)
                 got = gx.upfirdn2d(x, f, backend=backend, **kw)
                 exp = gx.upfirdn2d(x.double(), f.double(), backend="reference", **kw)
