@@ -232,6 +232,16 @@ def probe_ufd_flat(n, backend, device, dtype):
     _ufd_check(x, torch.randn(4, device=device), backend, up=2, padding=[1, 0, 1, 0])
 
 
+def probe_ufd_factor(n, backend, device, dtype):
+    """upfirdn2d of an n x n plane with StyleGAN's 4 x 4 [1, 3, 3, 1] filter (rank 1), filtering only
+    (padding 2, and a crop): the CPU kernel's flat path runs it as two 1-D passes from kFactorPlane
+    (32 x 32) elements on, as 2-D taps below."""
+    x = make((1, 2, n, n), dtype, device)
+    f = gx.setup_filter([1, 3, 3, 1]).to(device)
+    _ufd_check(x, f, backend, padding=2)
+    _ufd_check(x, f, backend, padding=[1, -1, 0, 1], flip_filter=True, gain=2.0)
+
+
 FLAT_GROUP = 32 * 1024  # csrc/cpu/upfirdn2d.cpp kFlatGroup (listed in TILES)
 
 
@@ -388,6 +398,14 @@ TILES = [
         r"constexpr int64_t kFlatPlane = (\d+) \* \d+;",
         160,
         probe_ufd_flat,
+        triton=False,
+    ),
+    Tile(
+        "cpu upfirdn2d kFactorPlane (side)",
+        "csrc/cpu/upfirdn2d.cpp",
+        r"constexpr int64_t kFactorPlane = (\d+) \* \d+;",
+        32,
+        probe_ufd_factor,
         triton=False,
     ),
     Tile(

@@ -247,6 +247,10 @@ const A* prepare_row(const HPlan& hp, const T* src, int64_t sw, A* buf) {
 // order of sums as the banded path.
 
 constexpr int64_t kFlatPlane = 160 * 160;
+// Flat planes of at least kFactorPlane elements run a rank-1 2-D filter separably when they are only
+// filtered (up = down = 1); with up/down sampling, and on smaller planes, the 2-D taps were as fast or
+// faster (measured, upfirdn2d() explains).
+constexpr int64_t kFactorPlane = 32 * 32;
 // Planes are filtered G at a time, G = kFlatGroup / (elements of one plane's buffers) (≥ 1): the
 // sub-planes of the G planes lie one after another, so each FIR run covers all G (the rows between
 // planes are computed and dropped, like the columns j ≥ J): one run per phase instead of one per
@@ -566,13 +570,17 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
   if (H == 0 || W == 0) return out.zero_();
   const bool dbl = x.scalar_type() == at::kDouble;
   // The taps, reversed (a true convolution) unless flip_filter. Separable: F = [fw horizontal taps,
-  // fh vertical taps·gain]; 2-D: F = the fh·fw taps·gain. On large planes (the banded path) a 2-D
-  // filter of rank 1 within rounding (setup_filter's outer(f, f) / Σ², e.g. StyleGAN's [1, 3, 3, 1])
-  // runs separably: fh + fw instead of fh·fw multiply-adds per output, 1.2–1.8× faster at 256²; the
+  // fh vertical taps·gain]; 2-D: F = the fh·fw taps·gain. A 2-D filter of rank 1 within rounding
+  // (setup_filter's outer(f, f) / Σ², e.g. StyleGAN's [1, 3, 3, 1]) runs separably, fh + fw instead
+  // of fh·fw multiply-adds per output, where that was measured faster: every plane of the banded path
+  // (1.2–1.8× at 256²), and flat planes of at least kFactorPlane elements that are only filtered
+  // (1.2–1.5× at 32²–64²). With up/down sampling the flat path's extra horizontal pass costs about
+  // what it saves, and planes below 32² (the CPU demo's 16²) keep the 2-D taps and their bits. The
   // applied filter differs from the given one by a few units in the last place of its largest tap
-  // (rank1_factors). Small planes (the flat path) keep the 2-D taps: there the extra horizontal pass
-  // costs more than it saves (measured at 8²–32²).
+  // (rank1_factors).
   const bool flat = H * W <= kFlatPlane && OH * OW <= kFlatPlane;
+  const bool filter_only = up[0] == 1 && up[1] == 1 && down[0] == 1 && down[1] == 1;
+  const bool factor = !flat || (filter_only && H * W >= kFactorPlane);
   bool separable = geo.separable;
   const at::Tensor fd = f.to(at::kDouble).contiguous();
   std::vector<double> fr(static_cast<size_t>(fh * fw)), fv, fhz;  // reversed (unless flip) 2-D / 1-D taps
@@ -583,7 +591,7 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
     fv = fhz;
   } else {
     for (int64_t i = 0; i < fh * fw; ++i) fr[i] = flip_filter ? fp[i] : fp[fh * fw - 1 - i];
-    separable = !flat && rank1_factors(fr, fh, fw, dbl ? 1e-15 : 1e-7, fv, fhz);
+    separable = factor && rank1_factors(fr, fh, fw, dbl ? 1e-15 : 1e-7, fv, fhz);
   }
   auto build = [&](auto tag) {
     using A = decltype(tag);
