@@ -245,11 +245,14 @@ def grads_of(models, run, seed: int = 1) -> dict:
     }
 
 
-def perturbed_grads(models, run, rel: float = 2.0**-24) -> dict:
-    """Gradients of the original with every weight multiplied by ``1 + rel·n`` (``n`` standard normal,
-    ``rel`` half a float32 ulp): how far float32 rounding alone moves them (e.g. a pre-activation
-    on the other side of the leaky ReLU's kink)."""
-    gen = torch.Generator().manual_seed(11)
+FLOOR_DRAWS = 4  # perturbed runs of the original per phase (the floor is the largest deviation)
+
+
+def perturbed_grads(models, run, rel: float = 2.0**-24, seed: int = 11) -> dict:
+    """Gradients of the original with every weight multiplied by ``1 + rel·n`` (``n`` standard normal
+    from ``seed``, ``rel`` half a float32 ulp): how far float32 rounding alone moves them (e.g. a
+    pre-activation on the other side of the leaky ReLU's kink)."""
+    gen = torch.Generator().manual_seed(seed)
     saved = [(p, p.detach().clone()) for m in models for p in m.parameters()]
     with torch.no_grad():
         for p, _ in saved:
@@ -269,7 +272,7 @@ def measure_phase(swap: Swap, models, run, reps: int, warmup: int) -> dict:
     torch.set_num_threads(1)
     g_orig1 = grads_of(models, run)
     torch.set_num_threads(threads)
-    g_orig_p = perturbed_grads(models, run)
+    g_orig_p = [perturbed_grads(models, run, seed=11 + k) for k in range(FLOOR_DRAWS)]
     out = {"n_params": len(g_orig)}
     swap.use(True)
     try:
@@ -279,7 +282,12 @@ def measure_phase(swap: Swap, models, run, reps: int, warmup: int) -> dict:
         out["error"] = errmsg(e, 400)
         return out
     out["max_grad_rel_err"], out["worst_param"] = worst_rel(g_ours, g_orig)
-    out["f32_floor_rel_err"], out["floor_worst_param"] = max(worst_rel(g_orig1, g_orig), worst_rel(g_orig_p, g_orig))
+    # one draw of the floor is as random as the drop-in's own deviation (which elements cross a kink):
+    # the floor is the largest of the 1-thread run and FLOOR_DRAWS perturbed runs; the first draw alone
+    # (the floor of the runs before 2026-12-07 22:30 UTC) is kept as f32_floor1_rel_err
+    floors = [worst_rel(g_orig1, g_orig)] + [worst_rel(g, g_orig) for g in g_orig_p]
+    out["f32_floor_rel_err"], out["floor_worst_param"] = max(floors)
+    out["f32_floor1_rel_err"] = max(floors[:2])[0]
 
     def before(v):  # untimed: the variant's ops, fresh gradients, the same random draws
         swap.use(v == "ours")
@@ -343,8 +351,11 @@ def write_md(out: Path) -> None:
         "`filtered_lrelu` swapped for `ganreg_ext.nvlabs` in every module that imports them; the original on CPU is "
         "their eager reference (`impl='ref'`: grouped-`conv2d` FIR filtering). Biases and noise strengths random "
         "non-zero. **grad err**: worst parameter `max|g_ours − g_orig| / max|g_orig|`; **f32 floor**: the original "
-        "against itself on 1 thread (reduction order) or with its weights perturbed by half a float32 ulp, the larger. Times: median of the interleaved reps; the machine is "
-        "shared, so read the ratios.",
+        "against itself on 1 thread (reduction order) or with its weights perturbed by half a float32 ulp "
+        f"({FLOOR_DRAWS} draws), the largest; **1 draw**: the same with the first draw only (the floor of runs before "
+        "2026-12-07 22:30 UTC; which elements land on the other side of a leaky-ReLU kink is random, so one draw "
+        "of the floor is about as likely to fall below the drop-in's deviation as above it). Times: median of the "
+        "interleaved reps; the machine is shared, so read the ratios.",
         "",
     ]
     for r in runs:
@@ -355,19 +366,19 @@ def write_md(out: Path) -> None:
             f"{r['load_start']:.2f} at the start, {r['load_end']:.2f} at the end · {r['elapsed_s']:.0f} s · "
             f"`{r['argv']}`",
             "",
-            "| phase | size | batch | orig ms | drop-in ms | speed-up | grad err | f32 floor | params |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| phase | size | batch | orig ms | drop-in ms | speed-up | grad err | f32 floor | 1 draw | params |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for x in r["rows"]:
             if "error" in x:
                 md.append(
-                    f"| {x['phase']} | {x['size']}² | {x['batch']} | – | **fails**: {x['error']} | – | – | – | {x['n_params']} |"
+                    f"| {x['phase']} | {x['size']}² | {x['batch']} | – | **fails**: {x['error']} | – | – | – | – | {x['n_params']} |"
                 )
                 continue
             md.append(
                 f"| {x['phase']} | {x['size']}² | {x['batch']} | {fs(x['orig_ms'], '.0f')} | {fs(x['ours_ms'], '.0f')} | "
                 f"{fs(x['speedup'], '.2f')}× | {fs(x['max_grad_rel_err'], '.1e')} | {fs(x['f32_floor_rel_err'], '.1e')} | "
-                f"{x['n_params']} |"
+                f"{fs(x.get('f32_floor1_rel_err', x['f32_floor_rel_err']), '.1e')} | {x['n_params']} |"
             )
         md.append("")
     (out / "results.md").write_text("\n".join(md) + "\n")
