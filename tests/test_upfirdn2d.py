@@ -310,7 +310,7 @@ def test_matrix(backend, device, dtype, layout, seed):
 
 
 @fused
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_rank1_2d_filters(backend, device, dtype, seed):
     """2-D filters that are outer products (setup_filter's ``[1, 3, 3, 1]``, a random asymmetric
     v ⊗ h with a negative largest tap) — the CPU kernel runs them separably — and the same filters
