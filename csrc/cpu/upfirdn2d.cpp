@@ -583,13 +583,14 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, c10::IntArrayRef 
   const bool factor = !flat || (filter_only && H * W >= kFactorPlane);
   bool separable = geo.separable;
   const at::Tensor fd = f.to(at::kDouble).contiguous();
-  std::vector<double> fr(static_cast<size_t>(fh * fw)), fv, fhz;  // reversed (unless flip) 2-D / 1-D taps
+  std::vector<double> fr, fv, fhz;  // reversed (unless flip) taps: 2-D; vertical and horizontal 1-D
   const double* fp = fd.const_data_ptr<double>();
   if (separable) {
     fhz.resize(fw);
     for (int64_t t = 0; t < fw; ++t) fhz[t] = flip_filter ? fp[t] : fp[fw - 1 - t];
     fv = fhz;
   } else {
+    fr.resize(fh * fw);
     for (int64_t i = 0; i < fh * fw; ++i) fr[i] = flip_filter ? fp[i] : fp[fh * fw - 1 - i];
     separable = factor && rank1_factors(fr, fh, fw, dbl ? 1e-15 : 1e-7, fv, fhz);
   }
