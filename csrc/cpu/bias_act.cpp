@@ -268,14 +268,11 @@ inline Vec<A> vclamp_mask(A clamp, Vec<A> val, Vec<A> y0) {
   return val * V::blendv(V(A(0)), V(A(1)), (y0 < c) & (y0 > nc));
 }
 
-// f(j, r) for the vectors of a block of n elements: full vectors (r = K, a constant once inlined:
-// plain loads/stores), then one masked tail (r = n − j < K).
+// f(j, r) for the vectors of a block of n elements (cpu_utils.h for_blocks, no streaming): full
+// vectors (r = K, a constant once inlined: plain loads/stores), then one masked tail (r < K).
 template <typename A, typename F>
 inline void for_vectors(int64_t n, F&& f) {
-  constexpr int64_t K = Vec<A>::size();
-  int64_t j = 0;
-  for (; j + K <= n; j += K) f(j, K);
-  if (j < n) f(j, n - j);
+  for_blocks<Vec<A>::size()>(n, -1, [&](int64_t j, int r, bool) { f(j, r); });
 }
 
 // z = x + b for a block: b is one value (bst == 0) or a contiguous vector.
