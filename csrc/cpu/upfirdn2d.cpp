@@ -212,6 +212,23 @@ void store_row(const HPlan& hp, const A* src, T* dst, A* tmp) {
   if (row != reinterpret_cast<A*>(dst)) at::vec::convert(row, dst, OW);
 }
 
+// e[u] = s[2u], o[u] = s[2u + 1] for u < n.
+template <typename A>
+inline void deinterleave_pairs(const A* s, int64_t n, A* e, A* o) {
+  using V = Vec<A>;
+  constexpr int64_t K = V::size();
+  int64_t u = 0;
+  for (; u + K <= n; u += K) {
+    const auto pr = at::vec::deinterleave2<A>(V::loadu(s + 2 * u), V::loadu(s + 2 * u + K));
+    pr.first.store(e + u);
+    pr.second.store(o + u);
+  }
+  for (; u < n; ++u) {
+    e[u] = s[2 * u];
+    o[u] = s[2 * u + 1];
+  }
+}
+
 // Input row (W elements, element stride sw) → prepared row: converted to A and split into the S
 // sub-rows of hp. Returns the row itself when it already is a dense A row and S == 1.
 template <typename T, typename A>
@@ -227,6 +244,14 @@ const A* prepare_row(const HPlan& hp, const T* src, int64_t sw, A* buf) {
       for (int64_t k = 0; k < W; ++k) buf[k] = static_cast<A>(src[k * sw]);
     }
     return buf;
+  }
+  if constexpr (std::is_same_v<T, A>) {
+    if (hp.S == 2 && sw == 1) {  // vector deinterleave (x[2u] → sub-row 0, x[2u + 1] → sub-row 1)
+      const int64_t n1 = hp.sub_len[1];
+      deinterleave_pairs<A>(src, n1, buf, buf + hp.sub_off[1]);
+      if (hp.sub_len[0] > n1) buf[n1] = src[2 * n1];  // odd W: the last even element
+      return buf;
+    }
   }
   for (int64_t r = 0; r < hp.S; ++r) {
     A* d = buf + hp.sub_off[r];
@@ -295,23 +320,6 @@ FlatAxis make_flat_axis(int64_t n, int64_t on, int64_t up, int64_t down, int64_t
   a.L = -umin;
   a.R = std::max(a.L + lmax, a.L + umax + a.Jmax);  // valid outputs read [L + u, L + u + J) ⊂ [0, R)
   return a;
-}
-
-// e[u] = s[2u], o[u] = s[2u + 1] for u < n.
-template <typename A>
-inline void deinterleave_pairs(const A* s, int64_t n, A* e, A* o) {
-  using V = Vec<A>;
-  constexpr int64_t K = V::size();
-  int64_t u = 0;
-  for (; u + K <= n; u += K) {
-    const auto pr = at::vec::deinterleave2<A>(V::loadu(s + 2 * u), V::loadu(s + 2 * u + K));
-    pr.first.store(e + u);
-    pr.second.store(o + u);
-  }
-  for (; u < n; ++u) {
-    e[u] = s[2 * u];
-    o[u] = s[2 * u + 1];
-  }
 }
 
 template <typename T, typename A>
