@@ -74,6 +74,10 @@ def test_cli_writes_table(tmp_path, capsys):
         assert 0 < conv and int(r["conv_calls"]) > 0 and limit > 1
         assert abs(float(r["pct_of_limit"]) - 100 * float(r["speedup"]) / limit) < 1e-6 * limit
         assert abs(float(r["pct_of_limit"]) - 100 * float(r["conv_prof_ms"]) / float(r["fused_prof_ms"])) < 1e-6
+        # with the package's ops at no time: above the measured % of limit, at most 100 %
+        free = 100 * float(r["conv_prof_ms"]) / (float(r["fused_prof_ms"]) - float(r["ganreg_prof_ms"]))
+        assert float(r["ganreg_prof_ms"]) > 0 and abs(float(r["pct_ops_free"]) - free) < 1e-6
+        assert float(r["pct_of_limit"]) < float(r["pct_ops_free"]) <= 100 + 1e-6
     md = (tmp_path / "results.md").read_text()
     assert "| step | size |" in md and "Where the time goes" in md and "% of limit" in md
     assert "max grad rel err" in capsys.readouterr().out
