@@ -52,7 +52,9 @@ plus the peak of ganreg_ext's CPU reuse cache, which the profiler never sees, do
 PyTorch has no CPU allocator statistics and max RSS is monotonic); the gradients: one step from the
 same weights and inputs per backend, for every parameter ``max|g_fused − g_ref| / max|g_ref|``, the
 worst reported, next to the same error of the float32 reference against a float64 reference run
-(the float32 noise floor of the step).
+(the float32 noise floor of the step); the convolution-bound limit (the speed-up if every
+non-convolution op took no time) and the share of it reached, and would be reached with the
+package's ops at their memory floor (``op_bytes`` at ``cold_bandwidth``) or free.
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ FIELDS = [
     "step", "size", "batch", "channels", "params", "threads", "fused_backend", "reps",
     "ref_ms", "ref_q1_ms", "ref_q3_ms", "fused_ms", "fused_q1_ms", "fused_q3_ms", "speedup",
     "ref_peak_mib", "fused_peak_mib", "max_grad_rel_err", "worst_param", "loss_rel_err", "f32_floor_rel_err", "floor_worst_param", "f64_rel_err",
-    "conv_ms", "conv_calls", "limit_speedup", "pct_of_limit", "pct_ops_free", "ref_conv_ms", "conv_prof_ms", "fused_prof_ms",
-    "ganreg_prof_ms", "ref_prof_ms",
+    "conv_ms", "conv_calls", "limit_speedup", "pct_of_limit", "pct_ops_at_floor", "pct_ops_free", "ref_conv_ms",
+    "conv_prof_ms", "fused_prof_ms", "ganreg_prof_ms", "ops_floor_ms", "cold_gbs", "ref_prof_ms",
 ]  # fmt: skip
 
 
@@ -392,6 +394,51 @@ def top_ops(step: Step, backend: str, k: int, tries: int = 3) -> dict:
 # ------------------------------------------------------------------------------------ driver
 
 
+def op_bytes(step: Step, backend: str) -> int:
+    """Bytes of every tensor argument (tensor lists included) and output of the ``ganreg_C`` ops of one
+    step (a ``TorchDispatchMode`` sees the calls made by the C++ autograd too): what the package's ops
+    must at least move if each is a separate call reading its inputs and writing its output once."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def nbytes(a) -> int:
+        if isinstance(a, torch.Tensor):
+            return a.numel() * a.element_size()
+        return sum(nbytes(t) for t in a) if isinstance(a, (list, tuple)) else 0
+
+    total = 0
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            nonlocal total
+            out = func(*args, **(kwargs or {}))
+            if func.namespace == "ganreg_C":
+                total += nbytes(list(args) + list((kwargs or {}).values())) + nbytes(out)
+            return out
+
+    with Count():
+        step(backend)
+    return total
+
+
+def cold_bandwidth(mib: int = 16, sets: int = 12, rounds: int = 5) -> float:
+    """Bytes/s of ``torch.mul(a, b, out=c)`` on ``mib`` MiB float32 tensors not in cache (``sets``
+    triples visited in turn, 3·sets·mib MiB in all, far above any L3), median of every call: the memory
+    floor rate used for the package's ops (two inputs and one output, as ``bias_act_grad``)."""
+    n = mib * 2**18
+    g = torch.Generator().manual_seed(0)
+    abc = [
+        (torch.empty(n).uniform_(1, 2, generator=g), torch.empty(n).uniform_(1, 2, generator=g), torch.empty(n))
+        for _ in range(sets)
+    ]
+    times = []
+    for _ in range(rounds):
+        for a, b, c in abc:
+            t0 = time.perf_counter()
+            torch.mul(a, b, out=c)
+            times.append(time.perf_counter() - t0)
+    return 3 * n * 4 / sorted(times)[len(times) // 2]
+
+
 def blocks_backend(device: torch.device) -> str | None:
     """The first fused backend running natively on ``device`` (never the Triton interpreter) that
     has the blocks (``bias_act`` with its double backward, ``upfirdn2d``), else None."""
@@ -436,6 +483,9 @@ def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
     # conv share of the fused step, both from the same profiled step (a shared machine's load moves
     # every time, so a ratio within one run is what holds); the conv time of a timed step is that share
     share = profile[fused]["conv_ms"] / profile[fused]["wall_ms"]
+    # the package's ops at their memory floor (each call's bytes once at the cold bandwidth), and free
+    floor_ms = op_bytes(step, fused) / args.cold_bw * 1e3
+    conv_p, wall_p, ops_p = profile[fused]["conv_ms"], profile[fused]["wall_ms"], profile[fused]["ganreg_ms"]
     conv_ms = share * t["fused"][0]
     limit = t["ref"][0] / conv_ms if conv_ms > 0 else None
     row = {
@@ -446,7 +496,8 @@ def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
         "speedup": t["ref"][0] / t["fused"][0], "ref_peak_mib": peak.get("ref"), "fused_peak_mib": peak.get("fused"),
         **cmp, "conv_ms": conv_ms, "conv_calls": profile[fused]["conv_calls"], "limit_speedup": limit,
         "pct_of_limit": None if limit is None else 100 * t["ref"][0] / t["fused"][0] / limit,
-        "pct_ops_free": 100 * profile[fused]["conv_ms"] / (profile[fused]["wall_ms"] - profile[fused]["ganreg_ms"]),
+        "pct_ops_at_floor": 100 * conv_p / (wall_p - ops_p + floor_ms), "pct_ops_free": 100 * conv_p / (wall_p - ops_p),
+        "ops_floor_ms": floor_ms, "cold_gbs": args.cold_bw / 1e9,
         "conv_prof_ms": profile[fused]["conv_ms"], "fused_prof_ms": profile[fused]["wall_ms"],
         "ganreg_prof_ms": profile[fused]["ganreg_ms"],
         "ref_prof_ms": profile["reference"]["wall_ms"],
@@ -474,14 +525,14 @@ def table(rows: list[dict], header: bool = True) -> str:
     fs, lines = report.fmt_spec, []
     if header:
         lines += [
-            "| step | size | batch | ref ms | fused ms | speed-up | conv ms | limit | % of limit | ops free | ref peak MiB | fused peak MiB | max grad rel err | f32 floor | f64 err |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| step | size | batch | ref ms | fused ms | speed-up | conv ms | limit | % of limit | ops at floor | ops free | ref peak MiB | fused peak MiB | max grad rel err | f32 floor | f64 err |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
     for r in rows:
         lines.append(
             f"| {r['step']} | {r['size']}² | {r['batch']} | {fs(r['ref_ms'], '.0f')} | {fs(r['fused_ms'], '.0f')} | "
             f"{fs(r['speedup'], '.2f')}× | {fs(r['conv_ms'], '.0f')} | {fs(r['limit_speedup'], '.2f')}× | "
-            f"{fs(r['pct_of_limit'], '.0f')}% | {fs(r['pct_ops_free'], '.0f')}% | {fs(r['ref_peak_mib'], '.1f')} | {fs(r['fused_peak_mib'], '.1f')} | "
+            f"{fs(r['pct_of_limit'], '.0f')}% | {fs(r['pct_ops_at_floor'], '.0f')}% | {fs(r['pct_ops_free'], '.0f')}% | {fs(r['ref_peak_mib'], '.1f')} | {fs(r['fused_peak_mib'], '.1f')} | "
             f"{fs(r['max_grad_rel_err'], '.1e')} | {fs(r['f32_floor_rel_err'], '.1e')} | {fs(r['f64_rel_err'], '.1e')} |"
         )
     return "\n".join(lines)
@@ -515,7 +566,11 @@ def write(out: Path, rows: list[dict], env: dict, profiles: dict) -> None:
         "is the speed-up if everything else took no time, and **% of limit** = speed-up / limit (= that conv share). "
         "**ops free**: the % of limit the same profiled fused step would reach if this package's `ganreg*` ops "
         "took no time (conv time / (step wall time − their self time)): the most any implementation of these ops "
-        "could give; the rest is the network's own PyTorch work, run the same way on both paths. "
+        "could give; the rest is the network's own PyTorch work, run the same way on both paths. **ops at floor**: "
+        f"the same with the `ganreg*` ops at their memory floor instead of free: every byte of their calls' tensor "
+        f"arguments and outputs moved once at {env['cold_gbs']:.1f} GB/s, the rate of `torch.mul` on tensors not in "
+        "cache measured at the start of this run (`ops_floor_ms`, `cold_gbs` in `results.csv`): what separate calls "
+        "of these ops could give at best. "
         "`results.csv` has the raw profile times (`conv_prof_ms`, `fused_prof_ms`, `ganreg_prof_ms`, `ref_prof_ms`).",
         "- **peak MiB**: extra memory at the peak of one step (torch.profiler `profile_memory` records replayed in time order).",
         "- **max grad rel err**: over every parameter, `max|g_fused − g_ref| / max|g_ref|`, one step from the "
@@ -589,9 +644,11 @@ def _main(a, argv) -> int:
     out = Path(a.out) if a.out else report.results_dir(device, "stylegan2")
     t0 = time.perf_counter()
     load = T.loadavg()
+    a.cold_bw = cold_bandwidth()
     rows, profiles = run(a)
     env = {
         **T.header(device),
+        "cold_gbs": a.cold_bw / 1e9,
         "fused": rows[0]["fused_backend"] if rows else "",
         "load_start": load,
         "load_end": T.loadavg(),

@@ -78,6 +78,11 @@ def test_cli_writes_table(tmp_path, capsys):
         free = 100 * float(r["conv_prof_ms"]) / (float(r["fused_prof_ms"]) - float(r["ganreg_prof_ms"]))
         assert float(r["ganreg_prof_ms"]) > 0 and abs(float(r["pct_ops_free"]) - free) < 1e-6
         assert float(r["pct_of_limit"]) < float(r["pct_ops_free"]) <= 100 + 1e-6
+        # the ops at their memory floor: between the two (the floor is not free, and far below these tiny calls)
+        floor_ms = float(r["ops_floor_ms"])
+        at_floor = 100 * float(r["conv_prof_ms"]) / (float(r["fused_prof_ms"]) - float(r["ganreg_prof_ms"]) + floor_ms)
+        assert floor_ms > 0 and float(r["cold_gbs"]) > 0 and abs(float(r["pct_ops_at_floor"]) - at_floor) < 1e-6
+        assert float(r["pct_of_limit"]) < float(r["pct_ops_at_floor"]) < float(r["pct_ops_free"])
     md = (tmp_path / "results.md").read_text()
     assert "| step | size |" in md and "Where the time goes" in md and "% of limit" in md
     assert "max grad rel err" in capsys.readouterr().out
@@ -136,3 +141,14 @@ def test_networks_have_nonzero_biases_and_noise():
                 assert p.abs().min() > 0 and (p.numel() == 1 or p.std() > 0), name
             if name.endswith("noise_strength"):
                 assert p.item() == pytest.approx(SG.NOISE_STRENGTH, rel=1e-6), name
+
+
+@needs_fused
+def test_op_bytes_counts_every_tensor_of_the_package_ops():
+    """op_bytes: the bytes of a ganreg op's tensor arguments and output (here one bias_act: x, b, y)
+    and nothing of PyTorch's own ops (the add around it)."""
+    import ganreg_ext as gx
+
+    x, b = torch.randn(2, 3, 5, 7), torch.randn(3)
+    n = SG.op_bytes(lambda be: gx.bias_act(x + 1, b, act="lrelu", backend=be), FUSED)
+    assert n == 2 * x.nbytes + b.nbytes
