@@ -599,7 +599,7 @@ def test_every_tile_constant_of_the_kernels_is_listed():
     not_tiles = {  # constants that size no work split: limits, algebra, table layouts, memory
         "kMaxDims", "kMaxOps", "kNumActs", "kMaxActOrder", "kActPolyLen", "kAdaMaxColor", "kHuge", "kStreamBytes",
         "MAX_PLANE", "MAX_SIDE", "MAX_PROGRAMS", "kReuseBytes", "kV", "SELU_ALPHA", "SELU_LAMBDA", "KEY", "MAXD", "NC", "ROW", "MAX_COLOR_CHANNELS", "ADJ_WARPS", "FINISH_BLOCK", "GPU_CHUNK_MAX", "INTERP_CHUNK_MIN", "KMAX",
-        "kBlock (cpu_utils.h: 2 vectors)",
+        "kBlock (cpu_utils.h: 2 vectors)", "kPrefetchRows (upfirdn2d.cpp: a prefetch distance, no work split)",
     }  # fmt: skip
     listed = " ".join(t.name for t in TILES) + " " + " ".join(t.pattern for t in TILES)
     names = set()
