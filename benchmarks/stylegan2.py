@@ -482,10 +482,10 @@ def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
     profile = {b: top_ops(step, b, max(args.profile, 1), args.profile_tries) for b in ("reference", fused)}
     # conv share of the fused step, both from the same profiled step (a shared machine's load moves
     # every time, so a ratio within one run is what holds); the conv time of a timed step is that share
-    share = profile[fused]["conv_ms"] / profile[fused]["wall_ms"]
+    conv_p, wall_p, ops_p = profile[fused]["conv_ms"], profile[fused]["wall_ms"], profile[fused]["ganreg_ms"]
+    share = conv_p / wall_p
     # the package's ops at their memory floor (each call's bytes once at the cold bandwidth), and free
     floor_ms = op_bytes(step, fused) / args.cold_bw * 1e3
-    conv_p, wall_p, ops_p = profile[fused]["conv_ms"], profile[fused]["wall_ms"], profile[fused]["ganreg_ms"]
     conv_ms = share * t["fused"][0]
     limit = t["ref"][0] / conv_ms if conv_ms > 0 else None
     row = {
@@ -498,8 +498,7 @@ def measure(args, kind: str, size: int, fused: str) -> tuple[dict, dict]:
         "pct_of_limit": None if limit is None else 100 * t["ref"][0] / t["fused"][0] / limit,
         "pct_ops_at_floor": 100 * conv_p / (wall_p - ops_p + floor_ms), "pct_ops_free": 100 * conv_p / (wall_p - ops_p),
         "ops_floor_ms": floor_ms, "cold_gbs": args.cold_bw / 1e9,
-        "conv_prof_ms": profile[fused]["conv_ms"], "fused_prof_ms": profile[fused]["wall_ms"],
-        "ganreg_prof_ms": profile[fused]["ganreg_ms"],
+        "conv_prof_ms": conv_p, "fused_prof_ms": wall_p, "ganreg_prof_ms": ops_p,
         "ref_prof_ms": profile["reference"]["wall_ms"],
         "ref_conv_ms": profile["reference"]["conv_ms"],
     }  # fmt: skip
